@@ -1,0 +1,230 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Broker is the core. Create it with New; stop it with Shutdown.
+type Broker struct {
+	cfg    Config // static after New
+	log    *slog.Logger
+	m      *metrics
+	ctx    context.Context // cancelled when Shutdown gives up waiting
+	cancel context.CancelFunc
+
+	wg       sync.WaitGroup // every goroutine the broker starts or serves in
+	nextID   atomic.Uint64  // channel and instance ids
+	buffered atomic.Int64   // client bytes held, over all channels
+
+	mu       sync.RWMutex
+	reg      registry               // guarded by mu
+	links    map[*Instance]struct{} // guarded by mu
+	closed   bool                   // guarded by mu
+	shutdown chan struct{}          // closed when Shutdown starts
+}
+
+// ErrClosed is returned by Offer, Serve and ServeLink after Shutdown began.
+var ErrClosed = errors.New("broker: shut down")
+
+// New returns a running broker.
+func New(cfg Config) *Broker {
+	cfg.Limits.setDefaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Node == "" {
+		cfg.Node = "local"
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	b := &Broker{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		links:    make(map[*Instance]struct{}),
+		shutdown: make(chan struct{}),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.m = newMetrics(cfg.Registerer, func() float64 { return float64(b.buffered.Load()) })
+	return b
+}
+
+// Limits returns the limits in effect (defaults filled in).
+func (b *Broker) Limits() Limits { return b.cfg.Limits }
+
+// track runs f in a goroutine that Shutdown waits for. It returns false,
+// without running f, once the broker is closed.
+func (b *Broker) track(f func()) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter counts a goroutine the transport runs in (Serve, ServeLink) so that
+// Shutdown waits for it too.
+func (b *Broker) enter() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	return true
+}
+
+// Shutdown stops accepting, closes every channel with 1001 (going away),
+// detaches every instance, and waits for every goroutine. When ctx ends
+// first, it cuts the remaining connections and still waits for the
+// goroutines to return. It is safe to call more than once.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	first := !b.closed
+	b.closed = true
+	var regs []*Registration
+	if first {
+		close(b.shutdown)
+		for _, e := range b.reg.byPath {
+			if e.any != nil {
+				regs = append(regs, e.any)
+			}
+			for _, r := range e.byHost {
+				regs = append(regs, r)
+			}
+		}
+	}
+	b.mu.Unlock()
+	for _, reg := range regs {
+		reg.shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		b.cancel()
+		return nil
+	case <-ctx.Done():
+		b.cancel() // aborts blocked writes and reads
+		<-done
+		return fmt.Errorf("broker shutdown: %w", ctx.Err())
+	}
+}
+
+// lookup returns the registration that owns host and path.
+func (b *Broker) lookup(host, path string) *Registration {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.reg.match(host, path)
+}
+
+// removeIfIdle drops reg from the registry when it has no instance and no
+// channel left.
+func (b *Broker) removeIfIdle(reg *Registration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if len(reg.instances) == 0 && len(reg.channels) == 0 && !reg.gone {
+		reg.gone = true
+		reg.stopTimerLocked()
+		b.reg.remove(reg.scope, reg)
+		b.log.Info("registration removed", "scope", reg.scope.String())
+	}
+}
+
+func randomToken(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(buf))
+}
+
+// Status is a snapshot of the broker for the admin API.
+type Status struct {
+	Node          string               `json:"node"`
+	Registrations []RegistrationStatus `json:"registrations"`
+}
+
+// RegistrationStatus describes one registration.
+type RegistrationStatus struct {
+	Scope     string           `json:"scope"`
+	Owner     string           `json:"owner"`
+	Instances []InstanceStatus `json:"instances"`
+	Channels  []ChannelStatus  `json:"channels"`
+	Pending   int              `json:"pending_connects"`
+}
+
+// InstanceStatus describes one attached instance.
+type InstanceStatus struct {
+	ID     uint64    `json:"id"`
+	Label  string    `json:"label"`
+	Active bool      `json:"active"`
+	Remote string    `json:"remote"`
+	Since  time.Time `json:"since"`
+}
+
+// ChannelStatus describes one open channel.
+type ChannelStatus struct {
+	ID            uint64    `json:"id"`
+	Origin        string    `json:"origin"`
+	Target        string    `json:"target"`
+	Protocol      string    `json:"protocol"`
+	App           string    `json:"app,omitempty"`
+	Remote        string    `json:"remote"`
+	Since         time.Time `json:"since"`
+	Instance      uint64    `json:"instance"`
+	Unacked       int       `json:"unacked"`
+	BufferedBytes int       `json:"buffered_bytes"`
+	QueuedOut     int       `json:"queued_out_bytes"`
+}
+
+// Status returns a snapshot of registrations, instances and channels.
+func (b *Broker) Status() Status {
+	b.mu.RLock()
+	var regs []*Registration
+	for _, e := range b.reg.byPath {
+		if e.any != nil {
+			regs = append(regs, e.any)
+		}
+		for _, r := range e.byHost {
+			regs = append(regs, r)
+		}
+	}
+	b.mu.RUnlock()
+	st := Status{Node: b.cfg.Node, Registrations: []RegistrationStatus{}}
+	for _, reg := range regs {
+		st.Registrations = append(st.Registrations, reg.status())
+	}
+	sort.Slice(st.Registrations, func(i, j int) bool { return st.Registrations[i].Scope < st.Registrations[j].Scope })
+	return st
+}
+
+// messageType maps protocol flags to the WebSocket message type.
+func messageType(flags byte) websocket.MessageType {
+	if flags&1 != 0 {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}

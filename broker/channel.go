@@ -1,0 +1,467 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/bufpool"
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Channel is one accepted client connection. It belongs to its registration
+// and outlives the instances that serve it.
+type Channel struct {
+	b    *Broker
+	reg  *Registration
+	id   uint64               // static
+	info protocol.ChannelInfo // static
+
+	mu   sync.Mutex
+	conn *websocket.Conn // set by Serve; nil while the client handshake completes
+
+	// Client → service, guarded by mu. q holds every client message not yet
+	// acknowledged, in sequence order; q[:sent] went to inst.
+	inst      *Instance
+	q         []inMsg
+	sent      int
+	inflight  int // payload bytes of q[:sent]
+	buffered  int // payload bytes of q
+	nextSeq   uint64
+	space     chan struct{} // cap 1: room was made in q
+	closeSent bool          // the client's Close went to inst
+
+	// Service → client, guarded by mu. out[head:] waits for the writer.
+	out      []outMsg
+	head     int
+	outBytes int
+	owed     int  // bytes written to the client, not yet credited to the service
+	writing  bool // a writer goroutine runs
+
+	clientGone    bool // the client's connection ended
+	serviceClosed bool // the service (or the broker) closed the channel
+	done          bool // removed from the registration
+}
+
+type inMsg struct {
+	seq    uint64
+	flags  byte
+	data   *[]byte // pooled; nil for a close entry
+	close  bool
+	code   uint64
+	reason string
+}
+
+type outMsg struct {
+	typ    websocket.MessageType
+	data   *[]byte // pooled
+	close  bool
+	code   websocket.StatusCode
+	reason string
+}
+
+func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *Channel {
+	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, space: make(chan struct{}, 1)}
+}
+
+// deliver queues a client message for the service, waiting while the
+// channel's buffer (or the broker's total) is full: that stops reading from
+// this client only.
+func (ch *Channel) deliver(ctx context.Context, flags byte, data *[]byte) error {
+	n := len(*data)
+	lim := ch.b.cfg.Limits
+	ch.mu.Lock()
+	for ch.buffered > 0 && (ch.buffered+n > lim.ChannelBuffer || ch.b.buffered.Load()+int64(n) > lim.TotalBuffer) {
+		ch.mu.Unlock()
+		select {
+		case <-ch.space:
+		case <-ctx.Done():
+			bufpool.Put(data)
+			return ctx.Err()
+		}
+		ch.mu.Lock()
+	}
+	if ch.serviceClosed {
+		ch.mu.Unlock()
+		bufpool.Put(data)
+		return errChannelClosed
+	}
+	ch.nextSeq++
+	ch.q = append(ch.q, inMsg{seq: ch.nextSeq, flags: flags, data: data})
+	ch.buffered += n
+	ch.b.buffered.Add(int64(n))
+	ch.pumpLocked()
+	ch.mu.Unlock()
+	ch.b.m.msgIn.Inc()
+	ch.b.m.bytesIn.Add(float64(n))
+	return nil
+}
+
+var errChannelClosed = errors.New("channel closed")
+
+// pumpLocked sends waiting client messages to the instance the channel is
+// bound to, within its window. A channel moves to the active instance once
+// its old instance is gone or has acknowledged everything it was sent, so
+// order holds across a takeover.
+func (ch *Channel) pumpLocked() {
+	active := ch.reg.active.Load()
+	if ch.inst != active && (ch.inst == nil || ch.inst.dead.Load() || ch.sent == 0) {
+		if ch.inst != nil && ch.inst.dead.Load() {
+			ch.instanceGoneLocked(ch.inst)
+		}
+		ch.inst = active
+	}
+	inst := ch.inst
+	if inst == nil || ch.done {
+		return
+	}
+	for ch.sent < len(ch.q) && ch.inflight < inst.window {
+		m := &ch.q[ch.sent]
+		if m.close {
+			if !ch.closeSent {
+				inst.sendFrame(&protocol.Close{Channel: ch.id, Code: m.code, Reason: m.reason})
+				ch.closeSent = true
+			}
+			break
+		}
+		inst.sendData(ch.id, m.seq, m.flags, *m.data)
+		ch.inflight += len(*m.data)
+		ch.sent++
+	}
+	ch.finishIfAckedLocked()
+}
+
+// instanceGoneLocked makes everything sent to a dead instance unsent again,
+// to be delivered to the next one with the same sequence numbers.
+func (ch *Channel) instanceGoneLocked(inst *Instance) {
+	if ch.inst != inst {
+		return
+	}
+	ch.inst = nil
+	ch.sent = 0
+	ch.inflight = 0
+	ch.closeSent = false
+}
+
+// ack drops client messages up to seq that inst acknowledged.
+func (ch *Channel) ack(inst *Instance, seq uint64) {
+	ch.mu.Lock()
+	if ch.inst != inst {
+		ch.mu.Unlock()
+		return
+	}
+	freed := 0
+	i := 0
+	for ; i < ch.sent && ch.q[i].seq <= seq; i++ {
+		m := &ch.q[i]
+		freed += len(*m.data)
+		bufpool.Put(m.data)
+		*m = inMsg{}
+	}
+	if i > 0 {
+		n := copy(ch.q, ch.q[i:])
+		for j := n; j < len(ch.q); j++ {
+			ch.q[j] = inMsg{}
+		}
+		ch.q = ch.q[:n]
+		ch.sent -= i
+		ch.inflight -= freed
+		ch.buffered -= freed
+		ch.b.buffered.Add(-int64(freed))
+		select {
+		case ch.space <- struct{}{}:
+		default:
+		}
+	}
+	ch.pumpLocked()
+	done := ch.done
+	ch.mu.Unlock()
+	if done {
+		ch.reg.removeChannel(ch)
+	}
+}
+
+// finishIfAckedLocked ends a channel whose client closed once the service
+// has the Close and every message before it is acknowledged.
+func (ch *Channel) finishIfAckedLocked() {
+	if ch.closeSent && ch.sent == 0 && len(ch.q) == 1 && !ch.done {
+		ch.q[0] = inMsg{}
+		ch.q = ch.q[:0]
+		ch.done = true
+	}
+}
+
+// toClient queues a service message for the client. Data counts against
+// the service's credit; a push does not, but a client whose queue is past
+// four windows is closed with 1013 instead of growing without bound.
+func (ch *Channel) toClient(flags byte, p []byte, push bool) error {
+	ch.mu.Lock()
+	if ch.clientGone || ch.serviceClosed {
+		ch.mu.Unlock()
+		return nil
+	}
+	window := ch.b.cfg.Limits.Window
+	if !push && ch.outBytes > 2*window {
+		ch.mu.Unlock()
+		return &linkError{protocol.ErrCodeLimit, fmt.Sprintf("service sent beyond its credit on channel %d", ch.id)}
+	}
+	if push && ch.outBytes > 4*window {
+		ch.mu.Unlock()
+		ch.b.log.Info("client too slow for push: closing", "channel", ch.id)
+		ch.brokerClose(websocket.StatusTryAgainLater, "client too slow")
+		return nil
+	}
+	ch.out = append(ch.out, outMsg{typ: messageType(flags), data: bufpool.Copy(p)})
+	ch.outBytes += len(p)
+	ch.startWriterLocked()
+	ch.mu.Unlock()
+	return nil
+}
+
+// startWriterLocked starts the channel's writer unless one runs. The writer
+// exits when the queue is empty, so idle channels hold no goroutine for it.
+func (ch *Channel) startWriterLocked() {
+	if ch.writing || ch.conn == nil || ch.head == len(ch.out) {
+		return
+	}
+	ch.writing = true
+	if !ch.b.track(ch.writeLoop) {
+		ch.writing = false
+	}
+}
+
+func (ch *Channel) writeLoop() {
+	conn := ch.conn // set before any writer starts; never changes
+	for {
+		ch.mu.Lock()
+		if ch.head == len(ch.out) || ch.clientGone {
+			ch.releaseOutLocked()
+			ch.writing = false
+			if ch.owed > 0 && !ch.clientGone {
+				ch.creditLocked()
+			}
+			ch.mu.Unlock()
+			return
+		}
+		m := ch.out[ch.head]
+		ch.out[ch.head] = outMsg{}
+		ch.head++
+		ch.mu.Unlock()
+
+		if m.close {
+			ch.closeClient(conn, m.code, m.reason)
+			continue
+		}
+		n := len(*m.data)
+		err := conn.Write(ch.b.ctx, m.typ, *m.data)
+		bufpool.Put(m.data)
+		ch.mu.Lock()
+		ch.outBytes -= n
+		if err != nil {
+			ch.clientGone = true // the reader sees the same failure and reports it
+		} else {
+			ch.owed += n
+			if ch.owed >= ch.b.cfg.Limits.Window/4 {
+				ch.creditLocked()
+			}
+		}
+		ch.mu.Unlock()
+		if err == nil {
+			ch.b.m.msgOut.Inc()
+			ch.b.m.bytesOut.Add(float64(n))
+		}
+	}
+}
+
+// creditLocked returns written bytes to the active instance as credit.
+func (ch *Channel) creditLocked() {
+	if inst := ch.reg.active.Load(); inst != nil {
+		inst.sendCredit(ch.id, ch.owed)
+	}
+	ch.owed = 0
+}
+
+// releaseOutLocked frees queued outgoing messages and resets the queue.
+func (ch *Channel) releaseOutLocked() {
+	for i := ch.head; i < len(ch.out); i++ {
+		bufpool.Put(ch.out[i].data)
+		ch.out[i] = outMsg{}
+	}
+	ch.out = ch.out[:0]
+	ch.head = 0
+	ch.outBytes = 0
+}
+
+// closeClient runs the WebSocket close handshake with the client.
+func (ch *Channel) closeClient(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+	if code < 1000 || code >= 5000 || code == 1004 || code == 1005 || code == 1006 || code == 1015 || (code >= 1016 && code < 3000) {
+		code = websocket.StatusNormalClosure
+	}
+	if len(reason) > 123 {
+		reason = reason[:123]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	_ = conn.Close(code, reason)
+}
+
+// serviceClose closes the channel at the service's request: messages already
+// queued reach the client first, then the close frame.
+func (ch *Channel) serviceClose(code uint64, reason string) {
+	ch.closeWith(websocket.StatusCode(code), reason, "service")
+}
+
+// brokerClose closes the channel from the broker's side and tells the
+// service with the same code.
+func (ch *Channel) brokerClose(code websocket.StatusCode, reason string) {
+	ch.mu.Lock()
+	if inst := ch.reg.active.Load(); inst != nil && !ch.serviceClosed && !ch.clientGone {
+		inst.sendFrame(&protocol.Close{Channel: ch.id, Code: uint64(code), Reason: reason})
+	}
+	ch.mu.Unlock()
+	ch.closeWith(code, reason, "broker")
+}
+
+func (ch *Channel) closeWith(code websocket.StatusCode, reason, by string) {
+	ch.mu.Lock()
+	if ch.serviceClosed || ch.done {
+		ch.mu.Unlock()
+		return
+	}
+	ch.serviceClosed = true
+	ch.dropInLocked()
+	ch.b.m.closes.WithLabelValues(by, fmt.Sprint(int(code))).Inc()
+	if ch.clientGone {
+		ch.done = true
+		ch.mu.Unlock()
+		ch.reg.removeChannel(ch)
+		return
+	}
+	ch.out = append(ch.out, outMsg{close: true, code: code, reason: reason})
+	ch.startWriterLocked()
+	ch.mu.Unlock()
+}
+
+// dropInLocked frees client messages nobody will receive.
+func (ch *Channel) dropInLocked() {
+	for i := range ch.q {
+		if ch.q[i].data != nil {
+			n := len(*ch.q[i].data)
+			ch.buffered -= n
+			ch.b.buffered.Add(-int64(n))
+			bufpool.Put(ch.q[i].data)
+		}
+		ch.q[i] = inMsg{}
+	}
+	ch.q = ch.q[:0]
+	ch.sent, ch.inflight = 0, 0
+	select {
+	case ch.space <- struct{}{}:
+	default:
+	}
+}
+
+// clientClosed records that the client's connection ended with code and
+// reason. The service gets a Close after every message before it.
+func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
+	ch.mu.Lock()
+	if ch.clientGone && ch.serviceClosed || ch.done {
+		ch.clientGone = true
+		ch.mu.Unlock()
+		ch.reg.removeChannel(ch)
+		return
+	}
+	ch.clientGone = true
+	if !ch.writing {
+		ch.releaseOutLocked()
+	}
+	if ch.serviceClosed {
+		ch.done = true
+		ch.mu.Unlock()
+		ch.reg.removeChannel(ch)
+		return
+	}
+	ch.b.m.closes.WithLabelValues("client", fmt.Sprint(int(code))).Inc()
+	ch.q = append(ch.q, inMsg{close: true, code: uint64(code), reason: reason})
+	ch.pumpLocked()
+	done := ch.done
+	ch.mu.Unlock()
+	if done {
+		ch.reg.removeChannel(ch)
+	}
+}
+
+// readLoop reads client messages into pooled buffers until the client goes.
+func (ch *Channel) readLoop(ctx context.Context, conn *websocket.Conn) {
+	max := ch.b.cfg.Limits.MaxMessage
+	for {
+		typ, r, err := conn.Reader(ctx)
+		if err != nil {
+			ch.readFailed(conn, err)
+			return
+		}
+		data := bufpool.Get(512)
+		*data, err = readAll(r, *data)
+		if err != nil {
+			bufpool.Put(data)
+			ch.readFailed(conn, err)
+			return
+		}
+		if len(*data) > max { // the library enforces the limit; this keeps the invariant local
+			bufpool.Put(data)
+			ch.protocolClose(conn, websocket.StatusMessageTooBig, "message too big")
+			return
+		}
+		var flags byte
+		if typ == websocket.MessageBinary {
+			flags = protocol.FlagBinary
+		} else if !utf8.Valid(*data) {
+			bufpool.Put(data)
+			ch.protocolClose(conn, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+			return
+		}
+		if err := ch.deliver(ctx, flags, data); err != nil {
+			return // the service or broker closed the channel; the writer closes the client
+		}
+	}
+}
+
+// protocolClose closes a client that broke a rule, and tells the service.
+func (ch *Channel) protocolClose(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+	_ = conn.Close(code, reason)
+	ch.clientClosed(code, reason)
+}
+
+// readFailed turns a read error into the close code the service is told.
+func (ch *Channel) readFailed(conn *websocket.Conn, err error) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		ch.clientClosed(ce.Code, ce.Reason)
+	case strings.Contains(err.Error(), "read limited"):
+		conn.CloseNow() // the library already sent 1009
+		ch.clientClosed(websocket.StatusMessageTooBig, "message too big")
+	default:
+		conn.CloseNow()
+		ch.clientClosed(websocket.StatusAbnormalClosure, "")
+	}
+}
+
+func (ch *Channel) status() ChannelStatus {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	cs := ChannelStatus{ID: ch.id, Origin: ch.info.Origin, Target: ch.info.Target, Protocol: ch.info.Protocol,
+		App: ch.info.App, Remote: ch.info.Remote, Since: time.UnixMilli(int64(ch.info.Since)),
+		Unacked: len(ch.q), BufferedBytes: ch.buffered, QueuedOut: ch.outBytes}
+	if ch.inst != nil {
+		cs.Instance = ch.inst.id
+	}
+	return cs
+}

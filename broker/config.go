@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Broker. The zero value, with defaults filled in by New,
+// is a working single-node broker that admits no service without Authorize.
+type Config struct {
+	// Logger receives the broker's logs. Nil: slog.Default().
+	Logger *slog.Logger
+
+	// Registerer receives the broker's metrics. Nil: a private registry
+	// (metrics still work, nobody exports them).
+	Registerer prometheus.Registerer
+
+	// Node names this broker in logs and status. Empty: "local".
+	Node string
+
+	// Authorize decides whether a service may listen on a scope. It gets the
+	// credential from Hello and returns the owner name to record (instances
+	// of one registration must share an owner). Nil: every attach is refused.
+	Authorize func(ctx context.Context, req AuthRequest) (owner string, err error)
+
+	// PublicURL returns the URL clients use to reach scope, as told to
+	// services in Welcome. Nil: the scope URL the service gave.
+	PublicURL func(scopeURL string) string
+
+	Limits Limits
+}
+
+// AuthRequest is what Config.Authorize decides on.
+type AuthRequest struct {
+	Credential string
+	Scope      Scope
+	Remote     netip.AddrPort
+}
+
+// Limits bounds what the broker accepts and holds. Zero fields take the
+// defaults documented on each.
+type Limits struct {
+	// MaxMessage is the largest message relayed in either direction; a
+	// client that sends more is closed with 1009. Default 1 MiB.
+	MaxMessage int
+	// AcceptTimeout is how long a service has to answer a connect request.
+	// Default 10 s.
+	AcceptTimeout time.Duration
+	// HandoverTimeout is how long channels wait for an active instance
+	// before they are closed with 1012. Default 30 s.
+	HandoverTimeout time.Duration
+	// MaxPendingConnects bounds unanswered connect requests per
+	// registration. Default 1024.
+	MaxPendingConnects int
+	// Window is the default per-channel bytes in flight to an instance
+	// unacknowledged, and the credit a service starts with per channel.
+	// Default 256 KiB.
+	Window int
+	// ChannelBuffer bounds the client bytes a channel holds (sent and not
+	// acknowledged, or not yet sent); beyond it the broker stops reading
+	// from that client. Default 1 MiB.
+	ChannelBuffer int
+	// TotalBuffer bounds those bytes over all channels. Default 256 MiB.
+	TotalBuffer int64
+	// LinkBuffer bounds the bytes queued to one service link; a service
+	// that does not read past it is disconnected. Default 64 MiB.
+	LinkBuffer int
+}
+
+func (l *Limits) setDefaults() {
+	if l.MaxMessage <= 0 {
+		l.MaxMessage = 1 << 20
+	}
+	if l.AcceptTimeout <= 0 {
+		l.AcceptTimeout = 10 * time.Second
+	}
+	if l.HandoverTimeout <= 0 {
+		l.HandoverTimeout = 30 * time.Second
+	}
+	if l.MaxPendingConnects <= 0 {
+		l.MaxPendingConnects = 1024
+	}
+	if l.Window <= 0 {
+		l.Window = 256 << 10
+	}
+	if l.ChannelBuffer <= 0 {
+		l.ChannelBuffer = 1 << 20
+	}
+	if l.ChannelBuffer < l.Window {
+		l.ChannelBuffer = l.Window
+	}
+	if l.TotalBuffer <= 0 {
+		l.TotalBuffer = 256 << 20
+	}
+	if l.LinkBuffer <= 0 {
+		l.LinkBuffer = 64 << 20
+	}
+	if l.LinkBuffer < 4*l.MaxMessage {
+		l.LinkBuffer = 4 * l.MaxMessage
+	}
+}

@@ -1,0 +1,318 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Handshake is a client's WebSocket handshake as the transport parsed it.
+type Handshake struct {
+	Host      string // request host without port, for scope matching
+	Path      string // request path, for scope matching
+	Target    string // the full URL asked for: ws://host/path?query
+	Origin    string
+	Protocols []string // offered subprotocols, in the client's order
+	FirstLine string
+	Headers   []protocol.Header
+	Body      []byte
+	Remote    netip.AddrPort
+	App       string // verified app id of the caller, if any
+}
+
+// Outcome is how a connect request ended.
+type Outcome int
+
+// Outcomes of Offer.
+const (
+	Rejected  Outcome = iota // answer with the uniform rejection
+	Accepted                 // upgrade with Decision.Protocol and Headers, then Serve
+	Responded                // write Decision.Status, Headers and Body
+)
+
+// Decision is the answer to a connect request.
+type Decision struct {
+	Outcome  Outcome
+	Reason   string // why it was rejected, for logs and metrics only
+	Protocol string
+	Headers  []protocol.Header
+	Status   int
+	Body     []byte
+	channel  *Channel
+}
+
+type pendingConnect struct {
+	answer chan Decision // cap 1
+	at     time.Time
+}
+
+// reject returns a rejection and counts its reason.
+func (b *Broker) reject(reason string) Decision {
+	b.m.rejects.WithLabelValues(reason).Inc()
+	return Decision{Outcome: Rejected, Reason: reason}
+}
+
+// Offer asks the registration that owns the handshake's URL whether to
+// accept the client. Everything that is not an accept or a custom response
+// is a rejection, which the client must not be able to tell apart.
+func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
+	reg := b.lookup(hs.Host, hs.Path)
+	if reg == nil {
+		return b.reject("no_scope")
+	}
+	inst := reg.active.Load()
+	if inst == nil {
+		return b.reject("no_instance")
+	}
+	if !admits(inst.policy.origins, hs.Origin) {
+		return b.reject("origin")
+	}
+	if len(inst.policy.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, inst.policy.protocols) == "" {
+		return b.reject("subprotocol")
+	}
+	reg.mu.Lock()
+	if reg.pending >= b.cfg.Limits.MaxPendingConnects {
+		reg.mu.Unlock()
+		return b.reject("pending_limit")
+	}
+	reg.pending++
+	reg.mu.Unlock()
+	defer func() {
+		reg.mu.Lock()
+		reg.pending--
+		reg.mu.Unlock()
+	}()
+
+	id := b.nextID.Add(1)
+	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now()}
+	inst.pendMu.Lock()
+	inst.pending[id] = p
+	inst.pendMu.Unlock()
+	inst.sendFrame(&protocol.Connect{Channel: id, Remote: hs.Remote.String(), Origin: hs.Origin, Target: hs.Target,
+		Protocols: hs.Protocols, App: hs.App, FirstLine: hs.FirstLine, Headers: hs.Headers, Body: hs.Body})
+
+	timer := time.NewTimer(b.cfg.Limits.AcceptTimeout)
+	defer timer.Stop()
+	var reason string
+	select {
+	case d := <-p.answer:
+		return d
+	case <-timer.C:
+		reason = "timeout"
+	case <-inst.done:
+		reason = "instance_gone"
+	case <-ctx.Done():
+		reason = "client_gone"
+	case <-b.shutdown:
+		reason = "shutdown"
+	}
+	if inst.takePending(id) == nil {
+		// The link took the answer first: it is on its way.
+		d := <-p.answer
+		if d.Outcome == Accepted && reason != "" {
+			// Too late for this client; the service sees the channel end.
+			b.Abandon(d)
+			return b.reject(reason)
+		}
+		return d
+	}
+	return b.reject(reason)
+}
+
+func (inst *Instance) takePending(id uint64) *pendingConnect {
+	inst.pendMu.Lock()
+	defer inst.pendMu.Unlock()
+	p := inst.pending[id]
+	delete(inst.pending, id)
+	return p
+}
+
+// onAnswer handles Accept, Respond and Reject from a service.
+func (inst *Instance) onAnswer(ft protocol.Type, body []byte) error {
+	var (
+		id uint64
+		d  Decision
+	)
+	switch ft {
+	case protocol.TypeAccept:
+		var f protocol.Accept
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		id = f.Channel
+		d = Decision{Outcome: Accepted, Protocol: f.Protocol, Headers: f.Headers}
+	case protocol.TypeRespond:
+		var f protocol.Respond
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		id = f.Channel
+		d = Decision{Outcome: Responded, Status: int(f.Status), Headers: f.Headers, Body: append([]byte(nil), f.Body...)}
+	default:
+		var f protocol.Reject
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		id = f.Channel
+	}
+	p := inst.takePending(id)
+	if p == nil {
+		// Timed out or the client left: tell the service the channel is gone.
+		if ft == protocol.TypeAccept {
+			inst.sendFrame(&protocol.Close{Channel: id, Code: uint64(websocket.StatusAbnormalClosure), Reason: "connect request expired"})
+		}
+		return nil
+	}
+	inst.b.m.acceptLatency.Observe(time.Since(p.at).Seconds())
+	switch d.Outcome {
+	case Accepted:
+		if err := checkAccept(&d); err != nil {
+			inst.b.log.Warn("service accept refused", "scope", inst.reg.scope.String(), "instance", inst.id, "err", err)
+			inst.sendFrame(&protocol.Close{Channel: id, Code: uint64(websocket.StatusAbnormalClosure), Reason: err.Error()})
+			p.answer <- inst.b.reject("bad_accept")
+			return nil
+		}
+		info := protocol.ChannelInfo{Channel: id, Protocol: d.Protocol, Since: uint64(time.Now().UnixMilli())}
+		d.channel = newChannel(inst.reg, inst, info) // filled in by Serve with the handshake's details
+		if !inst.reg.addChannel(d.channel, inst) {
+			p.answer <- inst.b.reject("instance_gone")
+			return nil
+		}
+		inst.b.m.channels.Inc()
+	case Responded:
+		if err := checkRespond(&d); err != nil {
+			inst.b.log.Warn("service response refused", "scope", inst.reg.scope.String(), "err", err)
+			p.answer <- inst.b.reject("bad_response")
+			return nil
+		}
+	default:
+		d = inst.b.reject("service")
+	}
+	p.answer <- d
+	return nil
+}
+
+// forbiddenHeader lists response headers a service may not set: they belong
+// to the handshake or to HTTP framing.
+func forbiddenHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "upgrade", "connection", "content-length", "transfer-encoding", "date", "trailer", "keep-alive", "te":
+		return true
+	}
+	return strings.HasPrefix(n, "sec-websocket-")
+}
+
+func validHeader(h protocol.Header) error {
+	if h.Name == "" {
+		return fmt.Errorf("empty header name")
+	}
+	for i := 0; i < len(h.Name); i++ {
+		c := h.Name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return fmt.Errorf("header name %q is not a token", h.Name)
+		}
+	}
+	for i := 0; i < len(h.Value); i++ {
+		if c := h.Value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Errorf("header %s has a control character", h.Name)
+		}
+	}
+	return nil
+}
+
+func checkAccept(d *Decision) error {
+	for _, h := range d.Headers {
+		if err := validHeader(h); err != nil {
+			return err
+		}
+		if forbiddenHeader(h.Name) {
+			return fmt.Errorf("header %s would break the handshake", h.Name)
+		}
+	}
+	return nil
+}
+
+func checkRespond(d *Decision) error {
+	if d.Status < 200 || d.Status > 599 {
+		return fmt.Errorf("status %d is not a final response", d.Status)
+	}
+	for _, h := range d.Headers {
+		if err := validHeader(h); err != nil {
+			return err
+		}
+		if forbiddenHeader(h.Name) {
+			return fmt.Errorf("header %s is set by the broker", h.Name)
+		}
+	}
+	return nil
+}
+
+// Abandon tells the service that an accepted client never completed its
+// handshake.
+func (b *Broker) Abandon(d Decision) {
+	if d.channel == nil {
+		return
+	}
+	d.channel.mu.Lock()
+	d.channel.clientGone = true
+	d.channel.mu.Unlock()
+	d.channel.clientClosed(websocket.StatusAbnormalClosure, "handshake failed")
+}
+
+// Serve relays an accepted client until its channel ends. hs is the
+// handshake Offer was given; conn is the upgraded connection.
+func (b *Broker) Serve(ctx context.Context, d Decision, hs *Handshake, conn *websocket.Conn) {
+	ch := d.channel
+	if ch == nil {
+		conn.Close(websocket.StatusInternalError, "")
+		return
+	}
+	if !b.enter() {
+		conn.Close(websocket.StatusGoingAway, "broker shutting down")
+		b.Abandon(d)
+		return
+	}
+	defer b.wg.Done()
+	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage))
+	ch.mu.Lock()
+	ch.info.Origin, ch.info.Target, ch.info.App, ch.info.Remote = hs.Origin, hs.Target, hs.App, hs.Remote.String()
+	ch.conn = conn
+	closed := ch.serviceClosed
+	ch.startWriterLocked()
+	ch.mu.Unlock()
+	b.m.clients.Inc()
+	if closed && !ch.writing {
+		return
+	}
+	ch.readLoop(b.ctx, conn)
+}
+
+func admits(origins []string, origin string) bool {
+	if len(origins) == 0 {
+		return true
+	}
+	for _, o := range origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstCommon(offered, accepted []string) string {
+	for _, o := range offered {
+		for _, a := range accepted {
+			if o == a {
+				return o
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,502 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Instance is one attached service process: the broker side of a service
+// link.
+type Instance struct {
+	b      *Broker
+	reg    *Registration
+	conn   *websocket.Conn
+	id     uint64    // static
+	label  string    // static
+	remote string    // static
+	since  time.Time // static
+	window int       // static: per-channel unacked bytes it accepts
+	policy policy    // static
+
+	dead atomic.Bool
+	done chan struct{} // closed when the link ends
+	once sync.Once
+	err  error // why the link ended; written once before done closes
+
+	outMu sync.Mutex
+	out   []byte        // frames waiting for the writer; guarded by outMu
+	spare []byte        // the writer's previous buffer, reused; guarded by outMu
+	wake  chan struct{} // cap 1: out has frames
+
+	pendMu  sync.Mutex
+	pending map[uint64]*pendingConnect // guarded by pendMu
+}
+
+// policy is what an instance said in Hello about whom it admits.
+type policy struct {
+	protocols []string
+	origins   []string
+}
+
+// linkError ends a link with a protocol Error frame.
+type linkError struct {
+	code    uint64
+	message string
+}
+
+func (e *linkError) Error() string { return e.message }
+
+var errShutdown = &linkError{protocol.ErrCodeShutdown, "broker shutting down"}
+
+func protoErr(format string, args ...any) error {
+	return &linkError{protocol.ErrCodeProtocol, fmt.Sprintf(format, args...)}
+}
+
+// helloTimeout bounds the wait for a service's Hello.
+const helloTimeout = 10 * time.Second
+
+// ServeLink runs a service link on an accepted WebSocket connection until it
+// ends. The transport has negotiated protocol.Subprotocol.
+func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote netip.AddrPort) error {
+	if !b.enter() {
+		conn.Close(websocket.StatusGoingAway, "broker shutting down")
+		return ErrClosed
+	}
+	defer b.wg.Done()
+	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage) + 64<<10)
+
+	inst, err := b.hello(ctx, conn, remote)
+	if err != nil {
+		var le *linkError
+		if errors.As(err, &le) {
+			writeLinkError(ctx, conn, le)
+		} else {
+			conn.Close(websocket.StatusProtocolError, "no hello")
+		}
+		b.log.Info("service link refused", "remote", remote.String(), "err", err)
+		return fmt.Errorf("service link from %s: %w", remote, err)
+	}
+	b.m.instances.Inc()
+	defer b.m.instances.Dec()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); inst.writeLoop() }()
+	go func() { defer wg.Done(); inst.pingLoop() }()
+	err = inst.readLoop()
+	inst.fail(err)
+	wg.Wait()
+	inst.reg.detach(inst)
+	b.mu.Lock()
+	delete(b.links, inst)
+	b.mu.Unlock()
+	b.log.Info("instance detached", "scope", inst.reg.scope.String(), "instance", inst.id, "reason", inst.err)
+	return nil
+}
+
+func writeLinkError(ctx context.Context, conn *websocket.Conn, le *linkError) {
+	f := protocol.Error{Code: le.code, Message: le.message}
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	_ = conn.Write(wctx, websocket.MessageBinary, f.Append(nil))
+	cancel()
+	code := websocket.StatusProtocolError
+	switch le.code {
+	case protocol.ErrCodeUnauthorized, protocol.ErrCodeScope:
+		code = websocket.StatusPolicyViolation
+	case protocol.ErrCodeLimit:
+		code = websocket.StatusMessageTooBig
+	case protocol.ErrCodeShutdown:
+		code = websocket.StatusGoingAway
+	case protocol.ErrCodeInternal:
+		code = websocket.StatusInternalError
+	}
+	reason := le.message
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	conn.Close(code, reason)
+}
+
+// hello reads and checks Hello, attaches the instance and sends Welcome.
+func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.AddrPort) (*Instance, error) {
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	typ, msg, err := conn.Read(hctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	if typ != websocket.MessageBinary {
+		return nil, protoErr("link messages must be binary")
+	}
+	ft, body, _, err := protocol.Next(msg)
+	if err != nil || ft != protocol.TypeHello {
+		return nil, protoErr("first frame must be hello")
+	}
+	var h protocol.Hello
+	if err := h.Decode(body); err != nil {
+		return nil, protoErr("%v", err)
+	}
+	if h.Version != protocol.Version {
+		return nil, &linkError{protocol.ErrCodeVersion, fmt.Sprintf("protocol version %d not supported; this broker speaks %d", h.Version, protocol.Version)}
+	}
+	scope, err := ParseScope(h.Scope, false)
+	if h.Flags&protocol.HelloPrivate != 0 {
+		scope, err = Scope{Path: "/~" + randomToken(10) + "/"}, nil
+	}
+	if err != nil {
+		return nil, &linkError{protocol.ErrCodeScope, err.Error()}
+	}
+	if b.cfg.Authorize == nil {
+		return nil, &linkError{protocol.ErrCodeUnauthorized, "this broker admits no services (no credentials configured)"}
+	}
+	owner, err := b.cfg.Authorize(ctx, AuthRequest{Credential: h.Credential, Scope: scope, Remote: remote})
+	if err != nil {
+		return nil, &linkError{protocol.ErrCodeUnauthorized, err.Error()}
+	}
+	window := int(h.Window)
+	if window <= 0 || window > b.cfg.Limits.ChannelBuffer {
+		window = b.cfg.Limits.Window
+	}
+	inst := &Instance{
+		b: b, conn: conn, id: b.nextID.Add(1), label: h.Label, remote: remote.String(), since: time.Now(),
+		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
+		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, errShutdown
+	}
+	reg := b.reg.get(scope)
+	if reg == nil {
+		reg = &Registration{b: b, scope: scope, owner: owner}
+		b.reg.put(scope, reg)
+		b.log.Info("registration created", "scope", scope.String(), "owner", owner)
+	}
+	if reg.owner != owner {
+		b.mu.Unlock()
+		return nil, &linkError{protocol.ErrCodeScope, fmt.Sprintf("scope %s is owned by another credential", scope)}
+	}
+	inst.reg = reg
+	reg.attach(inst)
+	b.links[inst] = struct{}{}
+	b.mu.Unlock()
+
+	public := h.Scope
+	if h.Flags&protocol.HelloPrivate != 0 {
+		public = joinURL(h.Scope, scope.Path)
+	}
+	if b.cfg.PublicURL != nil {
+		public = b.cfg.PublicURL(public)
+	}
+	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: scope.String(),
+		PublicURL: public, Active: true, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
+	b.log.Info("instance attached", "scope", scope.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
+	reg.activate(inst)
+	return inst, nil
+}
+
+// joinURL puts path on the scheme and authority of base.
+func joinURL(base, path string) string {
+	for i := 0; i+2 < len(base); i++ {
+		if base[i:i+3] == "://" {
+			j := i + 3
+			for j < len(base) && base[j] != '/' {
+				j++
+			}
+			return base[:j] + path
+		}
+	}
+	return path
+}
+
+// fail ends the link once: marks the instance dead and closes the
+// connection, with an Error frame when err is a linkError.
+func (inst *Instance) fail(err error) {
+	inst.once.Do(func() {
+		inst.err = err
+		inst.dead.Store(true)
+		close(inst.done)
+		var le *linkError
+		if errors.As(err, &le) {
+			if le != errShutdown {
+				inst.b.m.linkErrors.WithLabelValues(errReason(le.code)).Inc()
+			}
+			go writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
+			return
+		}
+		inst.conn.CloseNow()
+	})
+}
+
+func errReason(code uint64) string {
+	switch code {
+	case protocol.ErrCodeProtocol:
+		return "protocol"
+	case protocol.ErrCodeLimit:
+		return "limit"
+	}
+	return "other"
+}
+
+// sendFrame queues a control frame for the link.
+func (inst *Instance) sendFrame(f interface{ Append([]byte) []byte }) {
+	inst.outMu.Lock()
+	inst.out = f.Append(inst.out)
+	inst.flushLocked()
+}
+
+func (inst *Instance) sendData(ch, seq uint64, flags byte, p []byte) {
+	inst.outMu.Lock()
+	inst.out = protocol.AppendData(inst.out, ch, seq, flags, p)
+	inst.flushLocked()
+}
+
+func (inst *Instance) sendCredit(ch uint64, n int) {
+	inst.outMu.Lock()
+	inst.out = protocol.AppendCredit(inst.out, ch, uint64(n))
+	inst.flushLocked()
+}
+
+func (inst *Instance) sendState(active bool) { inst.sendFrame(&protocol.State{Active: active}) }
+
+// flushLocked wakes the writer and releases outMu. A service that lets its
+// queue grow past LinkBuffer is not reading: its link is cut.
+func (inst *Instance) flushLocked() {
+	over := len(inst.out) > inst.b.cfg.Limits.LinkBuffer
+	inst.outMu.Unlock()
+	if over {
+		go inst.fail(&linkError{protocol.ErrCodeLimit, "service does not read its link"})
+		return
+	}
+	select {
+	case inst.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop is the link's only writer: it takes everything queued and
+// writes it as one WebSocket message.
+func (inst *Instance) writeLoop() {
+	for {
+		select {
+		case <-inst.wake:
+		case <-inst.done:
+			return
+		}
+		inst.outMu.Lock()
+		buf := inst.out
+		inst.out = inst.spare[:0]
+		inst.spare = nil
+		inst.outMu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		err := inst.conn.Write(inst.b.ctx, websocket.MessageBinary, buf)
+		if err != nil {
+			inst.fail(fmt.Errorf("write to service: %w", err))
+			return
+		}
+		if cap(buf) <= 1<<20 { // keep ordinary buffers; let an oversize one go
+			inst.outMu.Lock()
+			inst.spare = buf[:0]
+			inst.outMu.Unlock()
+		}
+	}
+}
+
+// Link keepalive.
+const (
+	linkPingInterval = 15 * time.Second
+	linkPingTimeout  = 30 * time.Second
+)
+
+func (inst *Instance) pingLoop() {
+	t := time.NewTicker(linkPingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-inst.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(inst.b.ctx, linkPingTimeout)
+		err := inst.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			inst.fail(fmt.Errorf("service link keepalive: %w", err))
+			return
+		}
+	}
+}
+
+// readLoop reads link messages and dispatches their frames until the link
+// fails. The read buffer is reused for every message.
+func (inst *Instance) readLoop() error {
+	buf := make([]byte, 0, 64<<10)
+	for {
+		typ, r, err := inst.conn.Reader(inst.b.ctx)
+		if err != nil {
+			return fmt.Errorf("read from service: %w", err)
+		}
+		if typ != websocket.MessageBinary {
+			return protoErr("link messages must be binary")
+		}
+		buf, err = readAll(r, buf[:0])
+		if err != nil {
+			return fmt.Errorf("read from service: %w", err)
+		}
+		msg := buf
+		for len(msg) > 0 {
+			ft, body, rest, err := protocol.Next(msg)
+			if err != nil {
+				return protoErr("%v", err)
+			}
+			if err := inst.dispatch(ft, body); err != nil {
+				return err
+			}
+			msg = rest
+		}
+		if cap(buf) > 4<<20 {
+			buf = make([]byte, 0, 64<<10)
+		}
+	}
+}
+
+// readAll appends all of r to buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func (inst *Instance) dispatch(ft protocol.Type, body []byte) error {
+	switch ft {
+	case protocol.TypeData:
+		var f protocol.Data
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		return inst.onData(&f)
+	case protocol.TypeAck:
+		var f protocol.Ack
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		if ch := inst.reg.channel(f.Channel); ch != nil {
+			ch.ack(inst, f.Seq)
+		}
+		return nil
+	case protocol.TypeClose:
+		var f protocol.Close
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		if ch := inst.reg.channel(f.Channel); ch != nil {
+			ch.serviceClose(f.Code, f.Reason)
+		}
+		return nil
+	case protocol.TypeAccept, protocol.TypeRespond, protocol.TypeReject:
+		return inst.onAnswer(ft, body)
+	case protocol.TypePush:
+		var f protocol.Push
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		return inst.onPush(&f)
+	case protocol.TypeList:
+		var f protocol.List
+		if err := f.Decode(body); err != nil {
+			return protoErr("%v", err)
+		}
+		inst.onList(f.Request)
+		return nil
+	case protocol.TypeHello:
+		return protoErr("hello sent twice")
+	}
+	return protoErr("unexpected %s frame from a service", ft)
+}
+
+func (inst *Instance) onData(f *protocol.Data) error {
+	if len(f.Payload) > inst.b.cfg.Limits.MaxMessage {
+		return &linkError{protocol.ErrCodeLimit, fmt.Sprintf("message of %d bytes exceeds the limit of %d", len(f.Payload), inst.b.cfg.Limits.MaxMessage)}
+	}
+	ch := inst.reg.channel(f.Channel)
+	if ch == nil {
+		return nil // closed a moment ago: the two sides race
+	}
+	return ch.toClient(f.Flags, f.Payload, false)
+}
+
+func (inst *Instance) onPush(f *protocol.Push) error {
+	if len(f.Payload) > inst.b.cfg.Limits.MaxMessage {
+		return &linkError{protocol.ErrCodeLimit, "push message exceeds the limit"}
+	}
+	inst.reg.each(func(ch *Channel) {
+		if pathHasPrefix(ch.info.Target, f.Prefix) {
+			_ = ch.toClient(f.Flags, f.Payload, true)
+		}
+	})
+	return nil
+}
+
+// pathHasPrefix reports whether the path of target URL starts with prefix.
+func pathHasPrefix(target, prefix string) bool {
+	if prefix == "" {
+		return true
+	}
+	p := target
+	if i := indexScheme(p); i >= 0 {
+		p = p[i+3:]
+		for j := 0; j < len(p); j++ {
+			if p[j] == '/' {
+				p = p[j:]
+				break
+			}
+		}
+	}
+	return len(p) >= len(prefix) && p[:len(prefix)] == prefix
+}
+
+func indexScheme(s string) int {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == ':' && s[i+1] == '/' && s[i+2] == '/' {
+			return i
+		}
+		if s[i] == '/' {
+			return -1
+		}
+	}
+	return -1
+}
+
+func (inst *Instance) onList(req uint64) {
+	st := inst.reg.status()
+	f := protocol.Clients{Request: req}
+	for _, c := range st.Channels {
+		f.Clients = append(f.Clients, protocol.ChannelInfo{Channel: c.ID, Origin: c.Origin, Target: c.Target,
+			Protocol: c.Protocol, App: c.App, Remote: c.Remote, Since: uint64(c.Since.UnixMilli())})
+	}
+	inst.sendFrame(&f)
+}

@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Scope is an optional host plus a path prefix that starts and ends with
+// "/". A request path matches when it starts with Path or equals Path
+// without its final "/".
+type Scope struct {
+	Host string // lower-case host name without port; "" matches any host
+	Path string
+}
+
+func (s Scope) String() string { return s.Host + s.Path }
+
+// ParseScope reads a scope from a service's scope URL
+// (ws://broker:8080/echo/) or a bare "/path/" or "host/path/". The host of
+// a URL names the broker and is not part of the scope unless hostScoped.
+func ParseScope(raw string, hostScoped bool) (Scope, error) {
+	var s Scope
+	switch {
+	case strings.Contains(raw, "://"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return s, fmt.Errorf("parse scope URL %q: %w", raw, err)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return s, fmt.Errorf("scope URL %q: a scope has no query or fragment", raw)
+		}
+		s.Path = u.EscapedPath()
+		if hostScoped {
+			s.Host = strings.ToLower(u.Hostname())
+		}
+	case strings.HasPrefix(raw, "/"):
+		s.Path = raw
+	default:
+		host, path, ok := strings.Cut(raw, "/")
+		if !ok {
+			return s, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
+		}
+		s.Host, s.Path = strings.ToLower(host), "/"+path
+	}
+	return s, s.Validate()
+}
+
+// Validate checks the path form and that the scope stays out of the
+// broker's reserved prefix.
+func (s Scope) Validate() error {
+	p := s.Path
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return fmt.Errorf("scope path %q must start and end with /", p)
+	}
+	if strings.HasPrefix(p, protocol.ReservedPrefix) {
+		return fmt.Errorf("scope path %q is under the broker's reserved prefix %s", p, protocol.ReservedPrefix)
+	}
+	if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
+		return fmt.Errorf("scope path %q is not clean", p)
+	}
+	for _, c := range p {
+		if c <= ' ' || c == 0x7f || c == '?' || c == '#' {
+			return fmt.Errorf("scope path %q has a character not allowed in a path", p)
+		}
+	}
+	if strings.ContainsAny(s.Host, "/:@ ") {
+		return fmt.Errorf("scope host %q is not a host name", s.Host)
+	}
+	return nil
+}
+
+// Matches reports whether a request for host and path falls in s.
+func (s Scope) Matches(host, path string) bool {
+	if s.Host != "" && !strings.EqualFold(s.Host, host) {
+		return false
+	}
+	return strings.HasPrefix(path, s.Path) || path == s.Path[:len(s.Path)-1]
+}
+
+// ErrNoScope is returned when no registration matches a request.
+var ErrNoScope = errors.New("no registration matches")
+
+// registry maps scopes to registrations. Guarded by Broker.mu.
+type registry struct {
+	byPath map[string]*scopeEntry
+}
+
+type scopeEntry struct {
+	any    *Registration
+	byHost map[string]*Registration
+}
+
+func (r *registry) get(s Scope) *Registration {
+	e := r.byPath[s.Path]
+	if e == nil {
+		return nil
+	}
+	if s.Host == "" {
+		return e.any
+	}
+	return e.byHost[s.Host]
+}
+
+func (r *registry) put(s Scope, reg *Registration) {
+	if r.byPath == nil {
+		r.byPath = make(map[string]*scopeEntry)
+	}
+	e := r.byPath[s.Path]
+	if e == nil {
+		e = &scopeEntry{}
+		r.byPath[s.Path] = e
+	}
+	if s.Host == "" {
+		e.any = reg
+		return
+	}
+	if e.byHost == nil {
+		e.byHost = make(map[string]*Registration)
+	}
+	e.byHost[s.Host] = reg
+}
+
+func (r *registry) remove(s Scope, reg *Registration) {
+	e := r.byPath[s.Path]
+	if e == nil {
+		return
+	}
+	if s.Host == "" {
+		if e.any == reg {
+			e.any = nil
+		}
+	} else if e.byHost[s.Host] == reg {
+		delete(e.byHost, s.Host)
+	}
+	if e.any == nil && len(e.byHost) == 0 {
+		delete(r.byPath, s.Path)
+	}
+}
+
+// match finds the longest scope that matches host and path: it tries the
+// path itself as a scope ("/a/b" matches "/a/b/"), then each prefix ending in
+// "/" from the longest. At equal length a host-specific scope wins. It does
+// not allocate for paths under 256 bytes.
+func (r *registry) match(host, path string) *Registration {
+	if len(r.byPath) == 0 || !strings.HasPrefix(path, "/") {
+		return nil
+	}
+	if !strings.HasSuffix(path, "/") {
+		var buf [256]byte
+		if len(path) < len(buf) {
+			n := copy(buf[:], path)
+			buf[n] = '/'
+			if reg := r.pick(r.byPath[string(buf[:n+1])], host); reg != nil {
+				return reg
+			}
+		} else if reg := r.pick(r.byPath[path+"/"], host); reg != nil {
+			return reg
+		}
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			if reg := r.pick(r.byPath[path[:i+1]], host); reg != nil {
+				return reg
+			}
+		}
+	}
+	return nil
+}
+
+func (r *registry) pick(e *scopeEntry, host string) *Registration {
+	if e == nil {
+		return nil
+	}
+	if len(e.byHost) > 0 {
+		for h, reg := range e.byHost {
+			if strings.EqualFold(h, host) {
+				return reg
+			}
+		}
+	}
+	return e.any
+}

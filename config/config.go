@@ -1,0 +1,265 @@
+// Package config reads the broker's configuration file: strict JSON
+// (unknown keys are errors), validated as a whole. It turns the file into
+// the broker's and server's config structs and knows nothing of flags.
+package config
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker"
+)
+
+// File is the configuration file. Every field is optional.
+type File struct {
+	// Listen is the address to listen on (the --listen flag wins).
+	Listen string `json:"listen,omitempty"`
+	// Dev lets loopback processes register unclaimed scopes without a
+	// credential and use the admin API (the --dev flag also sets it).
+	Dev bool `json:"dev,omitempty"`
+	// Node names this broker in logs and status.
+	Node string `json:"node,omitempty"`
+	// AdminToken guards the admin API; clients send
+	// "Authorization: Bearer TOKEN".
+	AdminToken string `json:"admin_token,omitempty"`
+	// Compression makes permessage-deflate negotiable. Default true.
+	Compression *bool `json:"compression,omitempty"`
+	// HandshakeTimeout bounds reading a client's handshake headers.
+	// Default "10s".
+	HandshakeTimeout Duration `json:"handshake_timeout,omitempty"`
+	// MaxHeaderBytes bounds the handshake headers; more gets 431.
+	// Default 16384.
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
+	// MaxConnsPerAddr bounds concurrent client connections from one IP
+	// address (429 beyond). Default 4096; -1 for none.
+	MaxConnsPerAddr int `json:"max_conns_per_addr,omitempty"`
+	// Limits are the broker's limits; see broker.Limits.
+	Limits Limits `json:"limits,omitempty"`
+	// Credentials own scopes: a service presenting the secret may listen on
+	// them.
+	Credentials []Credential `json:"credentials,omitempty"`
+}
+
+// Limits mirrors broker.Limits with JSON names and durations as strings.
+type Limits struct {
+	MaxMessage         int      `json:"max_message,omitempty"`
+	AcceptTimeout      Duration `json:"accept_timeout,omitempty"`
+	HandoverTimeout    Duration `json:"handover_timeout,omitempty"`
+	MaxPendingConnects int      `json:"max_pending_connects,omitempty"`
+	Window             int      `json:"window,omitempty"`
+	ChannelBuffer      int      `json:"channel_buffer,omitempty"`
+	TotalBuffer        int64    `json:"total_buffer,omitempty"`
+	LinkBuffer         int      `json:"link_buffer,omitempty"`
+}
+
+// Credential lets whoever holds a secret listen on some scopes. Only the
+// secret's SHA-256 is stored: secrets are random (switchboard credential
+// new makes one), so a plain hash cannot be reversed by guessing.
+type Credential struct {
+	Name         string   `json:"name"`
+	SecretSHA256 string   `json:"secret_sha256"`
+	Scopes       []string `json:"scopes"`
+}
+
+// Duration is a time.Duration written as a string such as "30s".
+type Duration time.Duration
+
+// UnmarshalJSON reads "1m30s" forms.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the string form.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Load reads and validates the file at path.
+func Load(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	c, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Decode reads a config strictly: unknown keys and trailing data are errors.
+func Decode(r io.Reader) (*File, error) {
+	var c File
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the config object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the config object")
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks the file as a whole.
+func (c *File) Validate() error {
+	var errs []error
+	owner := map[string]string{}
+	for i, cr := range c.Credentials {
+		if cr.Name == "" {
+			errs = append(errs, fmt.Errorf("credentials[%d]: name is required", i))
+		}
+		if b, err := hex.DecodeString(cr.SecretSHA256); err != nil || len(b) != sha256.Size {
+			errs = append(errs, fmt.Errorf("credentials[%d] (%s): secret_sha256 must be 64 hex digits (switchboard credential new prints one)", i, cr.Name))
+		}
+		if len(cr.Scopes) == 0 {
+			errs = append(errs, fmt.Errorf("credentials[%d] (%s): scopes is empty", i, cr.Name))
+		}
+		for _, s := range cr.Scopes {
+			sc, err := broker.ParseScope(s, true)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("credentials[%d] (%s): %w", i, cr.Name, err))
+				continue
+			}
+			if o, dup := owner[sc.String()]; dup && o != cr.Name {
+				errs = append(errs, fmt.Errorf("scope %s is owned by both %s and %s", sc, o, cr.Name))
+			}
+			owner[sc.String()] = cr.Name
+		}
+	}
+	if c.MaxHeaderBytes < 0 || c.Limits.MaxMessage < 0 || c.Limits.Window < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// BrokerLimits returns the limits for broker.Config.
+func (c *File) BrokerLimits() broker.Limits {
+	l := c.Limits
+	return broker.Limits{MaxMessage: l.MaxMessage, AcceptTimeout: time.Duration(l.AcceptTimeout),
+		HandoverTimeout: time.Duration(l.HandoverTimeout), MaxPendingConnects: l.MaxPendingConnects,
+		Window: l.Window, ChannelBuffer: l.ChannelBuffer, TotalBuffer: l.TotalBuffer, LinkBuffer: l.LinkBuffer}
+}
+
+// HashSecret returns the hex SHA-256 of a secret, as secret_sha256 holds it.
+func HashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// NewSecret returns a fresh random credential secret.
+func NewSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "sb_" + hex.EncodeToString(b)
+}
+
+// Authorizer returns the broker's Authorize function: a credential must own
+// the scope (the scope itself or a parent scope listed for it). In dev mode,
+// a loopback process without a credential may take any scope that no
+// credential owns.
+func (c *File) Authorizer(dev bool) func(context.Context, broker.AuthRequest) (string, error) {
+	type owned struct {
+		name  string
+		hash  []byte
+		scope broker.Scope
+	}
+	var all []owned
+	for _, cr := range c.Credentials {
+		h, _ := hex.DecodeString(cr.SecretSHA256)
+		for _, s := range cr.Scopes {
+			sc, _ := broker.ParseScope(s, true)
+			all = append(all, owned{cr.Name, h, sc})
+		}
+	}
+	covers := func(o broker.Scope, s broker.Scope) bool {
+		return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
+	}
+	return func(_ context.Context, req broker.AuthRequest) (string, error) {
+		if req.Credential == "" {
+			for _, o := range all {
+				if covers(o.scope, req.Scope) || covers(req.Scope, o.scope) {
+					return "", fmt.Errorf("scope %s is owned by a credential; pass --credential", req.Scope)
+				}
+			}
+			if dev && req.Remote.Addr().IsLoopback() {
+				return "dev", nil
+			}
+			if dev {
+				return "", fmt.Errorf("scope %s needs a credential that owns it (--dev admits only loopback processes without one)", req.Scope)
+			}
+			return "", fmt.Errorf("scope %s needs a credential that owns it: pass --credential, or run the broker with --dev for unauthenticated loopback use", req.Scope)
+		}
+		sum := sha256.Sum256([]byte(req.Credential))
+		known := false
+		for _, o := range all {
+			if subtle.ConstantTimeCompare(sum[:], o.hash) != 1 {
+				continue
+			}
+			known = true
+			if covers(o.scope, req.Scope) {
+				return o.name, nil
+			}
+		}
+		if known {
+			return "", fmt.Errorf("the credential does not own scope %s", req.Scope)
+		}
+		return "", errors.New("unknown credential")
+	}
+}
+
+// Example returns a documented example file, for docs and tests.
+func Example() []byte {
+	return bytes.TrimSpace([]byte(exampleJSON))
+}
+
+const exampleJSON = `
+{
+  "listen": "0.0.0.0:8080",
+  "node": "home",
+  "admin_token": "change-me-admin-token",
+  "compression": true,
+  "handshake_timeout": "10s",
+  "max_header_bytes": 16384,
+  "max_conns_per_addr": 4096,
+  "limits": {
+    "max_message": 1048576,
+    "accept_timeout": "10s",
+    "handover_timeout": "30s",
+    "max_pending_connects": 1024,
+    "window": 262144,
+    "channel_buffer": 1048576,
+    "total_buffer": 268435456,
+    "link_buffer": 67108864
+  },
+  "credentials": [
+    {
+      "name": "chat-team",
+      "secret_sha256": "4f0dd8a1e5f5f6b6a5c4d0f54c9bd6d07d0b47a2c0f1e2d3c4b5a69788796a5b",
+      "scopes": ["/chat/", "chat.example.com/rooms/"]
+    }
+  ]
+}
+`

@@ -1,0 +1,63 @@
+// Package bufpool pools byte buffers by size class so that the relay's data
+// path reuses memory instead of allocating per message.
+package bufpool
+
+import "sync"
+
+// classes are the capacities handed out; a request larger than the last
+// class is allocated and not pooled.
+var classes = [...]int{512, 2 << 10, 8 << 10, 32 << 10, 128 << 10, 512 << 10, 2 << 20}
+
+var pools [len(classes)]sync.Pool
+
+func init() {
+	for i := range pools {
+		size := classes[i]
+		pools[i].New = func() any {
+			b := make([]byte, 0, size)
+			return &b
+		}
+	}
+}
+
+func class(n int) int {
+	for i, c := range classes {
+		if n <= c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Get returns a buffer with length 0 and capacity at least n. Return it with
+// Put when done; the pointer is the handle, so it travels with the bytes.
+func Get(n int) *[]byte {
+	i := class(n)
+	if i < 0 {
+		b := make([]byte, 0, n)
+		return &b
+	}
+	return pools[i].Get().(*[]byte)
+}
+
+// Put returns b to its pool. Buffers whose capacity is not a class size
+// (grown by append, or oversize) are dropped.
+func Put(b *[]byte) {
+	if b == nil {
+		return
+	}
+	c := cap(*b)
+	i := class(c)
+	if i < 0 || classes[i] != c {
+		return
+	}
+	*b = (*b)[:0]
+	pools[i].Put(b)
+}
+
+// Copy returns a pooled buffer holding a copy of p.
+func Copy(p []byte) *[]byte {
+	b := Get(len(p))
+	*b = append((*b)[:0], p...)
+	return b
+}

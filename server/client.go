@@ -1,0 +1,182 @@
+package server
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// rejectBody is the body of the one rejection response. Unknown scope,
+// refusal, timeout, origin and subprotocol mismatch all send exactly these
+// bytes (the Date header aside), so a client cannot tell them apart.
+const rejectBody = "Not Found\n"
+
+func writeReject(w http.ResponseWriter) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(rejectBody)))
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte(rejectBody))
+}
+
+// checkHandshake returns the HTTP status for a malformed client handshake,
+// or 0 when it is well formed (RFC 6455 section 4.2.1).
+func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
+	if r.Method != http.MethodGet {
+		return http.StatusMethodNotAllowed, "WebSocket handshakes use GET"
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return http.StatusBadRequest, "WebSocket handshakes need HTTP/1.1"
+	}
+	if r.Host == "" {
+		return http.StatusBadRequest, "missing Host header"
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version; this server speaks 13"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return http.StatusBadRequest, "missing or repeated Sec-WebSocket-Key"
+	}
+	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+		return http.StatusBadRequest, "invalid Sec-WebSocket-Key"
+	}
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		return http.StatusBadRequest, "WebSocket handshakes carry no body"
+	}
+	return 0, ""
+}
+
+// serveClient runs the connect flow for a client handshake.
+func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
+	if status, msg := checkHandshake(w, r); status != 0 {
+		http.Error(w, msg, status)
+		return
+	}
+	remote := remoteAddr(r)
+	if !s.admitAddr(remote.Addr()) {
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer s.releaseAddr(remote.Addr())
+
+	hs := handshakeOf(r, remote)
+	d := s.b.Offer(r.Context(), hs)
+	if d.Outcome == broker.Accepted && d.Protocol != "" && !contains(hs.Protocols, d.Protocol) {
+		s.log.Warn("service chose a subprotocol the client did not offer", "protocol", d.Protocol, "target", hs.Target)
+		s.b.Abandon(d)
+		d = broker.Decision{Outcome: broker.Rejected}
+	}
+	switch d.Outcome {
+	case broker.Rejected:
+		s.log.Debug("client rejected", "target", hs.Target, "remote", r.RemoteAddr, "reason", d.Reason)
+		writeReject(w)
+		return
+	case broker.Responded:
+		h := w.Header()
+		for _, x := range d.Headers {
+			h.Add(x.Name, x.Value)
+		}
+		h.Set("Content-Length", strconv.Itoa(len(d.Body)))
+		w.WriteHeader(d.Status)
+		_, _ = w.Write(d.Body)
+		return
+	}
+	h := w.Header()
+	for _, x := range d.Headers {
+		h.Add(x.Name, x.Value)
+	}
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // origins are the service's policy, checked by the broker
+	if d.Protocol != "" {
+		opts.Subprotocols = []string{d.Protocol}
+	}
+	if s.cfg.Compression {
+		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	conn, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		s.log.Debug("client handshake failed after accept", "target", hs.Target, "err", err)
+		s.b.Abandon(d)
+		return
+	}
+	s.b.Serve(r.Context(), d, hs, conn)
+}
+
+// handshakeOf turns the request into the broker's Handshake. Go's HTTP
+// server does not keep header order, so headers are listed by name.
+func handshakeOf(r *http.Request, remote netip.AddrPort) *broker.Handshake {
+	scheme := "ws"
+	if r.TLS != nil {
+		scheme = "wss"
+	}
+	target := scheme + "://" + r.Host + r.URL.RequestURI()
+	names := make([]string, 0, len(r.Header)+1)
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	headers := make([]protocol.Header, 0, len(names)+1)
+	headers = append(headers, protocol.Header{Name: "Host", Value: r.Host})
+	for _, k := range names {
+		for _, v := range r.Header[k] {
+			headers = append(headers, protocol.Header{Name: k, Value: v})
+		}
+	}
+	return &broker.Handshake{
+		Host:      hostOnly(r.Host),
+		Path:      r.URL.Path,
+		Target:    target,
+		Origin:    r.Header.Get("Origin"),
+		Protocols: subprotocols(r),
+		FirstLine: r.Method + " " + r.URL.RequestURI() + " " + r.Proto,
+		Headers:   headers,
+		Remote:    remote,
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// admitAddr counts a connection from addr against the per-address limit.
+func (s *Server) admitAddr(addr netip.Addr) bool {
+	if s.cfg.MaxConnsPerAddr <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAddr[addr] >= s.cfg.MaxConnsPerAddr {
+		return false
+	}
+	s.perAddr[addr]++
+	return true
+}
+
+func (s *Server) releaseAddr(addr netip.Addr) {
+	if s.cfg.MaxConnsPerAddr <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAddr[addr] <= 1 {
+		delete(s.perAddr, addr)
+		return
+	}
+	s.perAddr[addr]--
+}

@@ -1,0 +1,257 @@
+// Package server is Switchboard's HTTP transport: it parses and checks
+// client handshakes, hands them to the broker core, upgrades accepted ones
+// with the WebSocket library, and serves the broker's own endpoints under
+// protocol.ReservedPrefix (service links, admin API, browser library) plus
+// /healthz, /readyz and /metrics for plain HTTP requests.
+//
+// It knows nothing of flags or config files.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Config configures a Server.
+type Config struct {
+	Broker   *broker.Broker      // required
+	Gatherer prometheus.Gatherer // served at /metrics; nil: no metrics endpoint
+	Logger   *slog.Logger        // nil: slog.Default()
+	Web      fs.FS               // browser library and pages, served under /.switchboard/web/; nil: none
+
+	// Dev lets loopback clients use the admin API without a credential.
+	Dev bool
+	// AdminToken guards the admin API (Authorization: Bearer TOKEN).
+	// Empty: only loopback clients in Dev mode may use it.
+	AdminToken string
+
+	// Compression makes permessage-deflate (no context takeover)
+	// negotiable with clients.
+	Compression bool
+
+	// MaxConnsPerAddr bounds concurrent client connections and handshakes
+	// from one IP address; over it, handshakes get 429. 0: no limit.
+	MaxConnsPerAddr int
+
+	// Ready reports whether the node is ready (e.g. its cluster link is
+	// up); nil: always.
+	Ready func() error
+}
+
+// Server is an http.Handler for the broker's port.
+type Server struct {
+	cfg Config
+	b   *broker.Broker
+	log *slog.Logger
+
+	metrics http.Handler
+	web     http.Handler
+
+	mu      sync.Mutex
+	perAddr map[netip.Addr]int // guarded by mu
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, perAddr: make(map[netip.Addr]int)}
+	if cfg.Gatherer != nil {
+		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	}
+	if cfg.Web != nil {
+		s.web = http.StripPrefix(protocol.ReservedPrefix+"web/", http.FileServerFS(cfg.Web))
+	}
+	return s
+}
+
+// HTTPServer returns an http.Server for s with the handshake limits set:
+// headers must arrive within handshakeTimeout and fit in maxHeaderBytes.
+func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: handshakeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if strings.HasPrefix(path, protocol.ReservedPrefix) {
+		s.serveReserved(w, r, path[len(protocol.ReservedPrefix)-1:])
+		return
+	}
+	if isUpgrade(r) {
+		s.serveClient(w, r)
+		return
+	}
+	switch path {
+	case "/healthz":
+		s.healthz(w, r)
+	case "/readyz":
+		s.readyz(w, r)
+	case "/metrics":
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.metrics.ServeHTTP(w, r)
+	case "/":
+		if s.web == nil {
+			http.NotFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = protocol.ReservedPrefix + "web/"
+		s.web.ServeHTTP(w, r2)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// serveReserved serves the broker's own endpoints; sub starts with "/".
+func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub string) {
+	switch {
+	case sub == "/v1/link":
+		s.serveLink(w, r)
+	case sub == "/healthz":
+		s.healthz(w, r)
+	case sub == "/readyz":
+		s.readyz(w, r)
+	case sub == "/v1/status":
+		if !s.admin(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(s.b.Status())
+	case strings.HasPrefix(sub, "/web/") && s.web != nil:
+		s.web.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// admin checks the admin credential; failures get 401 with no detail.
+func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Dev && isLoopback(r) {
+		return true
+	}
+	if tok := s.cfg.AdminToken; tok != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
+			return true
+		}
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	return false
+}
+
+// serveLink upgrades a service link and runs it.
+func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) || !offers(r, protocol.Subprotocol) {
+		http.Error(w, "service links must be WebSocket connections offering subprotocol "+protocol.Subprotocol, http.StatusBadRequest)
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{protocol.Subprotocol},
+		InsecureSkipVerify: true, // services authenticate with credentials, not origins
+	})
+	if err != nil {
+		s.log.Debug("service link handshake failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	_ = s.b.ServeLink(context.WithoutCancel(r.Context()), conn, remoteAddr(r))
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func offers(r *http.Request, proto string) bool {
+	for _, p := range subprotocols(r) {
+		if p == proto {
+			return true
+		}
+	}
+	return false
+}
+
+func subprotocols(r *http.Request) []string {
+	var out []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func remoteAddr(r *http.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func isLoopback(r *http.Request) bool {
+	return remoteAddr(r).Addr().IsLoopback()
+}
+
+// hostOnly strips the port from a Host header value.
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.Trim(h, "[]")
+}
