@@ -1,0 +1,28 @@
+// Package sdk lets a Go program accept WebSocket connections through a
+// Switchboard broker, without owning a public port.
+//
+// Listen opens a service link to the broker and registers a scope (a URL
+// prefix such as ws://127.0.0.1:8080/echo/). Clients then connect to URLs
+// under that scope with any standard WebSocket client; for each one the
+// broker asks this service through Listener.Accept, and the service answers
+// with Request.Accept, Request.Respond or Request.Reject. An accepted client
+// is a Channel that reads and writes whole messages.
+//
+// Channels belong to the registration, not to the listener that accepted
+// them: when a listener goes away (Close, a crash, a broken network), the
+// broker keeps its clients connected and hands their channels to the next
+// listener of the same scope, which receives them from Accept as requests
+// with Resumed set. Every client message is delivered at least once, in
+// order: Channel.Read acknowledges the previous message when it is called
+// again, so a message is acknowledged only after the handler has dealt with
+// it, and messages that were delivered but not acknowledged are delivered
+// again to the next listener.
+//
+// Memory is bounded: the broker never sends a channel more unacknowledged
+// bytes than the window the listener asked for, and Channel.Write waits for
+// credit from the broker, so a client that does not read holds back only its
+// own channel.
+//
+// The wire protocol is package protocol, documented in docs/PROTOCOL.md.
+// This package knows nothing of the broker's internals or of the CLI.
+package sdk

@@ -1,0 +1,293 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// errProtocol marks a frame from the broker that breaks the protocol.
+var errProtocol = errors.New("protocol violation by the broker")
+
+// readLoop is the only reader of the link: it splits each message into
+// frames and dispatches them. It never blocks on a handler: channel queues
+// are bounded by the window the broker honours.
+func (l *Listener) readLoop() {
+	for {
+		typ, msg, err := l.conn.Read(l.ctx)
+		if err != nil {
+			l.fail(fmt.Errorf("read service link: %w", err))
+			return
+		}
+		if typ != websocket.MessageBinary {
+			err = fmt.Errorf("%w: text message on the link", errProtocol)
+		} else {
+			err = l.handleMessage(msg)
+		}
+		if err != nil {
+			var le *LinkError
+			if !errors.As(err, &le) {
+				l.protocolError(err)
+			}
+			l.fail(err)
+			l.conn.CloseNow()
+			return
+		}
+	}
+}
+
+// protocolError tells the broker why this side ends the link (Error 1,
+// close 1002), best effort.
+func (l *Listener) protocolError(err error) {
+	f := protocol.Error{Code: protocol.ErrCodeProtocol, Message: err.Error()}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.conn.Write(ctx, websocket.MessageBinary, f.Append(nil))
+	_ = l.conn.Close(websocket.StatusProtocolError, "malformed frame")
+}
+
+// handleMessage dispatches every frame of one link message.
+func (l *Listener) handleMessage(msg []byte) error {
+	for len(msg) > 0 {
+		t, body, rest, err := protocol.Next(msg)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errProtocol, err)
+		}
+		if err := l.handleFrame(t, body); err != nil {
+			return err
+		}
+		msg = rest
+	}
+	return nil
+}
+
+func (l *Listener) handleFrame(t protocol.Type, body []byte) error {
+	var err error
+	switch t {
+	case protocol.TypeData:
+		var f protocol.Data
+		if err = f.Decode(body); err == nil {
+			err = l.onData(&f)
+		}
+	case protocol.TypeCredit:
+		var f protocol.Credit
+		if err = f.Decode(body); err == nil {
+			l.mu.Lock()
+			c := l.channels[f.Channel]
+			l.mu.Unlock()
+			if c != nil {
+				c.addCredit(f.Bytes)
+			}
+		}
+	case protocol.TypeClose:
+		var f protocol.Close
+		if err = f.Decode(body); err == nil {
+			l.mu.Lock()
+			c := l.channels[f.Channel]
+			l.mu.Unlock()
+			if c != nil {
+				c.remoteClose(websocket.StatusCode(f.Code), f.Reason)
+			}
+		}
+	case protocol.TypeConnect:
+		var f protocol.Connect
+		if err = f.Decode(body); err == nil {
+			l.onConnect(&f)
+		}
+	case protocol.TypeOpen:
+		var f protocol.ChannelInfo
+		if err = f.Decode(body); err == nil {
+			l.onOpen(&f)
+		}
+	case protocol.TypeState:
+		var f protocol.State
+		if err = f.Decode(body); err == nil {
+			l.mu.Lock()
+			if l.active != f.Active {
+				l.active = f.Active
+				close(l.changed)
+				l.changed = make(chan struct{})
+			}
+			l.mu.Unlock()
+			l.log.Info("instance state", "scope", l.welcome.Scope, "active", f.Active)
+		}
+	case protocol.TypeClients:
+		var f protocol.Clients
+		if err = f.Decode(body); err == nil {
+			cs := make([]ClientInfo, len(f.Clients))
+			for i := range f.Clients {
+				cs[i] = infoOf(&f.Clients[i])
+			}
+			l.mu.Lock()
+			reply := l.lists[f.Request]
+			l.mu.Unlock()
+			if reply != nil {
+				select {
+				case reply <- cs:
+				default:
+				}
+			}
+		}
+	case protocol.TypeError:
+		var f protocol.Error
+		if err = f.Decode(body); err == nil {
+			return &LinkError{Code: f.Code, Message: f.Message}
+		}
+	default:
+		return fmt.Errorf("%w: unexpected %s frame", errProtocol, t)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errProtocol, err)
+	}
+	return nil
+}
+
+func (l *Listener) onData(f *protocol.Data) error {
+	l.mu.Lock()
+	c := l.channels[f.Channel]
+	l.mu.Unlock()
+	if c == nil {
+		return nil // closed a moment ago: the two sides race
+	}
+	return c.push(f.Seq, typeOf(f.Flags), f.Payload)
+}
+
+func (l *Listener) onConnect(f *protocol.Connect) {
+	r := &Request{
+		Channel: f.Channel, Remote: f.Remote, Origin: f.Origin, Target: f.Target, App: f.App,
+		FirstLine: f.FirstLine, Protocols: f.Protocols, Headers: f.Headers, Body: f.Body, l: l,
+	}
+	l.queueRequest(r)
+}
+
+func (l *Listener) onOpen(f *protocol.ChannelInfo) {
+	info := infoOf(f)
+	c := l.newChannel(info)
+	r := &Request{
+		Channel: f.Channel, Remote: f.Remote, Origin: f.Origin, Target: f.Target, App: f.App,
+		Resumed: true, Protocol: f.Protocol, l: l, ch: c,
+	}
+	r.answered.Store(true)
+	l.mu.Lock()
+	l.channels[f.Channel] = c
+	l.mu.Unlock()
+	l.log.Debug("channel handed over", "channel", f.Channel, "target", f.Target)
+	l.queueRequest(r)
+}
+
+func (l *Listener) queueRequest(r *Request) {
+	l.mu.Lock()
+	l.requests = append(l.requests, r)
+	l.mu.Unlock()
+	signal(l.reqWake)
+}
+
+// writeLoop is the only writer of the link. It takes every queued frame at
+// once and writes them as few link messages as batchLimit allows.
+func (l *Listener) writeLoop() {
+	defer close(l.writerDone)
+	var spare []byte
+	for {
+		stopping := false
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			stopping = true
+		case <-l.ctx.Done():
+			return
+		}
+		l.outMu.Lock()
+		b := l.out
+		l.out = spare[:0]
+		close(l.room)
+		l.room = make(chan struct{})
+		l.outMu.Unlock()
+		if err := l.writeBatches(b); err != nil {
+			l.fail(fmt.Errorf("write service link: %w", err))
+			return
+		}
+		if cap(b) <= 4*batchLimit {
+			spare = b[:0]
+		} else {
+			spare = nil
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// writeBatches writes b, cut at frame boundaries into messages of at most
+// batchLimit bytes (a single larger frame goes alone).
+func (l *Listener) writeBatches(b []byte) error {
+	for len(b) > 0 {
+		n := 0
+		for n < len(b) {
+			_, _, rest, err := protocol.Next(b[n:])
+			if err != nil {
+				return fmt.Errorf("queued frame: %w", err) // cannot happen: we encoded it
+			}
+			k := len(b) - n - len(rest)
+			if n > 0 && n+k > batchLimit {
+				break
+			}
+			n += k
+		}
+		if err := l.conn.Write(l.ctx, websocket.MessageBinary, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// enqueueControl queues a control frame; it never waits for room.
+func (l *Listener) enqueueControl(frame []byte) error {
+	select {
+	case <-l.done:
+		return l.linkErr()
+	case <-l.stop:
+		return ErrClosed
+	default:
+	}
+	l.outMu.Lock()
+	l.out = append(l.out, frame...)
+	l.outMu.Unlock()
+	signal(l.wake)
+	return nil
+}
+
+// enqueue queues a data-bearing frame, waiting while the writer's queue
+// holds outLimit bytes or more.
+func (l *Listener) enqueue(ctx context.Context, frame []byte) error {
+	for {
+		select {
+		case <-l.done:
+			return l.linkErr()
+		case <-l.stop:
+			return ErrClosed
+		default:
+		}
+		l.outMu.Lock()
+		if len(l.out) < outLimit {
+			l.out = append(l.out, frame...)
+			l.outMu.Unlock()
+			signal(l.wake)
+			return nil
+		}
+		room := l.room
+		l.outMu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+			return l.linkErr()
+		}
+	}
+}
