@@ -118,8 +118,8 @@ func (ch *Channel) pumpLocked() {
 		ch.inst = active
 	}
 	inst := ch.inst
-	if inst == nil || ch.done {
-		return
+	if inst == nil || inst != active || ch.done {
+		return // nobody to send to, or draining a superseded instance
 	}
 	for ch.sent < len(ch.q) && ch.inflight < inst.window {
 		m := &ch.q[ch.sent]
