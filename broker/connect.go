@@ -50,6 +50,7 @@ type Decision struct {
 type pendingConnect struct {
 	answer chan Decision // cap 1
 	at     time.Time
+	info   protocol.ChannelInfo // the channel's details, should it be accepted
 }
 
 // reject returns a rejection and counts its reason.
@@ -90,7 +91,8 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	}()
 
 	id := b.nextID.Add(1)
-	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now()}
+	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), info: protocol.ChannelInfo{
+		Channel: id, Origin: hs.Origin, Target: hs.Target, App: hs.App, Remote: hs.Remote.String()}}
 	inst.pendMu.Lock()
 	inst.pending[id] = p
 	inst.pendMu.Unlock()
@@ -178,8 +180,9 @@ func (inst *Instance) onAnswer(ft protocol.Type, body []byte) error {
 			p.answer <- inst.b.reject("bad_accept")
 			return nil
 		}
-		info := protocol.ChannelInfo{Channel: id, Protocol: d.Protocol, Since: uint64(time.Now().UnixMilli())}
-		d.channel = newChannel(inst.reg, inst, info) // filled in by Serve with the handshake's details
+		info := p.info
+		info.Protocol, info.Since = d.Protocol, uint64(time.Now().UnixMilli())
+		d.channel = newChannel(inst.reg, inst, info)
 		if !inst.reg.addChannel(d.channel, inst) {
 			p.answer <- inst.b.reject("instance_gone")
 			return nil
@@ -266,9 +269,9 @@ func (b *Broker) Abandon(d Decision) {
 	d.channel.clientClosed(websocket.StatusAbnormalClosure, "handshake failed")
 }
 
-// Serve relays an accepted client until its channel ends. hs is the
-// handshake Offer was given; conn is the upgraded connection.
-func (b *Broker) Serve(ctx context.Context, d Decision, hs *Handshake, conn *websocket.Conn) {
+// Serve relays an accepted client until its channel ends; conn is the
+// upgraded connection.
+func (b *Broker) Serve(ctx context.Context, d Decision, conn *websocket.Conn) {
 	ch := d.channel
 	if ch == nil {
 		conn.Close(websocket.StatusInternalError, "")
@@ -282,7 +285,6 @@ func (b *Broker) Serve(ctx context.Context, d Decision, hs *Handshake, conn *web
 	defer b.wg.Done()
 	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage))
 	ch.mu.Lock()
-	ch.info.Origin, ch.info.Target, ch.info.App, ch.info.Remote = hs.Origin, hs.Target, hs.App, hs.Remote.String()
 	ch.conn = conn
 	closed := ch.serviceClosed
 	ch.startWriterLocked()

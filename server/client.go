@@ -110,7 +110,7 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
 		s.b.Abandon(d)
 		return
 	}
-	s.b.Serve(r.Context(), d, hs, conn)
+	s.b.Serve(r.Context(), d, conn)
 }
 
 // handshakeOf turns the request into the broker's Handshake. Go's HTTP
