@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (make test). It installs what the tests need
+# when it is missing, then runs every test. Keep it well under 15 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -x scripts/install-test-deps.sh ]; then
+	scripts/install-test-deps.sh
+fi
+
+export GOFLAGS="${GOFLAGS:-} -count=1"
+echo "== go vet"
+go vet ./...
+echo "== go test (all packages)"
+go test -timeout 10m ./...
+echo "== go test -race (relay core)"
+go test -race -timeout 5m ./protocol/... ./broker/... ./sdk/... ./server/...
+if grep -q '^bench-smoke:' Makefile 2>/dev/null; then
+	echo "== benchmark smoke"
+	make bench-smoke
+fi
+echo "== all tests passed"
