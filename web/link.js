@@ -1,0 +1,386 @@
+// The service side of the Switchboard service protocol (docs/PROTOCOL.md):
+// one Link is one service instance attached to the broker. It sends Hello,
+// answers connect requests through its owner, delivers each channel's
+// messages in order and acknowledges them after the owner's handler ran,
+// and sends no more to a channel than the broker's credit allows.
+//
+// The public classes in switchboard.js are owners of a Link; this file knows
+// nothing of their APIs. An owner implements:
+//
+//   connectRequest(req)      → answer | Promise<answer>, where answer is
+//                              {accept: {protocol, headers}} | {respond: {status, headers, body}} | {reject: true}
+//   channelOpened(ch, how)   how is 'accept' (a new client) or 'open' (handed over)
+//   stateChanged(active)     the broker made this instance active or not
+//   linkClosed(err)          the link ended; err is null after close()
+//
+// and sets ch.onmessage(payload: Uint8Array, binary: boolean) (may return a
+// Promise: the Ack waits for it) and ch.onclose(code, reason) on channels.
+
+import {
+  VERSION, SUBPROTOCOL, LINK_PATH, HELLO_PRIVATE, FLAG_BINARY, ErrorCode,
+  encodeFrames, decodeFrames, ProtocolError,
+} from './protocol.js';
+
+/** LinkError is an Error frame from the broker, or the link failing. */
+export class LinkError extends Error {
+  constructor(message, code = 0) { super(message); this.name = 'LinkError'; this.code = code; }
+}
+
+/** Channel is one accepted client connection as the service sees it. */
+export class Channel {
+  constructor(link, info) {
+    this.link = link;
+    this.id = info.channel;
+    this.origin = info.origin ?? '';
+    this.target = info.target ?? '';
+    this.protocol = info.protocol ?? '';
+    this.app = info.app ?? '';
+    this.remote = info.remote ?? '';
+    this.since = info.since || Date.now();
+    this.credit = link.window;   // payload bytes we may still send
+    this.outq = [];              // [payload, flags] waiting for credit
+    this.queued = 0;             // bytes in outq
+    this.inq = [];               // frames waiting for the handler, in order
+    this.pumping = false;
+    this.lastSeq = 0;            // highest seq handled (drops duplicates after handover)
+    this.closing = null;         // [code, reason] once the service closed
+    this.closed = false;
+    this.onmessage = null;
+    this.onclose = null;
+  }
+
+  /** bufferedAmount is the payload bytes waiting for credit. */
+  get bufferedAmount() { return this.queued; }
+
+  /** send queues one message; it goes out as credit allows. */
+  send(payload, binary) {
+    if (this.closed || this.closing) return false;
+    this.outq.push([payload, binary ? FLAG_BINARY : 0]);
+    this.queued += payload.length;
+    this.flush();
+    return true;
+  }
+
+  /** close ends the channel after the messages already sent. */
+  close(code = 1000, reason = '') {
+    if (this.closed || this.closing) return;
+    this.closing = [code, reason];
+    this.flush();
+  }
+
+  flush() {
+    const window = this.link.window;
+    while (this.outq.length > 0) {
+      const [p, flags] = this.outq[0];
+      // A message larger than the window may go when the whole window is free.
+      if (p.length > this.credit && this.credit < window) break;
+      this.outq.shift();
+      this.queued -= p.length;
+      this.credit -= p.length;
+      this.link.send({ type: 'data', channel: this.id, seq: 0, flags, payload: p });
+    }
+    if (this.outq.length === 0 && this.closing && !this.closed) {
+      const [code, reason] = this.closing;
+      this.link.send({ type: 'close', channel: this.id, code, reason });
+      this.link.forget(this, code, reason);
+    }
+  }
+
+  async pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.inq.length > 0) {
+        const f = this.inq.shift();
+        if (f.type === 'close') {
+          this.link.forget(this, f.code, f.reason);
+          continue;
+        }
+        if (f.seq <= this.lastSeq) { this.link.ack(this, f.seq); continue; }
+        try {
+          const r = this.onmessage?.(f.payload, (f.flags & FLAG_BINARY) !== 0);
+          if (r && typeof r.then === 'function') await r;
+        } catch (err) {
+          this.link.report(err);
+        }
+        this.lastSeq = f.seq;
+        this.link.ack(this, f.seq);
+      }
+    } finally {
+      this.pumping = false;
+      this.link.drained();
+    }
+  }
+}
+
+function brokerFrom(base) {
+  const u = new URL(base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u;
+}
+
+/**
+ * Link is one service instance attached to the broker.
+ */
+export class Link {
+  /**
+   * @param {object} o
+   * @param {string} o.broker   broker base URL (ws, wss, http or https)
+   * @param {string} o.credential
+   * @param {string|null} o.scope  scope URL; null asks for a private scope
+   * @param {string} [o.label]
+   * @param {string[]} [o.protocols]
+   * @param {string[]} [o.origins]
+   * @param {number} [o.window]
+   * @param {object} o.owner
+   */
+  constructor(o) {
+    this.owner = o.owner;
+    const broker = brokerFrom(o.broker);
+    this.hello = {
+      type: 'hello', version: VERSION,
+      scope: o.scope == null ? new URL('/', broker).href : new URL(o.scope, broker).href.replace(/^http/, 'ws'),
+      label: o.label ?? '', credential: o.credential ?? '',
+      protocols: o.protocols ?? [], origins: o.origins ?? [], window: o.window ?? 0,
+      flags: o.scope == null ? HELLO_PRIVATE : 0,
+    };
+    this.url = new URL(LINK_PATH, broker).href;
+    this.window = 0;
+    this.welcome = null;
+    this.active = false;
+    this.channels = new Map();
+    this.out = [];
+    this.acks = new Map();
+    this.flushing = false;
+    this.lists = new Map();
+    this.nextList = 1;
+    this.closed = false;
+    this.retiring = false;
+  }
+
+  /** start opens the link and resolves with the Welcome frame. */
+  start() {
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WebSocket(this.url, SUBPROTOCOL);
+      } catch (err) {
+        reject(new LinkError(`cannot open the service link to ${this.url}: ${err.message}`));
+        return;
+      }
+      this.ws = ws;
+      ws.binaryType = 'arraybuffer';
+      this.ready = { resolve, reject };
+      ws.onopen = () => { this.send(this.hello); };
+      ws.onmessage = (ev) => this.receive(ev.data);
+      ws.onerror = () => {};
+      ws.onclose = (ev) => this.ended(ev);
+    });
+  }
+
+  receive(data) {
+    if (typeof data === 'string') { this.fail(ErrorCode.protocol, 'link messages must be binary'); return; }
+    let frames;
+    try {
+      frames = decodeFrames(new Uint8Array(data));
+    } catch (err) {
+      this.fail(ErrorCode.protocol, err.message);
+      return;
+    }
+    for (const f of frames) {
+      try {
+        this.dispatch(f);
+      } catch (err) {
+        this.fail(err instanceof ProtocolError ? ErrorCode.protocol : ErrorCode.internal, err.message);
+        return;
+      }
+    }
+  }
+
+  dispatch(f) {
+    if (!this.welcome && f.type !== 'welcome' && f.type !== 'error') {
+      throw new ProtocolError(`${f.type} before welcome`);
+    }
+    switch (f.type) {
+      case 'welcome':
+        this.welcome = f;
+        this.window = f.window;
+        this.active = f.active;
+        this.ready?.resolve(f);
+        this.ready = null;
+        return;
+      case 'error':
+        this.error = new LinkError(f.message, f.code);
+        return;
+      case 'state':
+        this.active = f.active;
+        if (!f.active) { this.retiring = true; this.drained(); }
+        this.owner.stateChanged?.(f.active);
+        return;
+      case 'connect':
+        this.connect(f);
+        return;
+      case 'open':
+        if (!this.channels.has(f.channel)) this.opened(new Channel(this, f), 'open');
+        return;
+      case 'data':
+      case 'close': {
+        const ch = this.channels.get(f.channel);
+        if (!ch) return; // closed a moment ago: the two sides race
+        ch.inq.push(f);
+        ch.pump();
+        return;
+      }
+      case 'credit': {
+        const ch = this.channels.get(f.channel);
+        if (ch) { ch.credit += f.bytes; ch.flush(); }
+        return;
+      }
+      case 'clients': {
+        const p = this.lists.get(f.request);
+        this.lists.delete(f.request);
+        p?.resolve(f.clients);
+        return;
+      }
+    }
+    throw new ProtocolError(`unexpected ${f.type} frame from the broker`);
+  }
+
+  connect(req) {
+    let answer;
+    try {
+      answer = Promise.resolve(this.owner.connectRequest(req));
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    answer.then((a) => {
+      if (this.closed) return;
+      if (a && a.accept) {
+        const protocol = a.accept.protocol ?? '';
+        this.send({ type: 'accept', channel: req.channel, protocol, headers: a.accept.headers ?? [] });
+        this.opened(new Channel(this, { ...req, protocol, since: Date.now() }), 'accept');
+      } else if (a && a.respond) {
+        const r = a.respond;
+        this.send({ type: 'respond', channel: req.channel, status: r.status, headers: r.headers ?? [], body: r.body ?? [] });
+      } else {
+        this.send({ type: 'reject', channel: req.channel });
+      }
+    }, (err) => {
+      this.report(err);
+      if (!this.closed) this.send({ type: 'reject', channel: req.channel });
+    });
+  }
+
+  opened(ch, how) {
+    this.channels.set(ch.id, ch);
+    try { this.owner.channelOpened(ch, how); } catch (err) { this.report(err); }
+  }
+
+  /** forget drops a channel that ended and tells its owner. */
+  forget(ch, code, reason) {
+    if (ch.closed) return;
+    ch.closed = true;
+    ch.inq.length = 0;
+    ch.outq.length = 0;
+    ch.queued = 0;
+    this.channels.delete(ch.id);
+    try { ch.onclose?.(code, reason); } catch (err) { this.report(err); }
+    this.drained();
+  }
+
+  ack(ch, seq) { this.acks.set(ch.id, seq); this.schedule(); }
+
+  /** push sends one message to every channel whose target path starts with prefix. */
+  push(payload, binary, prefix = '') {
+    this.send({ type: 'push', flags: binary ? FLAG_BINARY : 0, prefix, payload });
+  }
+
+  /** list asks the broker for the registration's open channels. */
+  list() {
+    return new Promise((resolve, reject) => {
+      if (this.closed) { reject(new LinkError('the service link is closed')); return; }
+      const request = this.nextList++;
+      this.lists.set(request, { resolve, reject });
+      this.send({ type: 'list', request });
+    });
+  }
+
+  send(frame) {
+    if (this.closed) return;
+    this.out.push(frame);
+    this.schedule();
+  }
+
+  schedule() {
+    if (this.flushing) return;
+    this.flushing = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  flush() {
+    this.flushing = false;
+    if (this.closed || !this.ws || this.ws.readyState !== 1) return;
+    for (const [channel, seq] of this.acks) this.out.push({ type: 'ack', channel, seq });
+    this.acks.clear();
+    if (this.out.length === 0) return;
+    const msg = encodeFrames(this.out);
+    this.out = [];
+    this.ws.send(msg);
+  }
+
+  /** drained detaches a superseded instance once it handled all it holds. */
+  drained() {
+    if (!this.retiring || this.closed) return;
+    for (const ch of this.channels.values()) if (ch.inq.length > 0 || ch.pumping) return;
+    this.flush();
+    this.close();
+  }
+
+  report(err) {
+    try { this.owner.handlerError?.(err); } catch { /* the owner's own report failed */ }
+    if (typeof console !== 'undefined') console.error('switchboard: handler failed:', err);
+  }
+
+  fail(code, message) {
+    if (this.closed) return;
+    this.out = [{ type: 'error', code, message }];
+    this.flush();
+    this.error = new LinkError(message, code);
+    this.ws.close(code === ErrorCode.protocol ? 4002 : 4011, message.slice(0, 120));
+  }
+
+  /** close detaches this instance; with goingAway, clients are closed first (1001). */
+  close(goingAway = false) {
+    if (this.closed || this.stopping) return;
+    this.stopping = true;
+    if (goingAway) {
+      for (const ch of [...this.channels.values()]) {
+        this.send({ type: 'close', channel: ch.id, code: 1001, reason: 'service stopped' });
+        this.forget(ch, 1001, 'service stopped');
+      }
+    }
+    this.flush();
+    this.closed = true;
+    this.ws?.close(1000);
+    this.ended(null);
+  }
+
+  ended(ev) {
+    const err = this.error ?? (ev && !this.welcome
+      ? new LinkError(`the broker refused the service link at ${this.url} (close ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`)
+      : ev ? new LinkError(`the service link closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`) : null);
+    this.closed = true;
+    if (this.ready) { this.ready.reject(err ?? new LinkError('closed before the broker answered')); this.ready = null; }
+    for (const p of this.lists.values()) p.reject(err ?? new LinkError('the service link is closed'));
+    this.lists.clear();
+    if (this.linkEnded) return;
+    this.linkEnded = true;
+    for (const ch of [...this.channels.values()]) {
+      ch.closed = true;
+      try { ch.onclose?.(1006, 'service link lost'); } catch (e) { this.report(e); }
+    }
+    this.channels.clear();
+    this.owner.linkClosed?.(this.retiring ? null : err);
+  }
+}

@@ -1,0 +1,231 @@
+// Switchboard for pages and workers: the four seeds' APIs as thin clients of
+// the service protocol (docs/PROTOCOL.md).
+//
+//   import { WebSocketListener } from 'http://BROKER/.switchboard/web/switchboard.js';
+//   const l = new WebSocketListener();            // a fresh private scope
+//   l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); };
+//
+// Exports: configure, WebSocketListener (seed 002), BrowserSocket (seed 001),
+// connect and registerService (seed 003), AppSocket and setMessageHandler
+// (seed 000). Types: switchboard.d.ts. The module finds the broker from its
+// own URL (import.meta.url) unless configure({broker}) says otherwise.
+
+import { LinkError } from './link.js';
+import { configure, newLink, portOf } from './config.js';
+import { ServerWebSocket } from './socket.js';
+import {
+  handlerAttributes, ConnectionEvent, SwitchboardErrorEvent, closeEvent, messageEvent,
+  socketData, bytesOf, encodeValue, decodeValue,
+} from './events.js';
+
+export { LinkError };
+export { encodeValue, decodeValue } from './events.js';
+
+export { configure };
+
+export { ServerWebSocket };
+
+// ---------------------------------------------------------------- seed 002
+
+/**
+ * WebSocketListener registers for incoming connections (seed 002). With no
+ * URL it gets a fresh private scope from the broker.
+ */
+export class WebSocketListener extends EventTarget {
+  static OPENING = 0;
+  static LISTENING = 1;
+  static CLOSED = 2;
+
+  /**
+   * @param {string|null} [scopeUrl] the scope to listen on, e.g. "/chat/" or "ws://host/chat/"
+   * @param {string|string[]} [protocol] subprotocol(s) the listener accepts
+   * @param {{label?: string, origins?: string[], credential?: string, broker?: string}} [options]
+   */
+  constructor(scopeUrl = null, protocol = undefined, options = {}) {
+    super();
+    this._state = 0;
+    this._protocols = protocol == null ? [] : [].concat(protocol);
+    this._url = '';
+    this._port = 0;
+    /** The open connections. */
+    this.sockets = new Set();
+    this._link = newLink(this, scopeUrl, { ...options, protocols: this._protocols });
+    /** Resolves when the listener is LISTENING; rejects if it fails to. */
+    this.ready = this._link.start().then((w) => {
+      this._state = 1;
+      this._url = w.publicURL;
+      this._port = portOf(w.publicURL);
+      this._scope = w.scope;
+      this.dispatchEvent(new Event('listening'));
+      return this;
+    }, (err) => { this._failed(err); throw err; });
+    this.ready.catch(() => {});
+  }
+
+  get OPENING() { return 0; }
+  get LISTENING() { return 1; }
+  get CLOSED() { return 2; }
+  get readyState() { return this._state; }
+  /** The port clients connect to (the mapped external port where port mapping is on). */
+  get port() { return this._port; }
+  /** The URL clients connect to. */
+  get url() { return this._url; }
+  /** The scope as the broker registered it (e.g. "/~k3x9.../"). */
+  get scope() { return this._scope ?? ''; }
+  /** Whether this instance is the active one of its registration. */
+  get active() { return this._link.active; }
+
+  /** push sends one message to every client whose URL path starts with prefix. */
+  push(data, prefix = '') {
+    const b = bytesOf(data);
+    if (b instanceof Promise) { b.then(([p, bin]) => this._link.push(p, bin, prefix)); return; }
+    this._link.push(b[0], b[1], prefix);
+  }
+
+  /** close stops listening and closes every connection (1001). */
+  close() {
+    if (this._state === 2) return;
+    this._link.close(true);
+  }
+
+  connectRequest(req) {
+    const protocol = this._protocols.find((p) => req.protocols.includes(p)) ?? '';
+    return { accept: { protocol } };
+  }
+
+  channelOpened(ch) {
+    const socket = new ServerWebSocket(ch);
+    this.sockets.add(socket);
+    socket.addEventListener('close', () => this.sockets.delete(socket));
+    this.dispatchEvent(new ConnectionEvent('connection', socket));
+    socket._open();
+  }
+
+  handlerError(err) { this.dispatchEvent(new SwitchboardErrorEvent(err)); }
+
+  _failed(err) {
+    if (this._state === 2) return;
+    this._state = 2;
+    if (err) this.dispatchEvent(new SwitchboardErrorEvent(err));
+    this.dispatchEvent(new Event('close'));
+  }
+
+  linkClosed(err) { this._failed(err); }
+}
+handlerAttributes(WebSocketListener, ['connection', 'listening', 'error', 'close']);
+
+// ---------------------------------------------------------------- seed 001
+
+const BROKER_HEADERS = /^(upgrade|connection|sec-websocket-.*|content-length|transfer-encoding)$/i;
+
+function headerDict(list) {
+  const d = {};
+  for (const { name, value } of list) d[name] = name in d ? d[name] + ', ' + value : value;
+  return d;
+}
+
+function headerList(dict) {
+  const out = [];
+  for (const [name, value] of Object.entries(dict ?? {})) {
+    for (const v of [].concat(value)) out.push({ name, value: String(v) });
+  }
+  return out;
+}
+
+function construct(factory, arg) {
+  return factory.prototype ? new factory(arg) : factory(arg);
+}
+
+/**
+ * BrowserSocket receives connections for a fresh scope (seed 001): the
+ * factory makes one ConnectionHandler per connect request; the handler's
+ * handshakeResponseLoop may change the response or return null to cancel.
+ */
+export class BrowserSocket extends EventTarget {
+  /**
+   * @param {(handshake: object) => object} connectionHandlerFactory
+   * @param {{scope?: string, label?: string, credential?: string, broker?: string}} [options]
+   */
+  constructor(connectionHandlerFactory, options = {}) {
+    super();
+    if (typeof connectionHandlerFactory !== 'function') throw new TypeError('BrowserSocket needs a connection handler factory');
+    this._factory = connectionHandlerFactory;
+    this._pending = new Map();
+    this._port = 0;
+    this._prefix = '';
+    this._url = '';
+    this._link = newLink(this, options.scope ?? null, options);
+    this.ready = this._link.start().then((w) => {
+      this._port = portOf(w.publicURL);
+      this._prefix = new URL(w.publicURL).pathname;
+      this._url = w.publicURL;
+      return this;
+    }, (err) => { this.dispatchEvent(new SwitchboardErrorEvent(err)); throw err; });
+    this.ready.catch(() => {});
+  }
+
+  /** The TCP port clients connect to. */
+  get port() { return this._port; }
+  /** The path prefix mapped to this socket; starts and ends with "/". */
+  get resourcePrefix() { return this._prefix; }
+  /** The URL clients connect to. */
+  get url() { return this._url; }
+
+  /** stop closes the socket and every connection. */
+  stop() { this._link.close(true); }
+
+  async connectRequest(req) {
+    const request = { firstLine: req.firstLine, headers: headerDict(req.headers), body: Array.from(req.body) };
+    const handler = construct(this._factory, request);
+    if (!handler || typeof handler !== 'object') return { reject: true };
+    let response = {
+      firstLine: 'HTTP/1.1 101 Switching Protocols',
+      headers: { Upgrade: 'websocket', Connection: 'Upgrade' },
+      body: [],
+    };
+    if (typeof handler.handshakeResponseLoop === 'function') {
+      response = await handler.handshakeResponseLoop(response);
+      if (response == null) return { reject: true };
+    }
+    const status = Number(/^\S+\s+(\d{3})/.exec(response.firstLine ?? '')?.[1] ?? 101);
+    const headers = headerList(response.headers);
+    if (status !== 101) {
+      return { respond: { status, headers, body: Uint8Array.from(response.body ?? []) } };
+    }
+    const chosen = headers.find((h) => /^sec-websocket-protocol$/i.test(h.name))?.value ?? '';
+    this._pending.set(req.channel, handler);
+    return {
+      accept: {
+        protocol: req.protocols.includes(chosen) ? chosen : '',
+        headers: headers.filter((h) => !BROKER_HEADERS.test(h.name)),
+      },
+    };
+  }
+
+  channelOpened(ch) {
+    const handler = this._pending.get(ch.id) ?? construct(this._factory, { firstLine: '', headers: {}, body: [] });
+    this._pending.delete(ch.id);
+    let open = true;
+    handler.send = (data) => {
+      if (!open) return false;
+      const b = bytesOf(data);
+      if (b instanceof Promise) b.then(([p, bin]) => ch.send(p, bin)); else ch.send(b[0], b[1]);
+      return true;
+    };
+    handler.close = (code = 1000, reason = '') => { open = false; ch.close(code, reason); };
+    ch.onmessage = (payload, binary) => handler.onmessage?.(messageEvent(socketData(payload, binary, 'arraybuffer'), ch.origin));
+    ch.onclose = (code, reason) => {
+      open = false;
+      if (code === 1006) handler.onerror?.(new Event('error'));
+      handler.onclose?.(closeEvent(code, reason, code !== 1006));
+    };
+    handler.onopen?.(new Event('open'));
+  }
+
+  handlerError(err) { this.dispatchEvent(new SwitchboardErrorEvent(err)); }
+  linkClosed(err) { if (err) this.dispatchEvent(new SwitchboardErrorEvent(err)); }
+}
+handlerAttributes(BrowserSocket, ['error']);
+
+export { connect, registerService } from './service.js';
+export { AppSocket, setMessageHandler } from './app.js';
