@@ -178,3 +178,35 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// connect dials path while l accepts the connect request; it returns the
+// client connection and the service's channel.
+func (tb *testBroker) connect(l *sdk.Listener, path string) (*websocket.Conn, *sdk.Channel, *sdk.Request) {
+	tb.t.Helper()
+	type result struct {
+		c   *websocket.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, tb.url+path, nil)
+		res <- result{c, err}
+	}()
+	ctx := ctxT(tb.t)
+	r, err := l.Accept(ctx)
+	if err != nil {
+		tb.t.Fatalf("accept %s: %v", path, err)
+	}
+	ch, err := r.Accept(ctx, "", nil)
+	if err != nil {
+		tb.t.Fatalf("accept %s: %v", path, err)
+	}
+	got := <-res
+	if got.err != nil {
+		tb.t.Fatalf("dial %s: %v", path, got.err)
+	}
+	tb.t.Cleanup(func() { got.c.CloseNow() })
+	return got.c, ch, r
+}
