@@ -23,7 +23,7 @@ import (
 func exampleBroker() (string, func()) {
 	quiet := slog.New(slog.DiscardHandler)
 	b := broker.New(broker.Config{
-		Logger: quiet,
+		Logger:    quiet,
 		Authorize: func(context.Context, broker.AuthRequest) (string, error) { return "dev", nil },
 	})
 	srv := httptest.NewServer(server.New(server.Config{Broker: b, Logger: quiet}))

@@ -73,14 +73,14 @@ type Listener struct {
 	wake  chan struct{} // cap 1: out has frames
 
 	mu       sync.Mutex
-	active   bool                          // guarded by mu
-	changed  chan struct{}                 // closed when active changes; guarded by mu
-	channels map[uint64]*Channel           // guarded by mu
-	requests []*Request                    // connect requests not yet taken by Accept; guarded by mu
-	reqWake  chan struct{}                 // cap 1: requests is not empty
-	lists    map[uint64]chan []ClientInfo  // pending List requests; guarded by mu
-	nextList uint64                        // guarded by mu
-	idle     chan struct{}                 // closed when a channel's acks catch up; guarded by mu
+	active   bool                         // guarded by mu
+	changed  chan struct{}                // closed when active changes; guarded by mu
+	channels map[uint64]*Channel          // guarded by mu
+	requests []*Request                   // connect requests not yet taken by Accept; guarded by mu
+	reqWake  chan struct{}                // cap 1: requests is not empty
+	lists    map[uint64]chan []ClientInfo // pending List requests; guarded by mu
+	nextList uint64                       // guarded by mu
+	idle     chan struct{}                // closed when a channel's acks catch up; guarded by mu
 }
 
 // outLimit bounds the bytes queued for the writer by Write and Push; control
@@ -474,4 +474,3 @@ func typeOf(flags byte) websocket.MessageType {
 	}
 	return websocket.MessageText
 }
-
