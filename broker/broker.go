@@ -59,6 +59,7 @@ func New(cfg Config) *Broker {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.m = newMetrics(cfg.Registerer, func() float64 { return float64(b.buffered.Load()) })
+	b.track(b.keepalive)
 	return b
 }
 

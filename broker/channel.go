@@ -36,6 +36,7 @@ type Channel struct {
 	nextSeq   uint64
 	space     chan struct{} // cap 1: room was made in q
 	closeSent bool          // the client's Close went to inst
+	blocked   bool          // the reader waits for room (backpressure)
 
 	// Service → client, guarded by mu. out[head:] waits for the writer.
 	out      []outMsg
@@ -78,6 +79,7 @@ func (ch *Channel) deliver(ctx context.Context, flags byte, data *[]byte) error 
 	lim := ch.b.cfg.Limits
 	ch.mu.Lock()
 	for ch.buffered > 0 && (ch.buffered+n > lim.ChannelBuffer || ch.b.buffered.Load()+int64(n) > lim.TotalBuffer) {
+		ch.blocked = true
 		ch.mu.Unlock()
 		select {
 		case <-ch.space:
@@ -86,6 +88,7 @@ func (ch *Channel) deliver(ctx context.Context, flags byte, data *[]byte) error 
 			return ctx.Err()
 		}
 		ch.mu.Lock()
+		ch.blocked = false
 	}
 	if ch.serviceClosed {
 		ch.mu.Unlock()

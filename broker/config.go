@@ -69,6 +69,9 @@ type Limits struct {
 	// LinkBuffer bounds the bytes queued to one service link; a service
 	// that does not read past it is disconnected. Default 64 MiB.
 	LinkBuffer int
+	// PingInterval is how often clients are pinged; one that does not
+	// answer within the next interval is cut. Default 30 s.
+	PingInterval time.Duration
 }
 
 func (l *Limits) setDefaults() {
@@ -95,6 +98,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.TotalBuffer <= 0 {
 		l.TotalBuffer = 256 << 20
+	}
+	if l.PingInterval <= 0 {
+		l.PingInterval = 30 * time.Second
 	}
 	if l.LinkBuffer <= 0 {
 		l.LinkBuffer = 64 << 20

@@ -245,3 +245,21 @@ func TestServiceBeyondCreditIsCut(t *testing.T) {
 		t.Fatal("link not cut")
 	}
 }
+
+func TestKeepaliveCutsSilentClient(t *testing.T) {
+	e := newEnv(t, broker.Limits{PingInterval: 200 * time.Millisecond})
+	s := e.attach(protocol.Hello{Scope: "/ka/"})
+	go func() {
+		c := s.next(protocol.TypeConnect).(*protocol.Connect)
+		s.send((&protocol.Accept{Channel: c.Channel}).Append(nil))
+	}()
+	// A raw client that completes the handshake and then never answers pings.
+	_, resp := rawHandshakeConn(t, e, "/ka/")
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 101") {
+		t.Fatalf("handshake: %s", resp)
+	}
+	cf := s.next(protocol.TypeClose).(*protocol.Close)
+	if cf.Code != 1006 {
+		t.Fatalf("service close %+v, want 1006", cf)
+	}
+}

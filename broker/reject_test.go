@@ -19,11 +19,19 @@ import (
 // response bytes exactly as they came, Date header blanked.
 func rawHandshake(t *testing.T, e *env, path string, extra ...string) []byte {
 	t.Helper()
+	conn, raw := rawHandshakeConn(t, e, path, extra...)
+	conn.Close()
+	return raw
+}
+
+// rawHandshakeConn is rawHandshake that leaves the connection open.
+func rawHandshakeConn(t *testing.T, e *env, path string, extra ...string) (net.Conn, []byte) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	req := "GET " + path + " HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 	for _, h := range extra {
@@ -40,8 +48,10 @@ func rawHandshake(t *testing.T, e *env, path string, extra ...string) []byte {
 	if err != nil {
 		t.Fatalf("read response: %v", err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return regexp.MustCompile(`(?m)^Date: .*\r\n`).ReplaceAll(raw.Bytes(), []byte("Date: X\r\n"))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	return conn, regexp.MustCompile(`(?m)^Date: .*\r\n`).ReplaceAll(raw.Bytes(), []byte("Date: X\r\n"))
 }
 
 func TestRejectionsAreByteIdentical(t *testing.T) {
