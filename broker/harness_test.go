@@ -50,7 +50,10 @@ func newEnv(t *testing.T, limits broker.Limits) *env {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // svc is a service written against the raw protocol, so these tests check
 // the broker against PROTOCOL.md rather than against the SDK.

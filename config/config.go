@@ -61,6 +61,7 @@ type Limits struct {
 	ChannelBuffer      int      `json:"channel_buffer,omitempty"`
 	TotalBuffer        int64    `json:"total_buffer,omitempty"`
 	LinkBuffer         int      `json:"link_buffer,omitempty"`
+	PingInterval       Duration `json:"ping_interval,omitempty"`
 }
 
 // Credential lets whoever holds a secret listen on some scopes. Only the
@@ -160,7 +161,8 @@ func (c *File) BrokerLimits() broker.Limits {
 	l := c.Limits
 	return broker.Limits{MaxMessage: l.MaxMessage, AcceptTimeout: time.Duration(l.AcceptTimeout),
 		HandoverTimeout: time.Duration(l.HandoverTimeout), MaxPendingConnects: l.MaxPendingConnects,
-		Window: l.Window, ChannelBuffer: l.ChannelBuffer, TotalBuffer: l.TotalBuffer, LinkBuffer: l.LinkBuffer}
+		Window: l.Window, ChannelBuffer: l.ChannelBuffer, TotalBuffer: l.TotalBuffer, LinkBuffer: l.LinkBuffer,
+		PingInterval: time.Duration(l.PingInterval)}
 }
 
 // HashSecret returns the hex SHA-256 of a secret, as secret_sha256 holds it.
@@ -252,7 +254,8 @@ const exampleJSON = `
     "window": 262144,
     "channel_buffer": 1048576,
     "total_buffer": 268435456,
-    "link_buffer": 67108864
+    "link_buffer": 67108864,
+    "ping_interval": "30s"
   },
   "credentials": [
     {

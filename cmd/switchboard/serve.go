@@ -69,8 +69,11 @@ func runServe(ctx context.Context, args []string) error {
 		Authorize: cfg.Authorizer(cfg.Dev),
 	})
 	perAddr := cfg.MaxConnsPerAddr
-	if perAddr == 0 {
+	switch {
+	case perAddr == 0:
 		perAddr = 4096
+	case perAddr < 0:
+		perAddr = 0 // no limit
 	}
 	srv := server.New(server.Config{
 		Broker: b, Gatherer: reg, Logger: log, Web: webFiles, Dev: cfg.Dev, AdminToken: cfg.AdminToken,
