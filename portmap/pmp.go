@@ -48,7 +48,7 @@ func udpRoundTrip(ctx context.Context, gw netip.Addr, timeout time.Duration, bui
 			return buf[:n], nil
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("gateway %s has no NAT-PMP/PCP server (UDP port %d refused)", gw, gatewayPortNumber)
+			return nil, fmt.Errorf("gateway %s: UDP port %d refused: %w", gw, gatewayPortNumber, errNoServer)
 		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
@@ -61,8 +61,11 @@ func udpRoundTrip(ctx context.Context, gw netip.Addr, timeout time.Duration, bui
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
-	return nil, fmt.Errorf("no answer from gateway %s on UDP port %d within %s", gw, gatewayPortNumber, timeout)
+	return nil, fmt.Errorf("gateway %s: no answer on UDP port %d within %s: %w", gw, gatewayPortNumber, timeout, errNoServer)
 }
+
+// errNoServer means nothing answers NAT-PMP or PCP at the gateway.
+var errNoServer = errors.New("no NAT-PMP/PCP server")
 
 // epochTracker remembers the last epoch a gateway reported.
 type epochTracker struct {
@@ -132,6 +135,7 @@ func (b *pcpBackend) mapPort(ctx context.Context) (mapping, bool, error) {
 		return mapping{}, false, err
 	}
 	restarted := b.epochs.observe(r.Epoch, time.Now())
+	b.cfg.Logger.Debug("pcp MAP reply", "epoch", r.Epoch, "lifetime_s", r.LifetimeSec, "external", netip.AddrPortFrom(r.ExternalIP, r.ExternalPort), "restarted", restarted)
 	b.current = mapping{ExternalIP: r.ExternalIP, ExternalPort: int(r.ExternalPort), Lifetime: time.Duration(r.LifetimeSec) * time.Second}
 	return b.current, restarted, nil
 }
@@ -181,7 +185,9 @@ func (b *natpmpBackend) externalAddress(ctx context.Context) (netip.Addr, bool, 
 	if err != nil {
 		return netip.Addr{}, false, err
 	}
-	return r.ExternalIP, b.epochs.observe(r.Epoch, time.Now()), nil
+	restarted := b.epochs.observe(r.Epoch, time.Now())
+	b.cfg.Logger.Debug("natpmp external address reply", "epoch", r.Epoch, "external", r.ExternalIP, "restarted", restarted)
+	return r.ExternalIP, restarted, nil
 }
 
 func (b *natpmpBackend) mapPort(ctx context.Context) (mapping, bool, error) {

@@ -360,8 +360,15 @@ func (m *Mapper) establish(ctx context.Context) (backend, mapping, error) {
 		protos = autoOrder
 	}
 	var errs []string
+	noServer := false
 	for _, p := range protos {
+		if p == NATPMP && noServer {
+			// Same UDP port as PCP, which got no answer at all: don't wait twice.
+			errs = append(errs, "natpmp: not tried, nothing answers on UDP port 5351")
+			continue
+		}
 		be, mp, err := m.try(ctx, p, gw)
+		noServer = noServer || (p == PCP && errors.Is(err, errNoServer))
 		if err == nil {
 			return be, mp, nil
 		}
