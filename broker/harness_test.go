@@ -28,14 +28,25 @@ type env struct {
 
 func newEnv(t *testing.T, limits broker.Limits) *env {
 	t.Helper()
+	return newEnvWith(t, limits, server.Config{})
+}
+
+// newEnvWith starts a broker whose server has the given settings (Broker,
+// Logger and Dev are filled in), behind the http.Server that serve uses,
+// with a 2 s handshake timeout and 16 KiB of headers.
+func newEnvWith(t *testing.T, limits broker.Limits, sc server.Config) *env {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg := &config.File{}
 	b := broker.New(broker.Config{Logger: log, Limits: limits, Authorize: cfg.Authorizer(true)})
-	s := server.New(server.Config{Broker: b, Logger: log, Dev: true})
-	srv := httptest.NewServer(s)
+	sc.Broker, sc.Logger, sc.Dev = b, log, true
+	s := server.New(sc)
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config = s.HTTPServer(2*time.Second, 16<<10)
+	srv.Start()
 	e := &env{t: t, b: b, srv: srv, ws: "ws" + strings.TrimPrefix(srv.URL, "http")}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
