@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/sdk"
+)
+
+func init() { commands["listen"] = runListen }
+
+func runListen(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("listen", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprintf(fl.Output(), "usage: switchboard listen SCOPE_URL (--echo | --to WS_URL | --exec CMD) [flags]\n\n"+
+			"Attach a service to the scope SCOPE_URL (e.g. ws://127.0.0.1:8080/echo/) and serve every client:\n"+
+			"  --echo       send each message back\n"+
+			"  --to URL     forward each client to a local WebSocket server (URL + the client's path after the scope)\n"+
+			"  --exec CMD   run \"sh -c CMD\" per client: messages are lines on its stdin, its stdout lines are messages\n\n")
+		fl.PrintDefaults()
+	}
+	echo := fl.Bool("echo", false, "echo every message back to its client")
+	to := fl.String("to", "", "forward each accepted client to this local WebSocket `URL`, with the client's path after the scope appended")
+	execCmd := fl.String("exec", "", "run `CMD` with sh -c for each client: each message is a line on its stdin, each stdout line a text message")
+	var protocols, origins stringList
+	fl.Var(&protocols, "protocol", "a subprotocol the service accepts (repeatable, in order of preference); none: any client")
+	fl.Var(&origins, "origin", "an admitted client origin, e.g. https://a.example (repeatable); none: any origin")
+	version := fl.String("version", "", "version label of this instance, shown by switchboard status")
+	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
+	window := fl.Int("window", 0, "bytes of unacknowledged client messages held per channel (0: the broker's default)")
+	logLevel := fl.String("log-level", "info", "log level: debug, info, warn, error")
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"need exactly one scope URL, e.g. ws://127.0.0.1:8080/echo/"}
+	}
+	modes := 0
+	for _, on := range []bool{*echo, *to != "", *execCmd != ""} {
+		if on {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return usageError{"choose exactly one of --echo, --to URL, --exec CMD"}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("bad --log-level: %v", err)}
+	}
+	if *credential == "" {
+		*credential = os.Getenv("SWITCHBOARD_CREDENTIAL")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	svc := &service{
+		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
+		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *version,
+			Credential: *credential, Window: *window, Logger: log},
+	}
+	switch {
+	case *echo:
+		svc.mode = echoMode{}
+	case *to != "":
+		svc.mode = &toMode{base: *to}
+	default:
+		svc.mode = &execMode{cmd: *execCmd}
+	}
+	return svc.run(ctx)
+}
+
+// mode makes the local side of a session for a client.
+type mode interface {
+	// open is called for a new client: it prepares the local side and
+	// returns it with the subprotocol to accept. An error rejects the
+	// client.
+	open(ctx context.Context, svc *service, r *sdk.Request) (local, string, error)
+	// resume is called for a channel handed over from an instance this
+	// process knows nothing of (it crashed or is another process). A nil
+	// local closes the channel with 1011.
+	resume(r *sdk.Request) local
+}
+
+// local is the service side of one client: the echo, the forwarded
+// connection or the process.
+type local interface {
+	// deliver handles one client message; the message is acknowledged
+	// after it returns nil.
+	deliver(ctx context.Context, ch *sdk.Channel, typ websocket.MessageType, p []byte) error
+	// run pumps the local side's output to the client through s.send until
+	// the local side ends, then calls s.finish. Called once per session,
+	// in its own goroutine; nil-safe modes return at once.
+	run(ctx context.Context, s *session)
+	// clientClosed tells the local side that the client went away.
+	clientClosed(code websocket.StatusCode, reason string)
+	// stop ends the local side at once (process exit).
+	stop()
+}
+
+// service is one `switchboard listen`: it keeps a link to the broker,
+// reattaching when it breaks, and keeps its sessions across links.
+type service struct {
+	scopeURL  string
+	opts      sdk.ListenOptions
+	protocols []string
+	mode      mode
+	log       *slog.Logger
+
+	wg sync.WaitGroup // session pumps
+
+	mu       sync.Mutex
+	sessions map[uint64]*session // by channel id; guarded by mu
+	scope    string              // the registered scope path; guarded by mu
+}
+
+// run attaches, serves, and reattaches with backoff until ctx ends or a
+// newer instance takes over.
+func (svc *service) run(ctx context.Context) error {
+	defer svc.stopAll()
+	backoff := 100 * time.Millisecond
+	for {
+		l, err := sdk.Listen(ctx, svc.scopeURL, &svc.opts)
+		if err != nil {
+			var le *sdk.LinkError
+			if errors.As(err, &le) && le.Code != protocol.ErrCodeShutdown && le.Code != protocol.ErrCodeInternal {
+				return err // the broker refused: retrying will not help
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			svc.log.Warn("attach failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
+		superseded := svc.serveLink(ctx, l)
+		if ctx.Err() != nil {
+			svc.log.Info("detaching")
+			return l.Close()
+		}
+		if superseded {
+			svc.log.Info("a newer instance took over; finishing and detaching")
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			err := l.Drain(dctx)
+			cancel()
+			l.Close()
+			return err
+		}
+		l.Close()
+		svc.log.Warn("service link lost; reattaching", "err", l.Err())
+	}
+}
+
+// serveLink serves one link until it ends, ctx ends, or this instance is
+// no longer active; it reports the latter.
+func (svc *service) serveLink(ctx context.Context, l *sdk.Listener) (superseded bool) {
+	svc.mu.Lock()
+	svc.scope = l.Scope()
+	svc.mu.Unlock()
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup // this link's readers and its accept loop
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		svc.reconcile(lctx, l)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			r, err := l.Accept(lctx)
+			if err != nil {
+				return
+			}
+			svc.handle(lctx, l, r, &wg)
+		}
+	}()
+	for {
+		changed := l.ActiveChanged()
+		wasActive := l.Active()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.Done():
+			return false
+		case <-changed:
+			if wasActive && !l.Active() {
+				return true
+			}
+		}
+	}
+}
+
+// reconcile ends sessions whose channels the registration no longer has
+// (their clients left while no link was up). The broker sends Open for
+// every channel before it answers List, so the list is complete.
+func (svc *service) reconcile(ctx context.Context, l *sdk.Listener) {
+	list, err := l.Clients(ctx)
+	if err != nil {
+		return
+	}
+	open := make(map[uint64]bool, len(list))
+	for _, c := range list {
+		open[c.Channel] = true
+	}
+	svc.mu.Lock()
+	var gone []*session
+	for id, s := range svc.sessions {
+		if !open[id] {
+			gone = append(gone, s)
+		}
+	}
+	svc.mu.Unlock()
+	for _, s := range gone {
+		svc.log.Info("channel gone while detached", "channel", s.id)
+		s.clientClosed(websocket.StatusAbnormalClosure, "gone while detached")
+	}
+}
+
+// handle answers one connect request or adopts one handed-over channel.
+func (svc *service) handle(ctx context.Context, l *sdk.Listener, r *sdk.Request, wg *sync.WaitGroup) {
+	if r.Resumed {
+		ch, _ := r.Accept(ctx, "", nil)
+		svc.mu.Lock()
+		s := svc.sessions[r.Channel]
+		svc.mu.Unlock()
+		if s == nil {
+			loc := svc.mode.resume(r)
+			if loc == nil {
+				svc.log.Info("closing a handed-over channel this process has no session for", "channel", r.Channel)
+				ch.Close(websocket.StatusInternalError, "session lost")
+				return
+			}
+			s = svc.newSession(ctx, r.Channel, loc)
+		}
+		svc.log.Info("channel resumed", "channel", r.Channel, "target", r.Target, "after", s.lastSeq())
+		ch.ResumeAfter(s.lastSeq())
+		s.attach(ch)
+		wg.Add(1)
+		go func() { defer wg.Done(); s.readLoop(ctx, ch) }()
+		return
+	}
+	loc, proto, err := svc.mode.open(ctx, svc, r)
+	if err != nil {
+		svc.log.Info("client rejected", "channel", r.Channel, "target", r.Target, "origin", r.Origin, "err", err)
+		r.Reject(ctx)
+		return
+	}
+	ch, err := r.Accept(ctx, proto, nil)
+	if err != nil {
+		loc.stop()
+		return
+	}
+	svc.log.Info("channel open", "channel", r.Channel, "target", r.Target, "origin", r.Origin, "protocol", proto, "remote", r.Remote)
+	s := svc.newSession(ctx, r.Channel, loc)
+	s.attach(ch)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.readLoop(ctx, ch) }()
+}
+
+// chooseProtocol picks the first subprotocol the client offered that the
+// service accepts (any, when --protocol was not given).
+func (svc *service) chooseProtocol(offered []string) string {
+	for _, p := range offered {
+		if len(svc.protocols) == 0 || slices.Contains(svc.protocols, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// stopAll ends every session's local side and waits for their pumps.
+func (svc *service) stopAll() {
+	svc.mu.Lock()
+	all := make([]*session, 0, len(svc.sessions))
+	for _, s := range svc.sessions {
+		all = append(all, s)
+	}
+	svc.mu.Unlock()
+	for _, s := range all {
+		s.loc.stop()
+		s.cancel()
+	}
+	svc.wg.Wait()
+}
+
+// echoMode sends every message back.
+type echoMode struct{}
+
+func (echoMode) open(_ context.Context, svc *service, r *sdk.Request) (local, string, error) {
+	return echoLocal{}, svc.chooseProtocol(r.Protocols), nil
+}
+
+func (echoMode) resume(*sdk.Request) local { return echoLocal{} }
+
+type echoLocal struct{}
+
+func (echoLocal) deliver(ctx context.Context, ch *sdk.Channel, typ websocket.MessageType, p []byte) error {
+	return ch.Write(ctx, typ, p)
+}
+
+func (echoLocal) run(context.Context, *session)             {}
+func (echoLocal) clientClosed(websocket.StatusCode, string) {}
+func (echoLocal) stop()                                     {}
