@@ -1,0 +1,205 @@
+// The start page: a live dashboard of the broker (polls
+// /.switchboard/v1/status every second) and the "this tab is a WebSocket
+// server" demo built on WebSocketListener.
+
+import { WebSocketListener } from './switchboard.js';
+
+const $ = (id) => document.getElementById(id);
+const base = new URL('/', import.meta.url);
+
+// ---------------------------------------------------------------- dashboard
+
+const history = [];          // [{t, in, out}] messages per second
+let last = null;             // previous status sample
+let failures = 0;
+
+function rate(now, prev, key, dt) { return prev ? Math.max(0, (now.counters[key] - prev.counters[key]) / dt) : 0; }
+
+function fmtRate(v) { return v >= 100 ? Math.round(v).toLocaleString() : v.toFixed(v >= 10 ? 0 : 1); }
+function fmtBytes(v) {
+  const u = ['B/s', 'KB/s', 'MB/s', 'GB/s'];
+  let i = 0;
+  while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+  return (v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + u[i];
+}
+function age(since) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(since)) / 1000));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm';
+  return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+}
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v; else if (v !== false && v != null) e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) if (k != null) e.append(k);
+  return e;
+}
+
+function renderRegistration(r) {
+  const active = r.instances.find((i) => i.active);
+  const inst = r.instances.map((i) => el('span', { class: 'chip ' + (i.active ? 'ok' : 'wait'), title: `instance ${i.id} from ${i.remote}` },
+    i.active ? 'active' : 'waiting', ' · #' + i.id, i.label ? ' ' + i.label : '', ' · ', age(i.since)));
+  if (inst.length === 0) inst.push(el('span', { class: 'chip warn' }, 'no instance · handing over'));
+  const rows = r.channels.map((c) => el('tr', {},
+    el('td', { 'data-k': 'id' }, String(c.id)),
+    el('td', { class: 'target', 'data-k': 'target' }, new URL(c.target).pathname + new URL(c.target).search),
+    el('td', { 'data-k': 'origin' }, c.origin || '—'),
+    el('td', { 'data-k': 'instance' }, c.instance ? '#' + c.instance : '—'),
+    el('td', { 'data-k': 'unacked', class: c.unacked ? 'hot' : '' }, String(c.unacked)),
+    el('td', { 'data-k': 'age' }, age(c.since))));
+  return el('article', { class: 'reg', 'data-scope': r.scope },
+    el('div', { class: 'reg-head' },
+      el('code', { class: 'scope' }, r.scope),
+      r.owner ? el('span', { class: 'muted' }, 'owner ' + r.owner) : null,
+      el('span', { class: 'muted right' }, r.channels.length === 1 ? '1 channel' : r.channels.length + ' channels')),
+    el('div', { class: 'chips' }, inst),
+    rows.length ? el('table', { class: 'channels' },
+      el('thead', {}, el('tr', {}, ['channel', 'target', 'origin', 'instance', 'unacked', 'age'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, rows)) : el('p', { class: 'muted small' }, active ? 'Waiting for clients.' : ''));
+}
+
+function spark(path, key, max) {
+  const pts = history.map((h, i) => `${(i / 119) * 120},${24 - (h[key] / max) * 22 - 1}`);
+  path.setAttribute('d', pts.length ? 'M' + pts.join(' L') : '');
+}
+
+function render(s, dt) {
+  const mi = rate(s, last, 'messages_in', dt), mo = rate(s, last, 'messages_out', dt);
+  const bytes = rate(s, last, 'bytes_in', dt) + rate(s, last, 'bytes_out', dt);
+  history.push({ in: mi, out: mo });
+  if (history.length > 120) history.shift();
+  $('node').textContent = 'node ' + s.node;
+  $('s-conn').textContent = s.counters.connections.toLocaleString();
+  $('s-min').textContent = fmtRate(mi);
+  $('s-mout').textContent = fmtRate(mo);
+  $('s-bytes').textContent = fmtBytes(bytes);
+  const max = Math.max(1, ...history.map((h) => Math.max(h.in, h.out)));
+  spark($('spark-in'), 'in', max);
+  spark($('spark-out'), 'out', max);
+  const regs = [...s.registrations].sort((a, b) => a.scope.localeCompare(b.scope));
+  $('regs').replaceChildren(...regs.map(renderRegistration));
+  $('no-regs').hidden = regs.length > 0;
+}
+
+async function poll() {
+  const started = performance.now();
+  try {
+    const res = await fetch(new URL('/.switchboard/v1/status', base), { cache: 'no-store' });
+    if (!res.ok) throw new Error(res.status === 401 ? 'the status needs an admin credential (run the broker with --dev on loopback)' : 'HTTP ' + res.status);
+    const s = await res.json();
+    const dt = last ? (started - last.t) / 1000 : 1;
+    render(s, dt);
+    last = { ...s, t: started };
+    failures = 0;
+    $('live').dataset.state = 'live';
+    $('live-text').textContent = 'live';
+  } catch (err) {
+    failures++;
+    $('live').dataset.state = 'down';
+    $('live-text').textContent = failures > 1 ? 'broker unreachable' : String(err.message ?? err);
+  }
+  setTimeout(poll, Math.max(100, 1000 - (performance.now() - started)));
+}
+poll();
+
+// ---------------------------------------------------------------- demo
+
+let listener = null;
+const names = new Map();
+let nextName = 1;
+
+function log(kind, text, who) {
+  const li = el('li', { class: kind }, el('time', {}, new Date().toLocaleTimeString([], { hour12: false })),
+    who ? el('b', {}, who) : null, el('span', {}, text));
+  $('log').append(li);
+  while ($('log').children.length > 200) $('log').firstChild.remove();
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function peers() {
+  const n = listener?.sockets.size ?? 0;
+  $('peer-count').textContent = n === 0 ? 'no clients yet' : n === 1 ? '1 client connected' : n + ' clients connected';
+}
+
+const mode = () => document.querySelector('input[name=mode]:checked').value;
+const show = (d) => (typeof d === 'string' ? d : `‹${d.byteLength} bytes›`);
+
+function everyone(text) { for (const s of listener.sockets) s.send(text); }
+
+async function start() {
+  $('start').disabled = true;
+  $('start').textContent = 'Starting…';
+  listener = new WebSocketListener(null, undefined, { label: 'start page' });
+  listener.onconnection = ({ socket }) => {
+    const who = 'client ' + nextName++;
+    names.set(socket, who);
+    socket.binaryType = 'arraybuffer';
+    log('join', `connected from ${socket.remoteAddress || 'somewhere'}`, who);
+    peers();
+    if (mode() === 'chat') { everyone(`* ${who} joined`); }
+    else socket.send(`Hello ${who}! This browser tab echoes what you send.`);
+    socket.onmessage = (e) => {
+      log('in', show(e.data), who);
+      if (mode() === 'chat' && typeof e.data === 'string') everyone(`${who}: ${e.data}`);
+      else socket.send(e.data);
+    };
+    socket.onclose = (e) => {
+      log('leave', `left (${e.code}${e.reason ? ' ' + e.reason : ''})`, who);
+      peers();
+      if (mode() === 'chat') everyone(`* ${who} left`);
+    };
+  };
+  listener.onerror = (e) => log('err', e.message);
+  listener.onclose = () => {
+    $('listener-state').textContent = 'stopped';
+    $('listener-state').className = 'pill';
+  };
+  try {
+    await listener.ready;
+  } catch (err) {
+    $('start').disabled = false;
+    $('start').textContent = 'Try again';
+    $('demo-idle').append(el('p', { class: 'err' }, 'Could not listen: ' + err.message));
+    return;
+  }
+  $('url').textContent = listener.url;
+  $('cmd').textContent = `switchboard connect ${listener.url}`;
+  $('demo-idle').hidden = true;
+  $('demo-on').hidden = false;
+  log('sys', 'listening; paste the URL into any WebSocket client');
+}
+
+$('start').addEventListener('click', start);
+$('stop').addEventListener('click', () => {
+  listener?.close();
+  listener = null;
+  $('demo-on').hidden = true;
+  $('demo-idle').hidden = false;
+  $('start').disabled = false;
+  $('start').textContent = 'Make this tab a server';
+  $('log').replaceChildren();
+});
+$('say').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const t = $('say-text').value.trim();
+  if (!t || !listener) return;
+  everyone(mode() === 'chat' ? `host: ${t}` : t);
+  log('out', t, 'you');
+  $('say-text').value = '';
+});
+for (const b of document.querySelectorAll('[data-copy]')) {
+  b.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($(b.dataset.copy).textContent);
+      b.textContent = 'Copied';
+    } catch {
+      getSelection().selectAllChildren($(b.dataset.copy));
+      b.textContent = 'Selected';
+    }
+    setTimeout(() => { b.textContent = 'Copy'; }, 1500);
+  });
+}
+if (new URLSearchParams(location.search).has('serve')) start();

@@ -1,0 +1,1 @@
+// Types of switchboard.js: see below.
