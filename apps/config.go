@@ -1,0 +1,178 @@
+package apps
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// AppConfig is one app in the config file's "apps" section.
+type AppConfig struct {
+	// ID names the app: [a-z0-9][a-z0-9.-]{0,62}. Clients reach a server
+	// app as wsapp://ID/.
+	ID string `json:"id"`
+	// Name is shown to people (the chooser, status). Optional.
+	Name string `json:"name,omitempty"`
+	// CredentialHash is HashCredential's output for the app's secret;
+	// never the secret itself.
+	CredentialHash string `json:"credential_hash,omitempty"`
+	// Origins are web origins (scheme://host[:port]) whose pages are this
+	// app; the browser sets Origin and pages cannot forge it.
+	Origins []string `json:"origins,omitempty"`
+	// Listen are the scopes the app may listen on: "/path/" or
+	// "host/path/", the path starting and ending with "/". A scope covers
+	// the scopes below it.
+	Listen []string `json:"listen,omitempty"`
+	// Servers are the ids of the server apps this app may connect to.
+	Servers []string `json:"servers,omitempty"`
+	// Admit says, on the app's server side, who may connect to it.
+	Admit Admit `json:"admit,omitzero"`
+}
+
+// Admit is a server app's own rule for its callers. The zero value admits
+// nobody. A caller is admitted when any field admits it, and the caller's
+// side must allow the connection too (its servers list, or a chooser
+// token).
+type Admit struct {
+	// Apps are the ids of the apps admitted.
+	Apps []string `json:"apps,omitempty"`
+	// Origins are web origins admitted, whether or not they belong to an
+	// app.
+	Origins []string `json:"origins,omitempty"`
+	// Any admits every app and origin.
+	Any bool `json:"any,omitempty"`
+	// Tokens admits any app holding a valid chooser token for this app:
+	// the device owner picked it in the chooser, or the operator issued it.
+	Tokens bool `json:"tokens,omitempty"`
+}
+
+// DecodeStrict decodes one JSON value from r into v: unknown keys and
+// trailing data are errors. The broker's config loader can use it for the
+// whole file.
+func DecodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("decode JSON: trailing data after the value")
+	}
+	return nil
+}
+
+// MaxIDLen is the longest app id; a token is always longer.
+const MaxIDLen = 63
+
+// ValidID reports whether id is a well-formed app id.
+func ValidID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("app id %q must be 1 to %d characters", id, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '-')
+		if !ok {
+			return fmt.Errorf("app id %q: want lower-case letters, digits, '.' and '-', starting with a letter or digit", id)
+		}
+	}
+	return nil
+}
+
+// scope is a listen scope: an optional host and a path prefix starting and
+// ending with "/". It follows the broker's scope rules.
+type scope struct {
+	host string // lower case; "" for any host
+	path string
+}
+
+func (s scope) String() string { return s.host + s.path }
+
+// covers reports whether s includes all of o: any host or the same host,
+// and a path prefix of o's.
+func (s scope) covers(o scope) bool {
+	return (s.host == "" || s.host == o.host) && strings.HasPrefix(o.path, s.path)
+}
+
+// overlaps reports whether some request could match both s and o.
+func (s scope) overlaps(o scope) bool {
+	hostsMeet := s.host == "" || o.host == "" || s.host == o.host
+	return hostsMeet && (strings.HasPrefix(o.path, s.path) || strings.HasPrefix(s.path, o.path))
+}
+
+// parseScope reads "/path/" or "host/path/".
+func parseScope(raw string) (scope, error) {
+	var s scope
+	if strings.HasPrefix(raw, "/") {
+		s.path = raw
+	} else {
+		host, path, ok := strings.Cut(raw, "/")
+		if !ok || host == "" {
+			return s, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
+		}
+		s.host, s.path = strings.ToLower(host), "/"+path
+	}
+	return s, checkScope(s)
+}
+
+func checkScope(s scope) error {
+	p := s.path
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return fmt.Errorf("scope path %q must start and end with /", p)
+	}
+	if strings.HasPrefix(p, protocol.ReservedPrefix) {
+		return fmt.Errorf("scope path %q is under the broker's reserved prefix %s", p, protocol.ReservedPrefix)
+	}
+	if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
+		return fmt.Errorf("scope path %q is not clean", p)
+	}
+	for _, c := range p {
+		if c <= ' ' || c == 0x7f || c == '?' || c == '#' {
+			return fmt.Errorf("scope path %q has a character not allowed in a path", p)
+		}
+	}
+	if strings.ContainsAny(s.host, "/:@ ") {
+		return fmt.Errorf("scope host %q is not a host name", s.host)
+	}
+	return nil
+}
+
+// NormalizeOrigin returns the canonical form of a web origin
+// ("https://Example.COM:443" becomes "https://example.com"), or an error if
+// origin is not scheme://host[:port]. "null" is not an origin: opaque
+// origins cannot be told apart.
+func NormalizeOrigin(origin string) (string, error) {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return "", fmt.Errorf("origin %q: %w", origin, err)
+	}
+	if u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("origin %q: want scheme://host[:port]", origin)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("origin %q: bad port", origin)
+		}
+	}
+	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, nil
+}
