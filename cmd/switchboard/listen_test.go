@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestListenEchoAndConnect(t *testing.T) {
+	base := startServe(t)
+	l := startListen(t, base+"/echo/", "--echo", "--protocol", "chat", "--version", "v1")
+	c := dial(t, base+"/echo/x", "other", "chat")
+	if c.Subprotocol() != "chat" {
+		t.Fatalf("subprotocol %q, want chat", c.Subprotocol())
+	}
+	send(t, c, websocket.MessageText, "hello ✓")
+	expect(t, c, websocket.MessageText, "hello ✓")
+	send(t, c, websocket.MessageBinary, "\x00\xff")
+	expect(t, c, websocket.MessageBinary, "\x00\xff")
+	c.Close(4001, "bye")
+	l.waitLine(`channel closed by client.* code=4001 reason=bye`)
+
+	// connect: stdin lines out, messages in, normal close → exit 0.
+	stdinR, stdinW := io.Pipe()
+	outR, outW := io.Pipe()
+	cp := startProc(t, stdinR, outW, "connect", base+"/echo/y", "--protocol", "chat", "--linger", "0")
+	fmt.Fprintln(stdinW, "line one")
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(outR, buf, len("line one\n"))
+	if err != nil || string(buf[:n]) != "line one\n" {
+		t.Fatalf("connect printed %q %v", buf[:n], err)
+	}
+	stdinW.Close()
+	go io.Copy(io.Discard, outR)
+	if code := cp.wait(); code != 0 {
+		t.Fatalf("connect exited %d", code)
+	}
+	cp.waitLine(`closed: 1000`)
+
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(); code != 0 {
+		t.Fatalf("listen exited %d after SIGTERM", code)
+	}
+}
+
+func TestConnectReportsAbnormalClose(t *testing.T) {
+	base := startServe(t)
+	startListen(t, base+"/sh/", "--exec", "exit 3")
+	cp := startProc(t, strings.NewReader(""), io.Discard, "connect", base+"/sh/", "--linger", "5s")
+	if code := cp.wait(); code != 1 {
+		t.Fatalf("connect exited %d, want 1", code)
+	}
+	cp.waitLine(`closed with 1011 exit status 3`)
+}
+
+func TestListenRefusedWithReason(t *testing.T) {
+	base := startServe(t)
+	p := startProc(t, nil, nil, "listen", base+"/.switchboard/x/", "--echo")
+	if code := p.wait(); code != 1 {
+		t.Fatalf("listen on a reserved scope exited %d, want 1", code)
+	}
+	p.waitLine(`error 4`)
+}
+
+func TestListenExec(t *testing.T) {
+	base := startServe(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	script := `echo "start $SWITCHBOARD_PROTOCOL"; echo $$ > ` + pidFile + `; while read l; do echo "got $l"; done`
+	l := startListen(t, base+"/sh/", "--exec", script, "--protocol", "p1")
+	c := dial(t, base+"/sh/a", "p1")
+	expect(t, c, websocket.MessageText, "start p1")
+	send(t, c, websocket.MessageText, "x")
+	expect(t, c, websocket.MessageText, "got x")
+	send(t, c, websocket.MessageBinary, "y")
+	expect(t, c, websocket.MessageText, "got y")
+
+	// The client closing kills the process group.
+	var pid int
+	waitFor(t, "pid file", func() bool {
+		b, err := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	c.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "the process to end", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
+	l.waitLine(`channel closed by client`)
+
+	// A process that exits 0 closes its channel with 1000.
+	l.signal(syscall.SIGINT)
+	if code := l.wait(); code != 0 {
+		t.Fatalf("listen exited %d", code)
+	}
+	startListen(t, base+"/once/", "--exec", "echo only")
+	c2 := dial(t, base+"/once/")
+	expect(t, c2, websocket.MessageText, "only")
+	expectClose(t, c2, websocket.StatusNormalClosure, "")
+}
+
+// localServer is a WebSocket server standing for the service that
+// `listen --to` forwards to: it greets with the path and subprotocol it
+// saw, echoes, closes with 4003 on "close me", and reports the close code
+// the client sent.
+func localServer(t *testing.T) (url string, closes <-chan string) {
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"chat"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		c.Write(ctx, websocket.MessageText, []byte("at "+r.URL.RequestURI()+" proto "+c.Subprotocol()))
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				got <- fmt.Sprint(websocket.CloseStatus(err))
+				return
+			}
+			if string(p) == "close me" {
+				c.Close(4003, "as you wish")
+				return
+			}
+			c.Write(ctx, typ, p)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/base/", got
+}
+
+func TestListenTo(t *testing.T) {
+	base := startServe(t)
+	local, closes := localServer(t)
+	startListen(t, base+"/app/", "--to", local)
+	c := dial(t, base+"/app/x/y?q=1", "chat")
+	if c.Subprotocol() != "chat" {
+		t.Fatalf("subprotocol %q", c.Subprotocol())
+	}
+	expect(t, c, websocket.MessageText, "at /base/x/y?q=1 proto chat")
+	send(t, c, websocket.MessageBinary, "\x01\x02")
+	expect(t, c, websocket.MessageBinary, "\x01\x02")
+	c.Close(4001, "client leaves")
+	select {
+	case code := <-closes:
+		if code != "StatusCode(4001)" {
+			t.Fatalf("local server saw close %s, want 4001", code)
+		}
+	case <-tctx(t).Done():
+		t.Fatal("local server never saw the close")
+	}
+
+	c2 := dial(t, base+"/app/")
+	expect(t, c2, websocket.MessageText, "at /base/ proto ")
+	send(t, c2, websocket.MessageText, "close me")
+	expectClose(t, c2, 4003, "as you wish")
+
+	// A local server that is down: the client is rejected (404).
+	startListen(t, base+"/down/", "--to", "ws://127.0.0.1:1/")
+	_, resp, err := websocket.Dial(tctx(t), base+"/down/", nil)
+	if err == nil || resp == nil || resp.StatusCode != 404 {
+		t.Fatalf("dial through a dead --to: %v %v", err, resp)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
