@@ -16,3 +16,20 @@ serve:
 # Longer fuzzing of every parser of ours (not part of `make test`).
 fuzz:
 	scripts/fuzz.sh 60s
+
+# Benchmarks (bench/, docs/BENCHMARKS.md): Switchboard side by side with a
+# direct echo server, nginx and Pushpin, all on loopback.
+.PHONY: bench bench-quick bench-smoke
+
+# Full benchmark: 5 interleaved rounds, idle memory at 10,000 and 100,000.
+bench:
+	go run ./bench/cmd/loadgen -mode full -v -doc docs/BENCHMARKS.md
+
+# Quick benchmark (under 3 minutes): 3 rounds, idle memory at 10,000; publishes
+# its report as bench/results/published.json and into docs/BENCHMARKS.md.
+bench-quick:
+	go run ./bench/cmd/loadgen -mode quick -v -doc docs/BENCHMARKS.md -out bench/results/published.json
+
+# Smoke (a few seconds): tiny counts, skips peers that are not installed.
+bench-smoke:
+	go run ./bench/cmd/loadgen -mode smoke -out $${TMPDIR:-/tmp}/switchboard-bench-smoke.json

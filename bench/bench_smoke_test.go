@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the harness in smoke mode against every target available
+// here, writes the JSON report and checks it from the file: direct (and
+// Switchboard, once cmd/switchboard has listen --echo) must show
+// throughput, connects, latency and idle memory.
+func TestSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Config{Mode: Modes["smoke"], RepoDir: "..", Command: "go test ./bench"})
+	if err != nil {
+		t.Fatalf("smoke run: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "smoke.json")
+	if err := rep.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("decode report: %v", err)
+	}
+	t.Logf("\n%s", got.Table())
+
+	want := []string{Direct}
+	if why, skipped := got.Skipped[Switchboard]; skipped {
+		if !strings.HasPrefix(why, "not built yet") {
+			t.Errorf("switchboard skipped for a reason other than not being built: %s", why)
+		}
+	} else {
+		want = append(want, Switchboard)
+	}
+	for _, name := range want {
+		tr := got.Result(name)
+		if tr == nil {
+			t.Errorf("%s: no result in the report", name)
+			continue
+		}
+		if len(tr.Errors) > 0 {
+			t.Errorf("%s: errors: %v", name, tr.Errors)
+		}
+		for _, k := range Modes["smoke"].EchoConns {
+			p, ok := tr.EchoAt(k)
+			if !ok || p.RoundTripsPerSec <= 0 {
+				t.Errorf("%s: no echo throughput at %d conns: %+v", name, k, p)
+			}
+			if ok && p.CPUMicrosPerRT <= 0 {
+				t.Errorf("%s: no server CPU measured at %d conns", name, k)
+			}
+		}
+		if tr.ConnectsPerSec <= 0 {
+			t.Errorf("%s: no connects measured", name)
+		}
+		if tr.Latency == nil || tr.Latency.Count == 0 || tr.Latency.P99Micros <= 0 {
+			t.Errorf("%s: no latency measured: %+v", name, tr.Latency)
+		}
+		if len(tr.Idle) == 0 || tr.Idle[0].Error != "" || tr.Idle[0].RSSPerConnBytes <= 0 {
+			t.Errorf("%s: no idle memory measured: %+v", name, tr.Idle)
+		}
+	}
+	if d := got.Result(Direct); d != nil && (d.Fanout == nil || d.Fanout.Delivered != d.Fanout.Clients) {
+		t.Errorf("direct fan-out did not reach every client: %+v", d.Fanout)
+	}
+	if q := got.Ratios["echo_rt_per_sec@4"][Direct][Direct]; q != 1 {
+		t.Errorf("direct/direct throughput ratio = %v, want 1", q)
+	}
+}
+
+func TestSetINI(t *testing.T) {
+	in := "[global]\nrundir=/var/run/x\n#rundir=no\n[runner]\nservices=a,b\n"
+	out := setINI(in, map[string]map[string]string{
+		"global": {"rundir": "/tmp/r"},
+		"runner": {"services": "a,b,c", "logdir": "/tmp/l"},
+		"proxy":  {"routesfile": "/tmp/routes"},
+	})
+	for _, want := range []string{"[global]\nrundir=/tmp/r\n#rundir=no\n", "services=a,b,c\n", "logdir=/tmp/l\n", "[proxy]\nroutesfile=/tmp/routes\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("setINI output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "rundir=") != 2 {
+		t.Errorf("rundir should be replaced, not added:\n%s", out)
+	}
+}
+
+func TestFeasibleConns(t *testing.T) {
+	for _, c := range []struct {
+		target string
+		want   int
+		limit  uint64
+		conns  int
+		ok     bool
+	}{
+		{Direct, 10000, 20000, 10000, true},
+		{Nginx, 10000, 20000, 9872, true},
+		{Direct, 100000, 20000, 0, false},
+		{Nginx, 100000, 1 << 20, 100000, true},
+	} {
+		got, why := feasibleConns(c.target, c.want, c.limit)
+		if got != c.conns || (why == "") != c.ok {
+			t.Errorf("feasibleConns(%s, %d, %d) = %d, %q; want %d, ok=%v", c.target, c.want, c.limit, got, why, c.conns, c.ok)
+		}
+	}
+}

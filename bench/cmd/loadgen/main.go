@@ -1,0 +1,105 @@
+// Command loadgen runs Switchboard's benchmark harness: it builds the echo
+// server and the switchboard CLI, starts every target on loopback (direct,
+// Switchboard, nginx, Pushpin), runs the scenarios interleaved, prints the
+// ratio table and writes the JSON report (and, in quick and full mode, the
+// plots and docs/BENCHMARKS.md's results).
+//
+//	go run ./bench/cmd/loadgen -mode quick
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/bench"
+)
+
+func main() {
+	mode := flag.String("mode", "quick", "smoke, quick or full")
+	repo := flag.String("repo", ".", "module root to build the binaries from")
+	out := flag.String("out", "", "JSON report path (default bench/results/MODE-TIME.json)")
+	plots := flag.String("plots", "docs/bench", "directory for the PNG plots (quick and full modes)")
+	doc := flag.String("doc", "", "write the results into this Markdown file (e.g. docs/BENCHMARKS.md)")
+	targets := flag.String("targets", "", "comma-separated targets (default all: direct,switchboard,nginx,pushpin)")
+	verbose := flag.Bool("v", false, "log every measurement")
+	flag.Parse()
+	level := slog.LevelInfo
+	if !*verbose {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets); err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string) error {
+	m, ok := bench.Modes[mode]
+	if !ok {
+		return fmt.Errorf("unknown mode %q (smoke, quick, full)", mode)
+	}
+	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode)}
+	if targets != "" {
+		cfg.Targets = strings.Split(targets, ",")
+	}
+	start := time.Now()
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# %s run, %s, %d CPUs (%s), kernel %s\n\n", rep.Mode, time.Since(start).Round(time.Second),
+		rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.Kernel)
+	fmt.Print(rep.Table())
+	fmt.Println()
+	for _, g := range rep.Goals() {
+		fmt.Printf("goal %-62s %-8s %s\n", g.Text, g.Status, g.Figure)
+	}
+	if out == "" {
+		out = filepath.Join(repo, "bench", "results", fmt.Sprintf("%s-%s.json", mode, rep.Started.Format("20060102-150405")))
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("make results dir: %w", err)
+	}
+	if err := rep.WriteJSON(out); err != nil {
+		return err
+	}
+	fmt.Printf("\nreport: %s\n", out)
+	if m.Plots && plots != "" {
+		if err := os.MkdirAll(plots, 0o755); err != nil {
+			return fmt.Errorf("make plot dir: %w", err)
+		}
+		paths, err := rep.WritePlots(plots)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("plots: %s\n", strings.Join(paths, ", "))
+	}
+	if doc != "" {
+		if err := bench.WriteResultsDoc(doc, rep); err != nil {
+			return err
+		}
+		fmt.Printf("results written into %s\n", doc)
+	}
+	return nil
+}
+
+func commandFor(mode string) string {
+	switch mode {
+	case "quick":
+		return "make bench-quick"
+	case "full":
+		return "make bench"
+	}
+	return "make bench-smoke"
+}

@@ -1,0 +1,16 @@
+// Package bench is Switchboard's benchmark harness: it starts Switchboard and
+// its peers (a direct echo server, nginx, Pushpin) side by side on loopback,
+// drives each with the same github.com/coder/websocket load generator, and
+// reports every figure as a ratio against the direct echo server and
+// against each peer, measured in the same run.
+//
+// Scenarios: echo ping-pong throughput with server CPU per round trip,
+// latency at a fixed rate, connect rate, idle memory per connection, and
+// fan-out delivery time. Targets are measured interleaved, in rounds, and
+// the median of the rounds is reported, because the machine is small and
+// noisy.
+//
+// The package knows processes, sockets and /proc; it knows nothing of the
+// broker's internals: Switchboard is driven through its CLI binary like
+// any other target.
+package bench

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// targetColors keeps each target's colour the same in every plot.
+var targetColors = map[string]color.Color{
+	Direct:      color.RGBA{R: 0x33, G: 0x33, B: 0x33, A: 0xff},
+	Switchboard: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	Nginx:       color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	Pushpin:     color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+}
+
+// WritePlots draws throughput against connections and the latency CDF as
+// PNG files in dir and returns their paths.
+func (r *Report) WritePlots(dir string) ([]string, error) {
+	tp, err := r.throughputPlot()
+	if err != nil {
+		return nil, err
+	}
+	lat, err := r.latencyPlot()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name, p := range map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat} {
+		path := filepath.Join(dir, name)
+		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+			return nil, fmt.Errorf("save plot %s: %w", path, err)
+		}
+		out = append(out, path)
+	}
+	return out, nil
+}
+
+func (r *Report) throughputPlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Echo ping-pong, %d B messages (median of rounds)", r.MessageSize)
+	p.X.Label.Text = "connections"
+	p.Y.Label.Text = "round trips per second"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	for _, t := range r.Targets {
+		var xy plotter.XYs
+		for _, e := range t.Echo {
+			xy = append(xy, plotter.XY{X: float64(e.Conns), Y: e.RoundTripsPerSec})
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return nil, fmt.Errorf("throughput line for %s: %w", t.Name, err)
+		}
+		l.Color, pts.Color = targetColors[t.Name], targetColors[t.Name]
+		l.Width = vg.Points(2)
+		pts.Shape = draw.CircleGlyph{}
+		p.Add(l, pts)
+		p.Legend.Add(t.Name, l, pts)
+	}
+	p.Y.Min = 0
+	return p, nil
+}
+
+func (r *Report) latencyPlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Latency at %.0f round trips/s (half the direct maximum)", r.LatencyRatePerSec)
+	p.X.Label.Text = "round-trip latency (µs, log scale)"
+	p.Y.Label.Text = "percentile"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Legend.XOffs = -vg.Points(4)
+	p.Legend.YOffs = vg.Points(4)
+	for _, t := range r.Targets {
+		if t.Latency == nil {
+			continue
+		}
+		var xy plotter.XYs
+		for _, c := range t.Latency.CDF {
+			xy = append(xy, plotter.XY{X: max(1, c.Micros), Y: c.Percentile})
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil, fmt.Errorf("latency line for %s: %w", t.Name, err)
+		}
+		l.Color = targetColors[t.Name]
+		l.Width = vg.Points(2)
+		p.Add(l)
+		p.Legend.Add(t.Name, l)
+	}
+	p.Y.Min, p.Y.Max = 0, 100
+	p.Add(plotter.NewGrid())
+	return p, nil
+}

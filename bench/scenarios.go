@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// newHist records microseconds from 1 µs to 60 s with 3 significant digits.
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+
+// runLatency sends rate round trips per second in total over conns
+// connections, each on a fixed schedule, for dur. A round trip's latency is
+// counted from when it was scheduled, not from when it was sent, so a
+// target that falls behind is charged for the wait (no coordinated
+// omission).
+func runLatency(ctx context.Context, r *running, conns int, rate float64, size int, dur time.Duration) (*hdrhistogram.Histogram, error) {
+	cs, err := newDialer(false).dialMany(ctx, r.wsBase+"lat", conns, 64)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(cs)
+	interval := time.Duration(float64(conns) / rate * float64(time.Second))
+	msg := make([]byte, size)
+	hists := make([]*hdrhistogram.Histogram, len(cs))
+	errc := make(chan error, len(cs))
+	var wg sync.WaitGroup
+	start := time.Now().Add(20 * time.Millisecond)
+	end := start.Add(dur)
+	for i, c := range cs {
+		h := newHist()
+		hists[i] = h
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := start.Add(interval * time.Duration(i) / time.Duration(len(cs)))
+			for next.Before(end) {
+				if w := time.Until(next); w > 0 {
+					time.Sleep(w) // pacing the schedule, not waiting for a condition
+				}
+				if err := roundTrip(ctx, c, msg); err != nil {
+					errc <- err
+					return
+				}
+				_ = h.RecordValue(max(1, time.Since(next).Microseconds()))
+				next = next.Add(interval)
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return nil, fmt.Errorf("latency at %.0f/s: %w", rate, err)
+	}
+	all := newHist()
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	return all, nil
+}
+
+// idleResult is the memory one target holds for idle connections.
+type idleResult struct {
+	conns           int
+	rssPerConn      float64 // bytes, all target processes
+	relayRSSPerConn float64 // bytes, relay processes only
+	fanDelivered    int
+	fanDeliveryMs   float64 // trigger to last client receiving
+	fanP50Ms        float64
+	fanSkip         string
+}
+
+// runIdle opens n idle connections (spread over source addresses), reads
+// the target's RSS growth per connection and, when fan is set and the
+// target has a broadcast trigger, has the service send one message to all
+// of them and times the delivery.
+func runIdle(ctx context.Context, r *running, n int, fan bool, settle time.Duration) (idleResult, error) {
+	res := idleResult{conns: n}
+	baseAll, baseRelay := r.usage()
+	cs, err := newDialer(true).dialMany(ctx, r.wsBase+"fan", n, 128)
+	if err != nil {
+		return res, fmt.Errorf("open %d idle connections: %w", n, err)
+	}
+	defer closeAll(cs)
+	doFan := fan && r.broadcast != ""
+	got := make([]int64, n) // unix ns of the broadcast's arrival, 0 until then
+	var arrived atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if doFan {
+		for i, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, rd, err := c.Reader(rctx)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, rd)
+				atomic.StoreInt64(&got[i], time.Now().UnixNano())
+				arrived.Add(1)
+			}()
+		}
+	}
+	select {
+	case <-time.After(settle): // let the target's memory settle before reading it
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	if err := r.alive(); err != nil {
+		return res, err
+	}
+	all, relay := r.usage()
+	res.rssPerConn = (float64(all.rssBytes) - float64(baseAll.rssBytes)) / float64(n)
+	res.relayRSSPerConn = (float64(relay.rssBytes) - float64(baseRelay.rssBytes)) / float64(n)
+	if !fan {
+		return res, nil
+	}
+	if !doFan {
+		res.fanSkip = "no broadcast trigger for this target"
+		return res, nil
+	}
+	t0 := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.broadcast+"?size=64", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return res, fmt.Errorf("trigger broadcast: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_ = pollUntil(ctx, 30*time.Second, func(context.Context) error {
+		if a := arrived.Load(); a < int64(n) {
+			return fmt.Errorf("%d of %d clients got the broadcast", a, n)
+		}
+		return nil
+	})
+	cancel()
+	var ds []float64
+	for i := range got {
+		if t := atomic.LoadInt64(&got[i]); t != 0 {
+			ds = append(ds, float64(t-t0.UnixNano())/1e6)
+		}
+	}
+	sort.Float64s(ds)
+	res.fanDelivered = len(ds)
+	if len(ds) > 0 {
+		res.fanDeliveryMs = ds[len(ds)-1]
+		res.fanP50Ms = ds[len(ds)/2]
+	}
+	return res, nil
+}

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Target names, in the order tables list them.
+const (
+	Direct      = "direct"
+	Switchboard = "switchboard"
+	Nginx       = "nginx"
+	Pushpin     = "pushpin"
+)
+
+// env is what starting a target needs.
+type env struct {
+	log     *slog.Logger
+	dir     string // the run's temp dir
+	bins    binaries
+	install bool // apt-get install missing peers
+}
+
+// binaries are the Go programs the harness built.
+type binaries struct {
+	echoServer  string
+	switchboard string // empty when it is not built yet
+	noSBReason  string // why switchboard is empty
+}
+
+// running is one started target.
+type running struct {
+	name      string
+	wsBase    string // clients dial wsBase + a name, e.g. "c" or "fan"
+	broadcast string // POST here to fan out; empty when the target has no trigger
+	relay     []*child
+	backend   []*child
+}
+
+// stop stops every process of the target, relay first.
+func (r *running) stop() {
+	for _, c := range r.relay {
+		c.stop()
+	}
+	for _, c := range r.backend {
+		c.stop()
+	}
+}
+
+// alive returns an error naming the first process that exited.
+func (r *running) alive() error {
+	for _, c := range append(append([]*child{}, r.relay...), r.backend...) {
+		if c.exited() {
+			return fmt.Errorf("%s: %s exited: %v; log: %s", r.name, c.name, c.err, c.tail())
+		}
+	}
+	return nil
+}
+
+func pids(cs []*child) []int {
+	out := make([]int, len(cs))
+	for i, c := range cs {
+		out[i] = c.pid()
+	}
+	return out
+}
+
+// usage returns the CPU and RSS of all the target's processes, and of its
+// relay processes alone (the broker, nginx, Pushpin; the echo server for
+// direct).
+func (r *running) usage() (all, relay usage) {
+	relay = measure(pids(r.relay))
+	back := measure(pids(r.backend))
+	all = usage{cpuSeconds: relay.cpuSeconds + back.cpuSeconds, rssBytes: relay.rssBytes + back.rssBytes}
+	return all, relay
+}
+
+// startTarget starts the named target. A non-empty skip means the target is
+// not available here, and why.
+func startTarget(ctx context.Context, e env, name string) (r *running, skip string, err error) {
+	dir := filepath.Join(e.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("make dir for %s: %w", name, err)
+	}
+	switch name {
+	case Direct:
+		r, err = startDirect(ctx, e, dir)
+	case Switchboard:
+		if e.bins.switchboard == "" {
+			return nil, e.bins.noSBReason, nil
+		}
+		r, err = startSwitchboard(ctx, e, dir)
+	case Nginx:
+		if skip = ensurePeer(ctx, e, "nginx", "nginx"); skip != "" {
+			return nil, skip, nil
+		}
+		r, err = startNginx(ctx, e, dir)
+	case Pushpin:
+		if skip = ensurePeer(ctx, e, "pushpin", "pushpin"); skip != "" {
+			return nil, skip, nil
+		}
+		r, err = startPushpin(ctx, e, dir)
+	default:
+		return nil, "", fmt.Errorf("unknown target %q", name)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if err := pollUntil(ctx, 30*time.Second, func(ctx context.Context) error { return probeEcho(ctx, r.wsBase+"probe") }); err != nil {
+		r.stop()
+		return nil, "", fmt.Errorf("%s does not echo at %s: %w", name, r.wsBase, err)
+	}
+	return r, "", nil
+}
+
+// startEchoServer starts the direct echo server with extra listening ports
+// and returns it with its addresses.
+func startEchoServer(ctx context.Context, e env, dir, name string) (*child, []string, error) {
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, line, err := startChild(sctx, e.log, dir, name, "listening ", e.bins.echoServer, "-listen", "127.0.0.1:0", "-extra-ports", "7")
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, strings.Split(strings.TrimPrefix(line, "listening "), ","), nil
+}
+
+func startDirect(ctx context.Context, e env, dir string) (*running, error) {
+	c, addrs, err := startEchoServer(ctx, e, dir, "echoserver")
+	if err != nil {
+		return nil, err
+	}
+	return &running{
+		name:      Direct,
+		wsBase:    "ws://" + addrs[0] + "/echo/",
+		broadcast: "http://" + addrs[0] + "/broadcast",
+		relay:     []*child{c},
+	}, nil
+}
+
+func startSwitchboard(ctx context.Context, e env, dir string) (*running, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	broker, _, err := startChild(ctx, e.log, dir, "broker", "", e.bins.switchboard, "serve", "--dev", "--listen", addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &running{name: Switchboard, wsBase: "ws://" + addr + "/echo/", relay: []*child{broker}}
+	health := func(ctx context.Context) error {
+		if broker.exited() {
+			return fmt.Errorf("broker exited: %v; log: %s", broker.err, broker.tail())
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	}
+	if err := pollUntil(ctx, 20*time.Second, health); err != nil {
+		r.stop()
+		return nil, fmt.Errorf("broker not healthy: %w", err)
+	}
+	svc, _, err := startChild(ctx, e.log, dir, "listen-echo", "", e.bins.switchboard, "listen", "ws://"+addr+"/echo/", "--echo")
+	if err != nil {
+		r.stop()
+		return nil, err
+	}
+	r.backend = []*child{svc}
+	return r, nil
+}
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before the target binds it; the target then fails to start and
+// the error says so.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// switchboardStatus says whether bin has the commands the Switchboard
+// target needs; empty means it does.
+func switchboardStatus(ctx context.Context, bin string) string {
+	out, _ := exec.CommandContext(ctx, bin, "listen", "-h").CombinedOutput()
+	s := string(out)
+	if strings.Contains(s, "unknown command") {
+		return "not built yet: cmd/switchboard has no listen command"
+	}
+	if !strings.Contains(s, "echo") {
+		return "not built yet: switchboard listen has no --echo flag"
+	}
+	return ""
+}
