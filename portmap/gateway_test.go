@@ -298,9 +298,6 @@ func runGatewayScenario(t *testing.T, proto Protocol, refusal string) {
 	// Reboot: rules and leases gone; the Mapper notices and maps again.
 	lost := s.Lost
 	tb.rebootGateway()
-	if tb.gatewayForwards(external) {
-		t.Fatal("rebooted gateway still forwards the port")
-	}
 	c.waitStatus("mapping restored after gateway reboot", func(s Status) bool {
 		return s.Mapped && s.Lost > lost && tb.gatewayForwards(external)
 	})

@@ -260,6 +260,9 @@ func (tb *testbed) rebootGateway() {
 		tb.run("ip", "netns", "exec", tb.gw, "nft", "flush", "chain", "inet", "miniupnpd", chain)
 	}
 	os.Remove(filepath.Join(tb.dir, "leases"))
+	if out := tb.run("ip", "netns", "exec", tb.gw, "nft", "list", "chain", "inet", "miniupnpd", "prerouting_miniupnpd"); strings.Contains(out, "dport") {
+		tb.t.Fatalf("rebooting gateway still forwards ports:\n%s", out)
+	}
 	tb.startDaemon()
 }
 
