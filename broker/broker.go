@@ -36,6 +36,12 @@ type Broker struct {
 	shutdown chan struct{}          // closed when Shutdown starts
 }
 
+// ioCtx is the context of reads and writes on the data path. It is never
+// done: the library then sets up no timer per call, which keeps the relay
+// free of allocations. Blocked I/O is cut by closing the connection
+// (Shutdown's cutAll, keepalive) instead of by cancelling a context.
+var ioCtx = context.Background()
+
 // ErrClosed is returned by Offer, Serve and ServeLink after Shutdown began.
 var ErrClosed = errors.New("broker: shut down")
 
@@ -105,14 +111,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	var regs []*Registration
 	if first {
 		close(b.shutdown)
-		for _, e := range b.reg.byPath {
-			if e.any != nil {
-				regs = append(regs, e.any)
-			}
-			for _, r := range e.byHost {
-				regs = append(regs, r)
-			}
-		}
+		regs = b.registrationsLocked()
 	}
 	b.mu.Unlock()
 	for _, reg := range regs {
@@ -128,10 +127,49 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.cancel()
 		return nil
 	case <-ctx.Done():
-		b.cancel() // aborts blocked writes and reads
+		b.cancel()
+		b.cutAll()
 		<-done
 		return fmt.Errorf("broker shutdown: %w", ctx.Err())
 	}
+}
+
+// cutAll closes every connection at once, when Shutdown's grace is over.
+func (b *Broker) cutAll() {
+	b.mu.RLock()
+	links := make([]*Instance, 0, len(b.links))
+	for inst := range b.links {
+		links = append(links, inst)
+	}
+	regs := b.registrationsLocked()
+	b.mu.RUnlock()
+	for _, inst := range links {
+		inst.conn.CloseNow()
+	}
+	for _, reg := range regs {
+		reg.each(func(ch *Channel) {
+			ch.mu.Lock()
+			conn := ch.conn
+			ch.mu.Unlock()
+			if conn != nil {
+				conn.CloseNow()
+			}
+		})
+	}
+}
+
+// registrationsLocked lists every registration. Called with b.mu held.
+func (b *Broker) registrationsLocked() []*Registration {
+	var regs []*Registration
+	for _, e := range b.reg.byPath {
+		if e.any != nil {
+			regs = append(regs, e.any)
+		}
+		for _, r := range e.byHost {
+			regs = append(regs, r)
+		}
+	}
+	return regs
 }
 
 // lookup returns the registration that owns host and path.
@@ -204,15 +242,7 @@ type ChannelStatus struct {
 // Status returns a snapshot of registrations, instances and channels.
 func (b *Broker) Status() Status {
 	b.mu.RLock()
-	var regs []*Registration
-	for _, e := range b.reg.byPath {
-		if e.any != nil {
-			regs = append(regs, e.any)
-		}
-		for _, r := range e.byHost {
-			regs = append(regs, r)
-		}
-	}
+	regs := b.registrationsLocked()
 	b.mu.RUnlock()
 	st := Status{Node: b.cfg.Node, Registrations: []RegistrationStatus{}}
 	for _, reg := range regs {

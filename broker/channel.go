@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,8 +43,8 @@ type Channel struct {
 	out      []outMsg
 	head     int
 	outBytes int
-	owed     int  // bytes written to the client, not yet credited to the service
-	writing  bool // a writer goroutine runs
+	owed     int           // bytes written to the client, not yet credited to the service
+	wake     chan struct{} // cap 1: out has messages for the writer
 
 	clientGone    bool // the client's connection ended
 	serviceClosed bool // the service (or the broker) closed the channel
@@ -68,7 +69,8 @@ type outMsg struct {
 }
 
 func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *Channel {
-	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, space: make(chan struct{}, 1)}
+	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst,
+		space: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
 // deliver queues a client message for the service, waiting while the
@@ -86,6 +88,9 @@ func (ch *Channel) deliver(ctx context.Context, flags byte, data *[]byte) error 
 		case <-ctx.Done():
 			bufpool.Put(data)
 			return ctx.Err()
+		case <-ch.b.shutdown:
+			bufpool.Put(data)
+			return ErrClosed
 		}
 		ch.mu.Lock()
 		ch.blocked = false
@@ -227,30 +232,54 @@ func (ch *Channel) toClient(flags byte, p []byte, push bool) error {
 	return nil
 }
 
-// startWriterLocked starts the channel's writer unless one runs. The writer
-// exits when the queue is empty, so idle channels hold no goroutine for it.
+// startWriterLocked wakes the channel's writer.
 func (ch *Channel) startWriterLocked() {
-	if ch.writing || ch.conn == nil || ch.head == len(ch.out) {
+	if ch.head == len(ch.out) {
 		return
 	}
-	ch.writing = true
-	if !ch.b.track(ch.writeLoop) {
-		ch.writing = false
+	select {
+	case ch.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (ch *Channel) writeLoop() {
-	conn := ch.conn // set before any writer starts; never changes
+// writeLoop is the client connection's only writer. It drains the queue on
+// each wake-up and returns once stop is closed and nothing is left to
+// write, or the client is gone.
+func (ch *Channel) writeLoop(conn *websocket.Conn, stop <-chan struct{}) {
+	for {
+		select {
+		case <-ch.wake:
+		case <-stop:
+			ch.mu.Lock()
+			ch.releaseOutLocked()
+			ch.mu.Unlock()
+			return
+		}
+		if !ch.drain(conn) {
+			return
+		}
+	}
+}
+
+// drain writes queued messages until the queue is empty. It returns false
+// when the client is gone.
+func (ch *Channel) drain(conn *websocket.Conn) bool {
 	for {
 		ch.mu.Lock()
-		if ch.head == len(ch.out) || ch.clientGone {
+		if ch.clientGone {
 			ch.releaseOutLocked()
-			ch.writing = false
-			if ch.owed > 0 && !ch.clientGone {
+			ch.mu.Unlock()
+			return false
+		}
+		if ch.head == len(ch.out) {
+			ch.out = ch.out[:0]
+			ch.head = 0
+			if ch.owed > 0 {
 				ch.creditLocked()
 			}
 			ch.mu.Unlock()
-			return
+			return true
 		}
 		m := ch.out[ch.head]
 		ch.out[ch.head] = outMsg{}
@@ -262,7 +291,7 @@ func (ch *Channel) writeLoop() {
 			continue
 		}
 		n := len(*m.data)
-		err := conn.Write(ch.b.ctx, m.typ, *m.data)
+		err := conn.Write(ioCtx, m.typ, *m.data)
 		bufpool.Put(m.data)
 		ch.mu.Lock()
 		ch.outBytes -= n
@@ -382,9 +411,6 @@ func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
 		return
 	}
 	ch.clientGone = true
-	if !ch.writing {
-		ch.releaseOutLocked()
-	}
 	if ch.serviceClosed {
 		ch.done = true
 		ch.mu.Unlock()
@@ -410,8 +436,7 @@ func (ch *Channel) readLoop(ctx context.Context, conn *websocket.Conn) {
 			ch.readFailed(conn, err)
 			return
 		}
-		data := bufpool.Get(512)
-		*data, err = readAll(r, *data)
+		data, err := readPooled(r)
 		if err != nil {
 			bufpool.Put(data)
 			ch.readFailed(conn, err)
@@ -432,6 +457,26 @@ func (ch *Channel) readLoop(ctx context.Context, conn *websocket.Conn) {
 		}
 		if err := ch.deliver(ctx, flags, data); err != nil {
 			return // the service or broker closed the channel; the writer closes the client
+		}
+	}
+}
+
+// readPooled reads one message into a pooled buffer.
+func readPooled(r io.Reader) (*[]byte, error) {
+	data := bufpool.Get(2048)
+	for {
+		if len(*data) == cap(*data) {
+			data = bufpool.Grow(data)
+		}
+		b := *data
+		n, err := r.Read(b[len(b):cap(b)])
+		*data = b[:len(b)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			bufpool.Put(data)
+			return nil, err
 		}
 	}
 }

@@ -286,14 +286,19 @@ func (b *Broker) Serve(ctx context.Context, d Decision, conn *websocket.Conn) {
 	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage))
 	ch.mu.Lock()
 	ch.conn = conn
-	closed := ch.serviceClosed
 	ch.startWriterLocked()
 	ch.mu.Unlock()
 	b.m.clients.Inc()
-	if closed && !ch.writing {
-		return
-	}
-	ch.readLoop(b.ctx, conn)
+
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		ch.writeLoop(conn, stop)
+	}()
+	ch.readLoop(ioCtx, conn)
+	close(stop)
+	<-writerDone
 }
 
 func admits(origins []string, origin string) bool {

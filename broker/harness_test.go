@@ -20,13 +20,13 @@ import (
 
 // env is a broker behind a real HTTP server on 127.0.0.1.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	b   *broker.Broker
 	srv *httptest.Server
 	ws  string // ws://127.0.0.1:PORT
 }
 
-func newEnv(t *testing.T, limits broker.Limits) *env {
+func newEnv(t testing.TB, limits broker.Limits) *env {
 	t.Helper()
 	return newEnvWith(t, limits, server.Config{})
 }
@@ -34,7 +34,7 @@ func newEnv(t *testing.T, limits broker.Limits) *env {
 // newEnvWith starts a broker whose server has the given settings (Broker,
 // Logger and Dev are filled in), behind the http.Server that serve uses,
 // with a 2 s handshake timeout and 16 KiB of headers.
-func newEnvWith(t *testing.T, limits broker.Limits, sc server.Config) *env {
+func newEnvWith(t testing.TB, limits broker.Limits, sc server.Config) *env {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -59,7 +59,7 @@ func newEnvWith(t *testing.T, limits broker.Limits, sc server.Config) *env {
 	return e
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -69,7 +69,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // svc is a service written against the raw protocol, so these tests check
 // the broker against PROTOCOL.md rather than against the SDK.
 type svc struct {
-	t       *testing.T
+	t       testing.TB
 	conn    *websocket.Conn
 	welcome protocol.Welcome
 	frames  chan frame
@@ -284,7 +284,7 @@ func waitDial(t *testing.T, ch <-chan dialResult) *websocket.Conn {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

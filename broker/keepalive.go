@@ -28,15 +28,7 @@ const pingWorkers = 32
 
 func (b *Broker) pingAll(timeout time.Duration) {
 	b.mu.RLock()
-	var regs []*Registration
-	for _, e := range b.reg.byPath {
-		if e.any != nil {
-			regs = append(regs, e.any)
-		}
-		for _, r := range e.byHost {
-			regs = append(regs, r)
-		}
-	}
+	regs := b.registrationsLocked()
 	b.mu.RUnlock()
 
 	work := make(chan *Channel)

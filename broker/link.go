@@ -303,7 +303,7 @@ func (inst *Instance) writeLoop() {
 		if len(buf) == 0 {
 			continue
 		}
-		err := inst.conn.Write(inst.b.ctx, websocket.MessageBinary, buf)
+		err := inst.conn.Write(ioCtx, websocket.MessageBinary, buf)
 		if err != nil {
 			inst.fail(fmt.Errorf("write to service: %w", err))
 			return
@@ -346,7 +346,7 @@ func (inst *Instance) pingLoop() {
 func (inst *Instance) readLoop() error {
 	buf := make([]byte, 0, 64<<10)
 	for {
-		typ, r, err := inst.conn.Reader(inst.b.ctx)
+		typ, r, err := inst.conn.Reader(ioCtx)
 		if err != nil {
 			return fmt.Errorf("read from service: %w", err)
 		}

@@ -61,3 +61,14 @@ func Copy(p []byte) *[]byte {
 	*b = append((*b)[:0], p...)
 	return b
 }
+
+// Grow returns a pooled buffer with the contents of b and room for at
+// least one more byte, putting b back. Use it instead of append so that
+// grown buffers stay in their size classes.
+func Grow(b *[]byte) *[]byte {
+	n := len(*b)
+	nb := Get(2*cap(*b) + 1)
+	*nb = append((*nb)[:0], (*b)[:n]...)
+	Put(b)
+	return nb
+}
