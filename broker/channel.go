@@ -2,9 +2,9 @@ package broker
 
 import (
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
