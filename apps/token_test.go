@@ -434,3 +434,41 @@ func TestKeyFileRace(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationsConcurrent revokes from several goroutines while others
+// check grants; every revocation must be kept, in memory and on disk.
+func TestRevocationsConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revoked.json")
+	revs, err := OpenRevocations(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSealer(t)
+	const n = 16
+	grants := make([]Grant, n)
+	for i := range n {
+		_, grants[i] = issue(t, s, "camera", "chat", time.Hour)
+	}
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs <- revs.RevokeID(grants[i].ID) })
+		wg.Go(func() { revs.Revoked(grants[(i+1)%n]) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopened, err := OpenRevocations(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants {
+		if !revs.Revoked(g) || !reopened.Revoked(g) {
+			t.Fatalf("grant %s not revoked", g.ID)
+		}
+	}
+}
