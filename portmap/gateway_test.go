@@ -2,6 +2,7 @@ package portmap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,16 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/portmap/gatewaytest"
 )
 
 // The namespace tests run the Mapper in the lan namespace and the client in
 // the wan namespace by re-executing this test binary under `ip netns exec`
 // with childModeEnv set; TestMain then runs the child instead of the tests.
-const prSetChildSubreaper = 36
-
 const (
 	childModeEnv   = "SWITCHBOARD_PORTMAP_CHILD"  // "mapper" or "dial"
 	childConfigEnv = "SWITCHBOARD_PORTMAP_CONFIG" // mapper: JSON childConfig; dial: "addr message"
@@ -32,11 +32,6 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(childModeEnv) {
 	case "":
-		// Become the reaper of orphaned descendants: miniupnpd daemonizes, and
-		// PID 1 of a container may not reap it.
-		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-			fmt.Fprintln(os.Stderr, "prctl(PR_SET_CHILD_SUBREAPER):", errno)
-		}
 		os.Exit(m.Run())
 	case "mapper":
 		os.Exit(childMapper())
@@ -163,7 +158,7 @@ type mapperChild struct {
 	lines int
 }
 
-func (tb *testbed) startMapper(ns string, cc childConfig) *mapperChild {
+func (tb *gatewaySession) startMapper(ns string, cc childConfig) *mapperChild {
 	t := tb.t
 	t.Helper()
 	self, err := os.Executable()
@@ -225,7 +220,7 @@ func (c *mapperChild) status() childStatus {
 func (c *mapperChild) waitStatus(what string, cond func(Status) bool) Status {
 	c.t.Helper()
 	var got Status
-	waitFor(c.t, 20*time.Second, what, func() (bool, string) {
+	gatewaytest.WaitFor(c.t, 20*time.Second, what, func() (bool, string) {
 		s := c.status()
 		got = s.Status
 		return cond(s.Status), fmt.Sprintf("%+v", s)
@@ -251,14 +246,14 @@ func (c *mapperChild) shutdown() childStatus {
 
 // dialFromWAN connects from the wan namespace to addr through the gateway
 // and checks the echo, retrying until the deadline.
-func (tb *testbed) dialFromWAN(addr, msg string) {
+func (tb *gatewaySession) dialFromWAN(addr, msg string) {
 	tb.t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	waitFor(tb.t, 10*time.Second, "echo through "+addr+" from the WAN", func() (bool, string) {
-		cmd := exec.Command("ip", "netns", "exec", tb.wan, self)
+	gatewaytest.WaitFor(tb.t, 10*time.Second, "echo through "+addr+" from the WAN", func() (bool, string) {
+		cmd := exec.Command("ip", "netns", "exec", tb.WAN, self)
 		cmd.Env = append(os.Environ(), childModeEnv+"=dial", childConfigEnv+"="+addr+" "+msg)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -274,19 +269,19 @@ func (tb *testbed) dialFromWAN(addr, msg string) {
 // carries traffic, reboots the gateway, expects the mapping back, shuts
 // down, expects it gone, and expects a denied port to be reported.
 func runGatewayScenario(t *testing.T, proto Protocol, refusal string) {
-	tb := newTestbed(t, gatewayOptions{})
+	tb := newTestbed(t, gatewaytest.Options{})
 	const internal, external = 8080, 18080
-	c := tb.startMapper(tb.lan, childConfig{Protocol: proto, InternalPort: internal, ExternalPort: external, Lease: 4 * time.Second})
+	c := tb.startMapper(tb.LAN, childConfig{Protocol: proto, InternalPort: internal, ExternalPort: external, Lease: 4 * time.Second})
 
 	s := c.waitStatus("mapped", func(s Status) bool { return s.Mapped })
 	wantProto := string(proto)
 	if proto == Auto {
 		wantProto = string(PCP)
 	}
-	if s.Protocol != wantProto || s.Gateway != gwLANAddr || s.ExternalIP != netip.MustParseAddr(gwWANAddr) || s.ExternalPort != external || s.Err != "" {
+	if s.Protocol != wantProto || s.Gateway != gatewaytest.GatewayLANAddr || s.ExternalIP != netip.MustParseAddr(gatewaytest.GatewayWANAddr) || s.ExternalPort != external || s.Err != "" {
 		t.Fatalf("status after mapping: %+v", s)
 	}
-	if !tb.gatewayForwards(external) {
+	if !tb.Forwards(external) {
 		t.Fatalf("gateway has no DNAT rule for port %d", external)
 	}
 	tb.dialFromWAN(s.External(), "first")
@@ -297,9 +292,9 @@ func runGatewayScenario(t *testing.T, proto Protocol, refusal string) {
 
 	// Reboot: rules and leases gone; the Mapper notices and maps again.
 	lost := s.Lost
-	tb.rebootGateway()
+	tb.Reboot()
 	c.waitStatus("mapping restored after gateway reboot", func(s Status) bool {
-		return s.Mapped && s.Lost > lost && tb.gatewayForwards(external)
+		return s.Mapped && s.Lost > lost && tb.Forwards(external)
 	})
 	tb.dialFromWAN(s.External(), "after-reboot")
 
@@ -307,12 +302,12 @@ func runGatewayScenario(t *testing.T, proto Protocol, refusal string) {
 	if final.ShutdownErr != "" || final.Mapped {
 		t.Fatalf("final status: %+v", final)
 	}
-	if tb.gatewayForwards(external) {
+	if tb.Forwards(external) {
 		t.Fatal("gateway still forwards the port after Shutdown")
 	}
 
 	// A refusal: the gateway's policy denies this internal port.
-	r := tb.startMapper(tb.lan, childConfig{Protocol: proto, InternalPort: deniedPort, Lease: 4 * time.Second})
+	r := tb.startMapper(tb.LAN, childConfig{Protocol: proto, InternalPort: gatewaytest.DeniedPort, Lease: 4 * time.Second})
 	got := r.waitStatus("refusal reported", func(s Status) bool { return s.Err != "" })
 	if got.Mapped || !strings.Contains(got.Err, refusal) {
 		t.Fatalf("refusal status: %+v, want Err containing %q", got, refusal)
@@ -346,8 +341,8 @@ func TestGatewayAuto(t *testing.T) {
 // namespace) and expects the reason in Status.Err.
 func TestNoGateway(t *testing.T) {
 	t.Parallel()
-	tb := newTestbed(t, gatewayOptions{})
-	c := tb.startMapper(tb.wan, childConfig{Protocol: Auto, InternalPort: 8080})
+	tb := newTestbed(t, gatewaytest.Options{})
+	c := tb.startMapper(tb.WAN, childConfig{Protocol: Auto, InternalPort: 8080})
 	s := c.waitStatus("no-gateway error", func(s Status) bool { return s.Err != "" })
 	if s.Mapped || !strings.Contains(s.Err, "no default gateway") {
 		t.Fatalf("status: %+v", s)
@@ -359,14 +354,41 @@ func TestNoGateway(t *testing.T) {
 // get no answer on UDP 5351 and map with UPnP IGD.
 func TestAutoFallsBackToUPnP(t *testing.T) {
 	t.Parallel()
-	tb := newTestbed(t, gatewayOptions{upnpOnly: true})
-	c := tb.startMapper(tb.lan, childConfig{Protocol: Auto, InternalPort: 8080, Lease: 30 * time.Second})
+	tb := newTestbed(t, gatewaytest.Options{UPnPOnly: true})
+	c := tb.startMapper(tb.LAN, childConfig{Protocol: Auto, InternalPort: 8080, Lease: 30 * time.Second})
 	s := c.waitStatus("mapped", func(s Status) bool { return s.Mapped })
 	if s.Protocol != string(UPnP) || s.ExternalPort != 8080 {
 		t.Fatalf("status: %+v", s)
 	}
 	tb.dialFromWAN(s.External(), "fallback")
-	if final := c.shutdown(); final.ShutdownErr != "" || tb.gatewayForwards(8080) {
-		t.Fatalf("after shutdown: %+v, still forwarded: %v", final, tb.gatewayForwards(8080))
+	if final := c.shutdown(); final.ShutdownErr != "" || tb.Forwards(8080) {
+		t.Fatalf("after shutdown: %+v, still forwarded: %v", final, tb.Forwards(8080))
 	}
+}
+
+// gatewaySession is a gateway plus the test's helpers to run children in it.
+type gatewaySession struct {
+	*gatewaytest.Gateway
+	t *testing.T
+}
+
+func newTestbed(t *testing.T, opts gatewaytest.Options) *gatewaySession {
+	return &gatewaySession{Gateway: gatewaytest.New(t, opts), t: t}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
