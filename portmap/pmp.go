@@ -163,10 +163,10 @@ func (b *pcpBackend) unmap(ctx context.Context, _ mapping) error {
 
 // natpmpBackend maps one TCP port with NAT-PMP.
 type natpmpBackend struct {
-	gw     netip.Addr
-	cfg    *Config
-	epochs epochTracker
-	extIP  netip.Addr
+	gw      netip.Addr
+	cfg     *Config
+	epochs  epochTracker
+	extPort int // the external port granted last, 0 before the first
 }
 
 func (b *natpmpBackend) protocol() string { return string(NATPMP) }
@@ -196,6 +196,9 @@ func (b *natpmpBackend) mapPort(ctx context.Context) (mapping, bool, error) {
 		return mapping{}, false, err
 	}
 	ext := b.cfg.ExternalPort
+	if b.extPort != 0 { // renewal: ask for the port we hold (RFC 6886 3.3)
+		ext = b.extPort
+	}
 	r, err := b.call(ctx, natpmpOpMapTCP, natpmpMapRequest(uint16(b.cfg.InternalPort), uint16(ext), uint32(b.cfg.Lease/time.Second)))
 	if err != nil {
 		return mapping{}, false, err
@@ -204,7 +207,7 @@ func (b *natpmpBackend) mapPort(ctx context.Context) (mapping, bool, error) {
 		return mapping{}, false, fmt.Errorf("natpmp reply is for internal port %d, want %d", r.InternalPort, b.cfg.InternalPort)
 	}
 	restarted = b.epochs.observe(r.Epoch, time.Now()) || restarted
-	b.extIP = ip
+	b.extPort = int(r.ExternalPort)
 	return mapping{ExternalIP: ip, ExternalPort: int(r.ExternalPort), Lifetime: time.Duration(r.LifetimeSec) * time.Second}, restarted, nil
 }
 
