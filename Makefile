@@ -33,3 +33,7 @@ bench-quick:
 # Smoke (a few seconds): tiny counts, skips peers that are not installed.
 bench-smoke:
 	go run ./bench/cmd/loadgen -mode smoke -out $${TMPDIR:-/tmp}/switchboard-bench-smoke.json
+
+# Bounded soak: 2,000 connections, mixed sizes, random closes (not part of make test).
+soak:
+	SWITCHBOARD_SOAK=$${SOAK:-2m} go test -v -count=1 -timeout 15m -run TestSoak ./internal/soak/ | grep -E 'SOAK|goroutines=|FAIL|ok'
