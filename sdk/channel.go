@@ -121,7 +121,7 @@ func (c *Channel) ackLocked() {
 		return
 	}
 	c.acked = c.delivered
-	_ = c.l.enqueueControl(protocol.AppendAck(nil, c.id, c.acked))
+	c.l.enqueueAck(c.id, c.acked)
 	c.l.acked()
 }
 

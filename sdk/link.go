@@ -204,6 +204,13 @@ func (l *Listener) writeLoop() {
 		l.outMu.Lock()
 		b := l.out
 		l.out = spare[:0]
+		// Acknowledgements are cumulative: one per channel and batch, after
+		// every frame queued before them (an echo is on the wire before
+		// the Ack of the message it answers).
+		for ch, seq := range l.acks {
+			b = protocol.AppendAck(b, ch, seq)
+			delete(l.acks, ch)
+		}
 		close(l.room)
 		l.room = make(chan struct{})
 		l.outMu.Unlock()
@@ -244,6 +251,16 @@ func (l *Listener) writeBatches(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// enqueueAck queues a cumulative acknowledgement of channel up to seq.
+func (l *Listener) enqueueAck(channel, seq uint64) {
+	l.outMu.Lock()
+	if seq > l.acks[channel] {
+		l.acks[channel] = seq
+	}
+	l.outMu.Unlock()
+	signal(l.wake)
 }
 
 // enqueueControl queues a control frame; it never waits for room.

@@ -68,9 +68,10 @@ type Listener struct {
 	closeOnce  sync.Once
 
 	outMu sync.Mutex
-	out   []byte        // frames waiting for the writer; guarded by outMu
-	room  chan struct{} // closed when the writer takes out; guarded by outMu
-	wake  chan struct{} // cap 1: out has frames
+	out   []byte            // frames waiting for the writer; guarded by outMu
+	acks  map[uint64]uint64 // channel → highest seq to acknowledge, written after out; guarded by outMu
+	room  chan struct{}     // closed when the writer takes out; guarded by outMu
+	wake  chan struct{}     // cap 1: out has frames
 
 	mu       sync.Mutex
 	active   bool                         // guarded by mu
@@ -154,7 +155,7 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		room: make(chan struct{}), wake: make(chan struct{}, 1),
 		changed: make(chan struct{}), channels: make(map[uint64]*Channel),
 		reqWake: make(chan struct{}, 1), lists: make(map[uint64]chan []ClientInfo),
-		idle: make(chan struct{}),
+		idle: make(chan struct{}), acks: make(map[uint64]uint64),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
