@@ -1,0 +1,138 @@
+package broker_test
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/sdk"
+)
+
+// sdkEcho runs an SDK echo service on scope until the test ends.
+func sdkEcho(t *testing.T, e *env, scope string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := sdk.Listen(ctx, e.ws+scope, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); _ = l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			req, err := l.Accept(ctx)
+			if err != nil {
+				return
+			}
+			ch, err := req.Accept(ctx, "", nil)
+			if err != nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					typ, p, err := ch.Read(ctx)
+					if err != nil || ch.Write(ctx, typ, p) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+// TestStalledClientDoesNotSlowOthers: 50 clients ping-pong through one
+// service while a 51st sends without ever reading. The 50 keep at least 90%
+// of the throughput they have without it, and the broker holds no more than
+// the limits say.
+func TestStalledClientDoesNotSlowOthers(t *testing.T) {
+	const window, chanBuf = 64 << 10, 256 << 10
+	e := newEnv(t, broker.Limits{Window: window, ChannelBuffer: chanBuf})
+	sdkEcho(t, e, "/bp/")
+	var active []*websocket.Conn
+	for i := 0; i < 50; i++ {
+		active = append(active, e.dial("/bp/a", nil))
+	}
+	msg := make([]byte, 1024)
+	run := func(d time.Duration) int64 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for _, c := range active {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := context.Background()
+				for time.Now().Before(end) {
+					if c.Write(ctx, websocket.MessageBinary, msg) != nil {
+						return
+					}
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return n.Load()
+	}
+	stall := func() *websocket.Conn {
+		c := e.dial("/bp/stalled", nil)
+		big := make([]byte, 32<<10)
+		for i := 0; ; i++ { // write until the broker stops reading
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			err := c.Write(ctx, websocket.MessageBinary, big)
+			cancel()
+			if err != nil {
+				break
+			}
+			if i > 10000 {
+				t.Fatal("the stalled client was never held back")
+			}
+		}
+		return c
+	}
+	run(500 * time.Millisecond) // warm up
+	var without, with []int64
+	for round := 0; round < 3; round++ {
+		without = append(without, run(time.Second))
+		s := stall()
+		with = append(with, run(time.Second))
+		checkBounds(t, e, window, chanBuf)
+		s.CloseNow()
+	}
+	sum := func(v []int64) (s int64) {
+		for _, x := range v {
+			s += x
+		}
+		return
+	}
+	ratio := float64(sum(with)) / float64(sum(without))
+	t.Logf("round trips per second without a stalled client %v, with one %v: ratio %.2f", without, with, ratio)
+	if ratio < 0.9 {
+		sort.Slice(with, func(i, j int) bool { return with[i] < with[j] })
+		t.Fatalf("active clients kept %.0f%% of their throughput with a stalled client, want at least 90%%", ratio*100)
+	}
+}
+
+// checkBounds asserts the broker holds at most the channel buffer per
+// channel toward the service and two windows per channel toward the client.
+func checkBounds(t *testing.T, e *env, window, chanBuf int) {
+	t.Helper()
+	for _, r := range e.b.Status().Registrations {
+		for _, c := range r.Channels {
+			if c.BufferedBytes > chanBuf+32<<10 || c.QueuedOut > 2*window+32<<10 {
+				t.Fatalf("channel %d holds %d bytes in and %d out, over the bounds %d and %d", c.ID, c.BufferedBytes, c.QueuedOut, chanBuf, 2*window)
+			}
+		}
+	}
+}
