@@ -205,4 +205,3 @@ func expectClose(t *testing.T, c *websocket.Conn, code websocket.StatusCode, rea
 		t.Fatalf("read error %v, want close %d %q", err, code, reasonPrefix)
 	}
 }
-

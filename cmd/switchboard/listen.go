@@ -107,6 +107,10 @@ type local interface {
 	stop()
 }
 
+// drainTimeout bounds how long a superseded instance finishes what it
+// holds before it detaches.
+const drainTimeout = 30 * time.Second
+
 // service is one `switchboard listen`: it keeps a link to the broker,
 // reattaching when it breaks, and keeps its sessions across links.
 type service struct {
@@ -155,12 +159,7 @@ func (svc *service) run(ctx context.Context) error {
 			return l.Close()
 		}
 		if superseded {
-			svc.log.Info("a newer instance took over; finishing and detaching")
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := l.Drain(dctx)
-			cancel()
-			l.Close()
-			return err
+			return nil
 		}
 		l.Close()
 		svc.log.Warn("service link lost; reattaching", "err", l.Err())
@@ -205,6 +204,16 @@ func (svc *service) serveLink(ctx context.Context, l *sdk.Listener) (superseded 
 			return false
 		case <-changed:
 			if wasActive && !l.Active() {
+				// The readers go on until every message this instance
+				// holds is handled and acknowledged.
+				svc.log.Info("a newer instance took over; finishing and detaching")
+				dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+				err := l.Drain(dctx)
+				cancel()
+				if err != nil {
+					svc.log.Warn("detached before every message was handled", "err", err)
+				}
+				l.Close()
 				return true
 			}
 		}

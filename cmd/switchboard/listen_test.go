@@ -182,3 +182,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A newer `listen` takes over: the older one finishes, detaches and exits
+// 0; the client keeps its connection and is served by the newer one.
+func TestListenTakeover(t *testing.T) {
+	base := startServe(t)
+	old := startListen(t, base+"/t/", "--exec", "while read l; do echo old $l; done")
+	c := dial(t, base+"/t/")
+	send(t, c, websocket.MessageText, "1")
+	expect(t, c, websocket.MessageText, "old 1")
+	startListen(t, base+"/t/", "--echo", "--version", "v2")
+	if code := old.wait(); code != 0 {
+		t.Fatalf("superseded listen exited %d", code)
+	}
+	old.waitLine(`newer instance took over`)
+	send(t, c, websocket.MessageText, "3") // the same connection, now served by the newer one
+	expect(t, c, websocket.MessageText, "3")
+	c2 := dial(t, base+"/t/new")
+	send(t, c2, websocket.MessageText, "2")
+	expect(t, c2, websocket.MessageText, "2")
+}
+
+// When the broker goes away, listen reattaches with backoff once it is
+// back on the same address.
+func TestListenReattaches(t *testing.T) {
+	p := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0")
+	addr := p.waitLine(`switchboard: listening on http://(\S+)`)[1]
+	l := startListen(t, "ws://"+addr+"/r/", "--echo")
+	p.signal(syscall.SIGKILL)
+	p.wait()
+	l.waitLine(`attach failed; retrying`)
+	p2 := startProc(t, nil, nil, "serve", "--dev", "--listen", addr)
+	p2.waitLine(`listening on`)
+	waitFor(t, "a second attach", func() bool {
+		n := 0
+		for _, line := range l.lines() {
+			if strings.Contains(line, "switchboard: listening on") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	c := dial(t, "ws://"+addr+"/r/")
+	send(t, c, websocket.MessageText, "back")
+	expect(t, c, websocket.MessageText, "back")
+}
