@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -112,4 +113,53 @@ func TestMissingCredentialIsALinkError(t *testing.T) {
 		t.Fatalf("listen without credential: %v, want LinkError code 3", err)
 	}
 	t.Logf("broker said: %v", err)
+}
+
+// The context of Listen bounds only the attach.
+func TestListenContextBoundsOnlyTheAttach(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := sdk.Listen(ctx, tb.url+"/ctx/", &sdk.ListenOptions{Credential: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cancel()
+	serve(t, l, echo)
+	c := tb.dial("/ctx/")
+	mustWrite(t, c, websocket.MessageText, "still here")
+	mustRead(t, c, websocket.MessageText, "still here")
+	if err := l.Err(); err != nil {
+		t.Fatalf("link ended: %v", err)
+	}
+}
+
+// A connect request answered after the broker's accept timeout is closed
+// by the broker; the late channel reports it instead of breaking the link.
+func TestLateAcceptIsClosed(t *testing.T) {
+	tb := startBroker(t, broker.Limits{AcceptTimeout: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	l := tb.listen("/late/", nil)
+	dialed := make(chan error, 1)
+	go func() {
+		_, _, err := websocket.Dial(ctx, tb.url+"/late/", nil)
+		dialed <- err
+	}()
+	r, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-dialed; err == nil { // the client was rejected: the request expired
+		t.Fatal("client connected without an answer")
+	}
+	ch, err := r.Accept(ctx, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ch.Read(ctx); websocket.CloseStatus(err) != websocket.StatusAbnormalClosure {
+		t.Fatalf("late channel read: %v, want close 1006", err)
+	}
+	if l.Err() != nil {
+		t.Fatalf("link ended: %v", l.Err())
+	}
 }
