@@ -227,3 +227,14 @@ func TestListenReattaches(t *testing.T) {
 	send(t, c, websocket.MessageText, "back")
 	expect(t, c, websocket.MessageText, "back")
 }
+
+// Without --dev, listen needs a credential; the broker's reason is shown.
+func TestListenNeedsCredential(t *testing.T) {
+	p := startProc(t, nil, nil, "serve", "--listen", "127.0.0.1:0")
+	base := "ws://" + p.waitLine(`switchboard: listening on http://(\S+)`)[1]
+	l := startProc(t, nil, nil, "listen", base+"/e/", "--echo")
+	if code := l.wait(); code != 1 {
+		t.Fatalf("listen without a credential exited %d, want 1", code)
+	}
+	l.waitLine(`needs a credential.*error 3`)
+}
