@@ -17,7 +17,7 @@ export class ServerWebSocket extends EventTarget {
   constructor(ch) {
     super();
     this._ch = ch;
-    this._state = 0;
+    this._state = 1; // the broker has accepted the client: the socket is open
     this._chain = null;
     this.binaryType = 'blob';
     ch.onmessage = (payload, binary) => {
@@ -52,8 +52,7 @@ export class ServerWebSocket extends EventTarget {
   get channel() { return this._ch.id; }
 
   _open() {
-    this._state = 1;
-    this.dispatchEvent(new Event('open'));
+    if (this._state === 1) this.dispatchEvent(new Event('open'));
   }
 
   /** send sends a string (text) or an ArrayBuffer, view or Blob (binary). */

@@ -6,6 +6,7 @@ import { WebSocketListener } from './switchboard.js';
 
 const $ = (id) => document.getElementById(id);
 const base = new URL('/', import.meta.url);
+let listener = null;   // the demo's WebSocketListener while it runs
 
 // ---------------------------------------------------------------- dashboard
 
@@ -13,7 +14,11 @@ const history = [];          // [{t, in, out}] messages per second
 let last = null;             // previous status sample
 let failures = 0;
 
-function rate(now, prev, key, dt) { return prev ? Math.max(0, (now.counters[key] - prev.counters[key]) / dt) : 0; }
+function rate(now, prev, key, dt) {
+  const a = now.counters?.[key], b = prev?.counters?.[key];
+  if (a == null) return null;
+  return b == null ? 0 : Math.max(0, (a - b) / dt);
+}
 
 function fmtRate(v) { return v >= 100 ? Math.round(v).toLocaleString() : v.toFixed(v >= 10 ? 0 : 1); }
 function fmtBytes(v) {
@@ -53,6 +58,7 @@ function renderRegistration(r) {
   return el('article', { class: 'reg', 'data-scope': r.scope },
     el('div', { class: 'reg-head' },
       el('code', { class: 'scope' }, r.scope),
+      listener && listener.scope === r.scope ? el('span', { class: 'chip mine' }, 'this tab') : null,
       r.owner ? el('span', { class: 'muted' }, 'owner ' + r.owner) : null,
       el('span', { class: 'muted right' }, r.channels.length === 1 ? '1 channel' : r.channels.length + ' channels')),
     el('div', { class: 'chips' }, inst),
@@ -68,14 +74,17 @@ function spark(path, key, max) {
 
 function render(s, dt) {
   const mi = rate(s, last, 'messages_in', dt), mo = rate(s, last, 'messages_out', dt);
-  const bytes = rate(s, last, 'bytes_in', dt) + rate(s, last, 'bytes_out', dt);
-  history.push({ in: mi, out: mo });
+  const bi = rate(s, last, 'bytes_in', dt), bo = rate(s, last, 'bytes_out', dt);
+  const bytes = bi == null || bo == null ? null : bi + bo;
+  history.push({ in: mi ?? 0, out: mo ?? 0 });
   if (history.length > 120) history.shift();
   $('node').textContent = 'node ' + s.node;
-  $('s-conn').textContent = s.counters.connections.toLocaleString();
-  $('s-min').textContent = fmtRate(mi);
-  $('s-mout').textContent = fmtRate(mo);
-  $('s-bytes').textContent = fmtBytes(bytes);
+  const channels = s.registrations.reduce((n, r) => n + r.channels.length, 0);
+  $('s-conn').textContent = channels.toLocaleString();
+  $('s-min').textContent = mi == null ? '–' : fmtRate(mi);
+  $('s-mout').textContent = mo == null ? '–' : fmtRate(mo);
+  $('s-bytes').textContent = bytes == null ? '–' : fmtBytes(bytes);
+  $('spark').hidden = mi == null;
   const max = Math.max(1, ...history.map((h) => Math.max(h.in, h.out)));
   spark($('spark-in'), 'in', max);
   spark($('spark-out'), 'out', max);
@@ -107,7 +116,6 @@ poll();
 
 // ---------------------------------------------------------------- demo
 
-let listener = null;
 const names = new Map();
 let nextName = 1;
 

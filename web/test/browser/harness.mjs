@@ -31,6 +31,7 @@ export async function launch() {
   return {
     ctx,
     async close() {
+      closeClients();
       await ctx.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -62,8 +63,18 @@ export async function waitFor(what, f, timeout = 10000, every = 25) {
 }
 
 /** nodeClient opens a Node `ws` client and collects its messages. */
+const clients = new Set();
+
+/** closeClients terminates every node client a test left open. */
+export function closeClients() {
+  for (const ws of clients) ws.terminate();
+  clients.clear();
+}
+
 export function nodeClient(url, protocols) {
   const ws = new WebSocket(url, protocols);
+  clients.add(ws);
+  ws.on('close', () => clients.delete(ws));
   const c = { ws, messages: [], upgrade: null, closed: null };
   ws.on('upgrade', (res) => { c.upgrade = res; });
   ws.on('message', (d, isBinary) => c.messages.push(isBinary ? d : d.toString()));

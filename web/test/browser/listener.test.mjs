@@ -100,3 +100,32 @@ test('a dedicated worker can use the module', async () => {
   c.ws.close();
   await page.close();
 });
+
+test('sending to a client is limited by credit: 4 MiB to a client reach it whole', async () => {
+  const page = await libraryPage(browser.ctx);
+  const url = await page.evaluate(async () => {
+    const l = new sb.WebSocketListener();
+    l.onconnection = ({ socket }) => {
+      socket.onmessage = () => {
+        // Far more than the window (256 KiB): the library waits for Credit.
+        const chunk = new Uint8Array(64 * 1024);
+        for (let i = 0; i < 64; i++) { chunk.fill(i); socket.send(chunk); }
+        window.peak = socket.bufferedAmount;
+        socket.send('done');
+      };
+    };
+    await l.ready;
+    return l.url;
+  });
+  const c = nodeClient(url);
+  await c.open;
+  c.ws.send('go');
+  await waitFor('all 64 chunks and the end marker', () => c.messages.length === 65, 20000);
+  c.messages.slice(0, 64).forEach((m, i) => {
+    assert.equal(m.length, 64 * 1024);
+    assert.equal(m[0], i, `chunk ${i} in order`);
+  });
+  assert.equal(c.messages[64], 'done');
+  assert.ok(await page.evaluate(() => window.peak) > 0, 'bufferedAmount showed the wait for credit');
+  await page.close();
+});
