@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 )
 
@@ -49,6 +50,15 @@ type File struct {
 	// Credentials own scopes: a service presenting the secret may listen on
 	// them.
 	Credentials []Credential `json:"credentials,omitempty"`
+	// Apps are the apps with their manifests; see docs/CONFIG.md and
+	// package apps. Re-read on reload.
+	Apps []apps.AppConfig `json:"apps,omitempty"`
+	// TokenKey is the chooser-token key file (32 bytes, created 0600 on
+	// first start). Default: token.key next to the config file.
+	TokenKey string `json:"token_key,omitempty"`
+	// Revocations is the revoked-token list file. Default:
+	// revocations.json next to the config file.
+	Revocations string `json:"revocations,omitempty"`
 }
 
 // Limits mirrors broker.Limits with JSON names and durations as strings.
@@ -150,6 +160,7 @@ func (c *File) Validate() error {
 			owner[sc.String()] = cr.Name
 		}
 	}
+	errs = append(errs, c.validateApps()...)
 	if c.MaxHeaderBytes < 0 || c.Limits.MaxMessage < 0 || c.Limits.Window < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
 	}

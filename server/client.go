@@ -71,7 +71,13 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.releaseAddr(remote.Addr())
 
-	hs := handshakeOf(r, remote)
+	s.connect(w, r, handshakeOf(r, remote))
+}
+
+// connect offers hs to the broker and answers the client: the uniform
+// rejection, the service's own response, or the upgrade and the relay.
+// Client handshakes by URL and by wsapp:// share it.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Handshake) {
 	d := s.b.Offer(r.Context(), hs)
 	if d.Outcome == broker.Accepted && d.Protocol != "" && !contains(hs.Protocols, d.Protocol) {
 		s.log.Warn("service chose a subprotocol the client did not offer", "protocol", d.Protocol, "target", hs.Target)

@@ -52,6 +52,16 @@ type Config struct {
 	// Ready reports whether the node is ready (e.g. its cluster link is
 	// up); nil: always.
 	Ready func() error
+
+	// Registerer receives the server's own metrics (app denials). Nil: a
+	// private registry.
+	Registerer prometheus.Registerer
+	// Apps is the app directory and chooser-token state for wsapp://
+	// connections, the token API and the chooser. Nil: no apps.
+	Apps *Apps
+	// Reload re-reads the configuration (POST /.switchboard/v1/reload).
+	// Nil: reload is not available.
+	Reload func(ctx context.Context) error
 }
 
 // Server is an http.Handler for the broker's port.
@@ -62,6 +72,7 @@ type Server struct {
 
 	metrics http.Handler
 	web     http.Handler
+	apps    *appsServer // static
 
 	mu      sync.Mutex
 	perAddr map[netip.Addr]int // guarded by mu
@@ -72,7 +83,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, perAddr: make(map[netip.Addr]int)}
+	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, perAddr: make(map[netip.Addr]int),
+		apps: newAppsServer(cfg.Registerer)}
 	if cfg.Gatherer != nil {
 		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	}
@@ -132,6 +144,9 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub strin
 	switch {
 	case sub == "/v1/link":
 		s.serveLink(w, r)
+	case strings.HasPrefix(sub, "/v1/app/"):
+		s.serveApp(w, r)
+	case s.serveAdmin(w, r, sub):
 	case sub == "/healthz":
 		s.healthz(w, r)
 	case sub == "/readyz":

@@ -62,11 +62,15 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	addr := firstNonEmpty(*listen, cfg.Listen, "127.0.0.1:8080")
 
+	appState, err := openApps(cfg, *cfgPath)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := broker.New(broker.Config{
 		Logger: log, Registerer: reg, Node: cfg.Node, Limits: cfg.BrokerLimits(),
-		Authorize: cfg.Authorizer(cfg.Dev),
+		Authorize: cfg.AppAuthorizer(cfg.Dev, appState.Directory),
 	})
 	perAddr := cfg.MaxConnsPerAddr
 	switch {
@@ -78,6 +82,7 @@ func runServe(ctx context.Context, args []string) error {
 	srv := server.New(server.Config{
 		Broker: b, Gatherer: reg, Logger: log, Web: webFiles, Dev: cfg.Dev, AdminToken: cfg.AdminToken,
 		Compression: cfg.Compression == nil || *cfg.Compression, MaxConnsPerAddr: perAddr,
+		Registerer: reg, Apps: appState, Reload: reloader(*cfgPath, appState, log),
 	})
 	hsTimeout := time.Duration(cfg.HandshakeTimeout)
 	if hsTimeout <= 0 {
@@ -99,6 +104,8 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
+	stopHUP := reloadOnSIGHUP(*cfgPath, appState, log)
+	defer stopHUP()
 
 	select {
 	case err := <-errc:

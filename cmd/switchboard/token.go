@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/server"
+)
+
+func init() { commands["token"] = runToken }
+
+// adminClient talks to a broker's admin API.
+type adminClient struct {
+	broker *string
+	token  *string
+}
+
+// adminFlags adds --broker and --admin-token to fl.
+func adminFlags(fl *flag.FlagSet) *adminClient {
+	return &adminClient{
+		broker: fl.String("broker", "http://127.0.0.1:8080", "broker URL (http, https, ws or wss)"),
+		token: fl.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"),
+			"admin token (default $SWITCHBOARD_ADMIN_TOKEN); not needed on loopback with --dev"),
+	}
+}
+
+// do sends a request with a JSON body (nil: none) and returns the body of a
+// 200 answer.
+func (a *adminClient) do(ctx context.Context, method, path string, body any) ([]byte, error) {
+	u := strings.TrimRight(httpURL(*a.broker), "/") + path
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("admin request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if *a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+*a.token)
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read answer of %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := strings.TrimSpace(string(out))
+		if resp.StatusCode == http.StatusUnauthorized {
+			msg = "pass --admin-token (or $SWITCHBOARD_ADMIN_TOKEN)"
+		}
+		return nil, fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, msg)
+	}
+	return out, nil
+}
+
+func runToken(ctx context.Context, args []string) error {
+	const usage = "usage: switchboard token issue --holder A --target B [--ttl 24h] | revoke --id X | revoke --holder A --target B | list"
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	fl := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
+	a := adminFlags(fl)
+	holder := fl.String("holder", "", "the app that holds the token")
+	target := fl.String("target", "", "the server app it reaches")
+	switch args[0] {
+	case "issue":
+		ttl := fl.Duration("ttl", 24*time.Hour, "how long the token is valid")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *holder == "" || *target == "" {
+			return usageError{"token issue needs --holder and --target"}
+		}
+		b, err := a.do(ctx, http.MethodPost, "/.switchboard/v1/tokens",
+			server.TokenRequest{Holder: *holder, Target: *target, TTL: ttl.String()})
+		if err != nil {
+			return err
+		}
+		var tr server.TokenResponse
+		if err := json.Unmarshal(b, &tr); err != nil {
+			return fmt.Errorf("decode token: %w", err)
+		}
+		fmt.Println(tr.Token)
+		fmt.Fprintf(os.Stderr, "switchboard: grant %s for %s, expires %s; connect with wsapp://TOKEN/\n",
+			tr.ID, *holder, tr.Expires.Format(time.RFC3339))
+		return nil
+	case "revoke":
+		id := fl.String("id", "", "the grant id to revoke")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		req := server.RevokeRequest{ID: *id, Holder: *holder, Target: *target}
+		if (*id == "") == (*holder == "" || *target == "") {
+			return usageError{"token revoke needs --id, or --holder and --target"}
+		}
+		if _, err := a.do(ctx, http.MethodPost, "/.switchboard/v1/tokens/revoke", req); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "switchboard: revoked")
+		return nil
+	case "list":
+		asJSON := fl.Bool("json", false, "print the raw JSON")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		b, err := a.do(ctx, http.MethodGet, "/.switchboard/v1/tokens", nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := os.Stdout.Write(b)
+			return err
+		}
+		var l server.TokenList
+		if err := json.Unmarshal(b, &l); err != nil {
+			return fmt.Errorf("decode token list: %w", err)
+		}
+		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "ISSUED (this broker run)\tHOLDER\tTARGET\tEXPIRES\tBY\n")
+		for _, g := range l.Issued {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", g.ID, g.Holder, g.Target, g.Expires.Format(time.RFC3339), g.By)
+		}
+		fmt.Fprintf(w, "\nREVOKED\tHOLDER\tTARGET\tAT\n")
+		for _, r := range l.Revocations {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.ID, r.Holder, r.Target, r.At.Format(time.RFC3339))
+		}
+		return w.Flush()
+	}
+	return usageError{usage}
+}

@@ -1,0 +1,181 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/broker"
+)
+
+// AppOwnerPrefix starts the owner name of a registration made with an app
+// credential: "app:chat".
+const AppOwnerPrefix = "app:"
+
+// Directory builds the apps directory of the file's "apps" section (an
+// empty directory when there is none).
+func (c *File) Directory() (*apps.Directory, error) {
+	d, err := apps.NewDirectory(c.Apps)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// validateApps checks the apps section and that no app's listen scope
+// overlaps a scope of the older "credentials" section.
+func (c *File) validateApps() []error {
+	if len(c.Apps) == 0 {
+		return nil
+	}
+	if _, err := apps.NewDirectory(c.Apps); err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, a := range c.Apps {
+		for _, raw := range a.Listen {
+			as, err := broker.ParseScope(raw, true)
+			if err != nil {
+				continue // NewDirectory already checked it
+			}
+			for _, cr := range c.Credentials {
+				for _, s := range cr.Scopes {
+					cs, err := broker.ParseScope(s, true)
+					if err == nil && (scopeCovers(as, cs) || scopeCovers(cs, as)) {
+						errs = append(errs, fmt.Errorf("app %s: listen scope %s overlaps scope %s of credential %s", a.ID, as, cs, cr.Name))
+					}
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// TokenPaths returns where the token key and the revocation list live: the
+// file's token_key and revocations when set, else token.key and
+// revocations.json next to the config file (configPath), else in
+// $XDG_STATE_HOME/switchboard (~/.local/state/switchboard).
+func (c *File) TokenPaths(configPath string) (key, revocations string, err error) {
+	dir := ""
+	if configPath != "" {
+		dir = filepath.Dir(configPath)
+	} else {
+		state := os.Getenv("XDG_STATE_HOME")
+		if state == "" {
+			home, herr := os.UserHomeDir()
+			if herr != nil {
+				return "", "", fmt.Errorf("token paths: no config file, no $XDG_STATE_HOME and no home directory: %w", herr)
+			}
+			state = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(state, "switchboard")
+	}
+	key, revocations = c.TokenKey, c.Revocations
+	if key == "" {
+		key = filepath.Join(dir, "token.key")
+	}
+	if revocations == "" {
+		revocations = filepath.Join(dir, "revocations.json")
+	}
+	return key, revocations, nil
+}
+
+// OpenTokens loads (or creates, 0600) the token key and opens the
+// revocation list, creating their directory (0700) when needed. The
+// returned Sealer refuses revoked grants.
+func (c *File) OpenTokens(configPath string) (*apps.Sealer, *apps.Revocations, error) {
+	keyPath, revPath, err := c.TokenPaths(configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range []string{keyPath, revPath} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("token state directory: %w", err)
+		}
+	}
+	sealer, err := apps.LoadOrCreateKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	revs, err := apps.OpenRevocations(revPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sealer.WithRevocations(revs), revs, nil
+}
+
+// AppAuthorizer returns the broker's Authorize function for a file with
+// apps: an app credential may listen on scopes its manifest's listen
+// covers (owner "app:ID"); any other credential goes through the
+// "credentials" section (Authorizer). Without a credential, no scope that
+// an app owns can be taken, even in dev mode. dir returns the current
+// directory (it changes on reload); nil or a nil result means no apps.
+func (c *File) AppAuthorizer(dev bool, dir func() *apps.Directory) func(context.Context, broker.AuthRequest) (string, error) {
+	base := c.Authorizer(dev)
+	return func(ctx context.Context, req broker.AuthRequest) (string, error) {
+		var d *apps.Directory
+		if dir != nil {
+			d = dir()
+		}
+		if d == nil {
+			return base(ctx, req)
+		}
+		if req.Credential != "" {
+			if id, ok := d.Authenticate(req.Credential); ok {
+				if err := d.MayListen(id.App, req.Scope.Host, req.Scope.Path); err != nil {
+					return "", fmt.Errorf("app %s may not listen on %s (%s)", id.App, req.Scope, apps.ReasonOf(err))
+				}
+				return AppOwnerPrefix + id.App, nil
+			}
+			return base(ctx, req)
+		}
+		if owner := appOwning(d, req.Scope); owner != "" {
+			return "", fmt.Errorf("scope %s belongs to an app; pass its --credential", req.Scope)
+		}
+		return base(ctx, req)
+	}
+}
+
+// appOwning returns the app whose listen scope overlaps s, or "".
+func appOwning(d *apps.Directory, s broker.Scope) string {
+	for _, id := range d.IDs() {
+		a, _ := d.App(id)
+		for _, raw := range a.Listen {
+			as, err := broker.ParseScope(raw, true)
+			if err == nil && (scopeCovers(as, s) || scopeCovers(s, as)) {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// scopeCovers reports whether o includes s: any host or the same host, and
+// a path prefix of s's.
+func scopeCovers(o, s broker.Scope) bool {
+	return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
+}
+
+// errNoConfig is returned by ReloadApps when the broker runs without a file.
+var errNoConfig = errors.New("the broker was started without --config: nothing to reload")
+
+// ReloadApps re-reads the file at path and builds its apps directory. The
+// caller swaps it in only when err is nil.
+func ReloadApps(path string) (*apps.Directory, error) {
+	if path == "" {
+		return nil, errNoConfig
+	}
+	c, err := Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	d, err := c.Directory()
+	if err != nil {
+		return nil, fmt.Errorf("reload %s: %w", path, err)
+	}
+	return d, nil
+}

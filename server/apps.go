@@ -1,0 +1,229 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Apps is the app state the server consults: the directory of apps and
+// manifests, swapped whole on reload, and the chooser-token sealer and
+// revocation list. Connections already accepted are never re-checked, so
+// a swap changes permissions for new connections only.
+type Apps struct {
+	dir atomic.Pointer[apps.Directory]
+
+	// Sealer issues and opens chooser tokens (with the revocations
+	// applied). Static; nil: tokens are refused and cannot be issued.
+	Sealer *apps.Sealer
+	// Revocations is the persistent revocation list. Static; nil: tokens
+	// cannot be revoked.
+	Revocations *apps.Revocations
+}
+
+// NewApps returns the app state with dir as its directory (nil: no apps).
+func NewApps(dir *apps.Directory, sealer *apps.Sealer, revs *apps.Revocations) *Apps {
+	a := &Apps{Sealer: sealer, Revocations: revs}
+	if dir == nil {
+		dir, _ = apps.NewDirectory(nil)
+	}
+	a.dir.Store(dir)
+	return a
+}
+
+// Directory returns the current directory. Safe for concurrent use.
+func (a *Apps) Directory() *apps.Directory { return a.dir.Load() }
+
+// Swap replaces the directory; connections already accepted are kept.
+func (a *Apps) Swap(d *apps.Directory) { a.dir.Store(d) }
+
+// appsServer is the server's app-related state.
+type appsServer struct {
+	denials *prometheus.CounterVec // static
+
+	mu     sync.Mutex
+	issued []issuedGrant // guarded by mu; the latest maxIssued grants
+	// sessions are chooser login sessions: random cookie value → expiry.
+	sessions map[string]time.Time // guarded by mu
+}
+
+// maxIssued bounds the issued-grant log kept for the admin API.
+const maxIssued = 1000
+
+func newAppsServer(reg prometheus.Registerer) *appsServer {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	a := &appsServer{
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_app_denials_total",
+			Help: "wsapp:// connections refused by the app rules, by reason (clients see the same response as for an unknown scope).",
+		}, []string{"reason"}),
+		sessions: make(map[string]time.Time),
+	}
+	reg.MustRegister(a.denials)
+	return a
+}
+
+// appPrefix is the client endpoint for wsapp:// URLs:
+// /.switchboard/v1/app/{ID-or-TOKEN}/{path}.
+const appPrefix = protocol.ReservedPrefix + "v1/app/"
+
+// serveApp runs the connect flow of a wsapp:// URL: it identifies the
+// caller, resolves the target (an app id or a chooser token), checks both
+// sides' rules, and offers the connection to the target app's
+// registration. Every refusal is the uniform rejection.
+func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		writeReject(w)
+		return
+	}
+	if status, msg := checkHandshake(w, r); status != 0 {
+		http.Error(w, msg, status)
+		return
+	}
+	remote := remoteAddr(r)
+	if !s.admitAddr(remote.Addr()) {
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer s.releaseAddr(remote.Addr())
+
+	hs, err := s.appHandshake(r)
+	if err != nil {
+		reason := string(apps.ReasonOf(err))
+		s.apps.denials.WithLabelValues(reason).Inc()
+		s.log.Info("wsapp connection refused", "reason", reason, "remote", r.RemoteAddr, "err", err)
+		writeReject(w)
+		return
+	}
+	s.connect(w, r, hs)
+}
+
+// denyf is a refusal that package apps has no reason for.
+func denyf(reason, msg string) error {
+	return &apps.DenyError{Reason: apps.Reason(reason), Msg: msg}
+}
+
+// appHandshake checks a wsapp request and builds the handshake offered to
+// the target app's registration. Its errors are for the operator only.
+func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
+	if s.cfg.Apps == nil {
+		return nil, denyf("no_apps", "this broker has no apps configured")
+	}
+	dir := s.cfg.Apps.Directory()
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), appPrefix)
+	authority, path, _ := strings.Cut(rest, "/")
+	path = "/" + path
+	if authority == "" || strings.Contains(path, "/../") || strings.Contains(path, "/./") ||
+		strings.HasSuffix(path, "/..") || strings.HasSuffix(path, "/.") || strings.Contains(path, "//") {
+		return nil, denyf("bad_url", "malformed wsapp path "+r.URL.EscapedPath())
+	}
+	caller, err := callerOf(dir, r)
+	if err != nil {
+		return nil, err
+	}
+
+	target := authority
+	if len(authority) > apps.MaxIDLen { // a chooser token
+		if s.cfg.Apps.Sealer == nil || caller.App == "" {
+			return nil, apps.ErrTokenInvalid
+		}
+		g, err := s.cfg.Apps.Sealer.Open(authority, caller.App, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if err := dir.MayConnectWithGrant(caller, g); err != nil {
+			return nil, err
+		}
+		target = g.Target
+	} else {
+		if err := apps.ValidID(authority); err != nil {
+			return nil, denyf(string(apps.ReasonUnknownApp), err.Error())
+		}
+		if err := dir.MayConnect(caller, authority); err != nil {
+			return nil, err
+		}
+	}
+	app, _ := dir.App(target)
+	if len(app.Listen) == 0 {
+		return nil, denyf("no_listen_scope", caller.String()+" may connect, but the target app has no listen scope to route to")
+	}
+	sc, err := broker.ParseScope(app.Listen[0], true)
+	if err != nil {
+		return nil, denyf("bad_scope", err.Error())
+	}
+	return s.appTarget(r, caller, sc, path), nil
+}
+
+// callerOf identifies the caller: by credential (query "credential" or
+// "Authorization: Bearer"), else by the Origin header. A wrong credential
+// is a refusal, never a fall back to the origin.
+func callerOf(dir *apps.Directory, r *http.Request) (apps.Identity, error) {
+	secret := r.URL.Query().Get("credential")
+	if secret == "" {
+		secret, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	origin := r.Header.Get("Origin")
+	if secret != "" {
+		id, ok := dir.Authenticate(secret)
+		if !ok {
+			return apps.Identity{}, denyf("bad_credential", "unknown app credential")
+		}
+		if origin != "" {
+			if n, err := apps.NormalizeOrigin(origin); err == nil {
+				id.Origin = n
+			}
+		}
+		return id, nil
+	}
+	if origin != "" {
+		id, _ := dir.ByOrigin(origin)
+		if id.Origin == "" {
+			return apps.Identity{}, denyf("bad_origin", "malformed Origin "+origin)
+		}
+		return id, nil
+	}
+	return apps.Identity{}, nil // anonymous: only admit.any lets it in
+}
+
+// appTarget builds the handshake for the target's registration: the path
+// is the scope's path plus the rest of the wsapp path, App is the verified
+// caller, and the caller's credential is removed from the query and the
+// headers, so the service never sees it (nor a token: it is only in the
+// path this replaces).
+func (s *Server) appTarget(r *http.Request, caller apps.Identity, sc broker.Scope, rest string) *broker.Handshake {
+	q := r.URL.Query()
+	q.Del("credential")
+	query := q.Encode()
+	path := sc.Path + strings.TrimPrefix(rest, "/")
+	uri := path
+	if query != "" {
+		uri += "?" + query
+	}
+	host := sc.Host
+	if host == "" {
+		host = hostOnly(r.Host)
+	}
+	r2 := r.Clone(r.Context())
+	r2.Header.Del("Authorization")
+	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", query
+	hs := handshakeOf(r2, remoteAddr(r))
+	hs.Host, hs.Path = host, path
+	scheme := "ws"
+	if r.TLS != nil {
+		scheme = "wss"
+	}
+	hs.Target = scheme + "://" + r.Host + uri
+	hs.FirstLine = r.Method + " " + uri + " " + r.Proto
+	hs.App = caller.App
+	return hs
+}
