@@ -13,7 +13,8 @@ import (
 // sends every text and binary message back as one message of the same type.
 type Options struct {
 	// MaxMessageSize is the endpoint's message limit in bytes: a message of
-	// this size is echoed, one byte more is closed with 1009. Required.
+	// this size is echoed, one byte more is closed with 1009. Required, and
+	// at least MinMessageSize.
 	MaxMessageSize int
 	// Header is added to every handshake (an Origin, a credential, a
 	// subprotocol offer).
@@ -25,6 +26,10 @@ type Options struct {
 	// outlive its case unnoticed.
 	Skip map[string]string
 }
+
+// MinMessageSize is the smallest message limit the cases fit: some echo
+// messages of up to this size.
+const MinMessageSize = 1024
 
 // End says how a case must end once its replies have arrived.
 type End int
@@ -86,8 +91,8 @@ type Case struct {
 // URL url, each as a subtest on its own connection.
 func Run(t *testing.T, url string, opts Options) {
 	t.Helper()
-	if opts.MaxMessageSize <= 0 {
-		t.Fatalf("wstest: Options.MaxMessageSize must be set (got %d)", opts.MaxMessageSize)
+	if opts.MaxMessageSize < MinMessageSize {
+		t.Fatalf("wstest: Options.MaxMessageSize must be at least %d (got %d)", MinMessageSize, opts.MaxMessageSize)
 	}
 	cases := Cases(opts)
 	for name := range opts.Skip {

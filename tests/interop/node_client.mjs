@@ -115,10 +115,12 @@ class Connection {
     this.ws = ws;
     this.queue = [];
     this.waiting = null;
+    this.closeInfo = null;
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        resolve({ code, reason: reason.toString('utf8') });
-        if (this.waiting) this.waiting.reject(new Mismatch(`connection closed with ${code} while waiting for a message`));
+        this.closeInfo = { code, reason: reason.toString('utf8') };
+        resolve(this.closeInfo);
+        if (this.waiting) this.waiting.reject(this.closedError());
       });
     });
     ws.on('message', (data, isBinary) => {
@@ -131,8 +133,14 @@ class Connection {
     });
   }
 
+  closedError() {
+    const { code, reason } = this.closeInfo;
+    return new Mismatch(`connection closed with ${code} ${JSON.stringify(reason)} while waiting for a message`);
+  }
+
   next() {
     if (this.queue.length) return Promise.resolve(this.queue.shift());
+    if (this.closeInfo) return Promise.reject(this.closedError());
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
     });
