@@ -32,6 +32,7 @@ type Broker struct {
 	mu       sync.RWMutex
 	reg      registry               // guarded by mu
 	links    map[*Instance]struct{} // guarded by mu
+	remotes  map[uint64]*Instance   // proxies of instances on other nodes; guarded by mu
 	closed   bool                   // guarded by mu
 	shutdown chan struct{}          // closed when Shutdown starts
 }
@@ -61,6 +62,7 @@ func New(cfg Config) *Broker {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		links:    make(map[*Instance]struct{}),
+		remotes:  make(map[uint64]*Instance),
 		shutdown: make(chan struct{}),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -218,6 +220,7 @@ type RegistrationStatus struct {
 // InstanceStatus describes one attached instance.
 type InstanceStatus struct {
 	ID     uint64    `json:"id"`
+	Node   uint64    `json:"node"`
 	Label  string    `json:"label"`
 	Active bool      `json:"active"`
 	Remote string    `json:"remote"`

@@ -32,6 +32,12 @@ type Config struct {
 	PublicURL func(scopeURL string) string
 
 	Limits Limits
+
+	// Cluster connects this broker to other nodes; nil: a single node.
+	Cluster Cluster
+	// NodeNum is this node's number in the cluster, unique per node (see
+	// NodeShift). 0 for a single node.
+	NodeNum uint64
 }
 
 // AuthRequest is what Config.Authorize decides on.

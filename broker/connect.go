@@ -90,7 +90,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 		reg.mu.Unlock()
 	}()
 
-	id := b.nextID.Add(1)
+	id := b.newID()
 	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), info: protocol.ChannelInfo{
 		Channel: id, Origin: hs.Origin, Target: hs.Target, App: hs.App, Remote: hs.Remote.String()}}
 	inst.pendMu.Lock()

@@ -27,6 +27,9 @@ type Instance struct {
 	since  time.Time // static
 	window int       // static: per-channel unacked bytes it accepts
 	policy policy    // static
+	node   uint64    // static: the node whose link this is (proxies: another node)
+
+	remoteChans remoteChannels // channels of other nodes this local instance serves
 
 	dead atomic.Bool
 	done chan struct{} // closed when the link ends
@@ -96,10 +99,14 @@ func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote net
 	err = inst.readLoop()
 	inst.fail(err)
 	wg.Wait()
+	info := inst.info()
 	inst.reg.detach(inst)
 	b.mu.Lock()
 	delete(b.links, inst)
 	b.mu.Unlock()
+	if c := b.cfg.Cluster; c != nil {
+		c.InstanceDown(info)
+	}
 	b.log.Info("instance detached", "scope", inst.reg.scope.String(), "instance", inst.id, "reason", inst.err)
 	return nil
 }
@@ -168,7 +175,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		window = b.cfg.Limits.Window
 	}
 	inst := &Instance{
-		b: b, conn: conn, id: b.nextID.Add(1), label: h.Label, remote: remote.String(), since: time.Now(),
+		b: b, conn: conn, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: time.Now(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
@@ -204,6 +211,9 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		PublicURL: public, Active: true, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
 	b.log.Info("instance attached", "scope", scope.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
 	reg.activate(inst)
+	if c := b.cfg.Cluster; c != nil {
+		c.InstanceUp(inst.info())
+	}
 	return inst, nil
 }
 
@@ -233,10 +243,14 @@ func (inst *Instance) fail(err error) {
 			if le != errShutdown {
 				inst.b.m.linkErrors.WithLabelValues(errReason(le.code)).Inc()
 			}
-			go writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
+			if inst.conn != nil {
+				go writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
+			}
 			return
 		}
-		inst.conn.CloseNow()
+		if inst.conn != nil {
+			inst.conn.CloseNow()
+		}
 	})
 }
 
@@ -303,7 +317,12 @@ func (inst *Instance) writeLoop() {
 		if len(buf) == 0 {
 			continue
 		}
-		err := inst.conn.Write(ioCtx, websocket.MessageBinary, buf)
+		var err error
+		if inst.conn != nil {
+			err = inst.conn.Write(ioCtx, websocket.MessageBinary, buf)
+		} else {
+			inst.b.cfg.Cluster.ToInstance(inst.node, inst.id, buf)
+		}
 		if err != nil {
 			inst.fail(fmt.Errorf("write to service: %w", err))
 			return
@@ -345,6 +364,7 @@ func (inst *Instance) pingLoop() {
 // fails. The read buffer is reused for every message.
 func (inst *Instance) readLoop() error {
 	buf := make([]byte, 0, 64<<10)
+	var fwd forwarder
 	for {
 		typ, r, err := inst.conn.Reader(ioCtx)
 		if err != nil {
@@ -363,11 +383,18 @@ func (inst *Instance) readLoop() error {
 			if err != nil {
 				return protoErr("%v", err)
 			}
-			if err := inst.dispatch(ft, body); err != nil {
+			raw := msg[:len(msg)-len(rest)]
+			msg = rest
+			if ch, ok := channelOf(ft, body); ok && NodeOf(ch) != inst.b.cfg.NodeNum && inst.b.cfg.Cluster != nil {
+				fwd.add(NodeOf(ch), raw)
+				inst.noteRemote(ft, body, ch)
+				continue
+			}
+			if err := inst.dispatch(ft, body, raw); err != nil {
 				return err
 			}
-			msg = rest
 		}
+		fwd.flush(inst)
 		if cap(buf) > 4<<20 {
 			buf = make([]byte, 0, 64<<10)
 		}
@@ -391,7 +418,51 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-func (inst *Instance) dispatch(ft protocol.Type, body []byte) error {
+// forwarder batches, per node, the frames of one link message that belong
+// to channels of other nodes.
+type forwarder struct {
+	nodes []uint64
+	bufs  [][]byte
+}
+
+func (f *forwarder) add(node uint64, frame []byte) {
+	for i, n := range f.nodes {
+		if n == node {
+			f.bufs[i] = append(f.bufs[i], frame...)
+			return
+		}
+	}
+	f.nodes = append(f.nodes, node)
+	f.bufs = append(f.bufs, append([]byte(nil), frame...))
+}
+
+func (f *forwarder) flush(inst *Instance) {
+	for i, n := range f.nodes {
+		if len(f.bufs[i]) > 0 {
+			inst.b.cfg.Cluster.FromInstance(n, inst.id, f.bufs[i])
+			f.bufs[i] = f.bufs[i][:0]
+		}
+	}
+}
+
+// noteRemote keeps the list of remote channels current from the answers
+// and closes the instance sends them.
+func (inst *Instance) noteRemote(ft protocol.Type, body []byte, ch uint64) {
+	switch ft {
+	case protocol.TypeAccept:
+		var f protocol.Accept
+		if f.Decode(body) == nil {
+			inst.remoteChans.answered(ch, f.Protocol, true)
+		}
+	case protocol.TypeRespond, protocol.TypeReject:
+		inst.remoteChans.answered(ch, "", false)
+	case protocol.TypeClose:
+		inst.remoteChans.closed(ch)
+	}
+}
+
+// dispatch handles one frame; raw is the whole frame as received.
+func (inst *Instance) dispatch(ft protocol.Type, body, raw []byte) error {
 	switch ft {
 	case protocol.TypeData:
 		var f protocol.Data
@@ -424,7 +495,7 @@ func (inst *Instance) dispatch(ft protocol.Type, body []byte) error {
 		if err := f.Decode(body); err != nil {
 			return protoErr("%v", err)
 		}
-		return inst.onPush(&f)
+		return inst.onPush(&f, raw)
 	case protocol.TypeList:
 		var f protocol.List
 		if err := f.Decode(body); err != nil {
@@ -449,16 +520,24 @@ func (inst *Instance) onData(f *protocol.Data) error {
 	return ch.toClient(f.Flags, f.Payload, false)
 }
 
-func (inst *Instance) onPush(f *protocol.Push) error {
+func (inst *Instance) onPush(f *protocol.Push, raw []byte) error {
 	if len(f.Payload) > inst.b.cfg.Limits.MaxMessage {
 		return &linkError{protocol.ErrCodeLimit, "push message exceeds the limit"}
 	}
-	inst.reg.each(func(ch *Channel) {
+	inst.reg.pushLocal(f)
+	if c := inst.b.cfg.Cluster; c != nil && inst.conn != nil {
+		c.Push(inst.reg.scope, raw)
+	}
+	return nil
+}
+
+// pushLocal sends a push to this node's channels of the registration.
+func (reg *Registration) pushLocal(f *protocol.Push) {
+	reg.each(func(ch *Channel) {
 		if pathHasPrefix(ch.info.Target, f.Prefix) {
 			_ = ch.toClient(f.Flags, f.Payload, true)
 		}
 	})
-	return nil
 }
 
 // pathHasPrefix reports whether the path of target URL starts with prefix.
@@ -498,5 +577,6 @@ func (inst *Instance) onList(req uint64) {
 		f.Clients = append(f.Clients, protocol.ChannelInfo{Channel: c.ID, Origin: c.Origin, Target: c.Target,
 			Protocol: c.Protocol, App: c.App, Remote: c.Remote, Since: uint64(c.Since.UnixMilli())})
 	}
+	f.Clients = append(f.Clients, inst.remoteChans.list()...)
 	inst.sendFrame(&f)
 }

@@ -24,15 +24,22 @@ type Registration struct {
 	gone      bool                // removed from the registry; guarded by mu
 }
 
-// attachLocked adds inst as the newest instance. Called with b.mu held.
+// attach adds inst, keeping instances ordered by attach time (across
+// nodes), and reports whether it is the newest. Called with b.mu held.
 func (reg *Registration) attach(inst *Instance) bool {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	if reg.gone {
 		return false
 	}
-	reg.instances = append(reg.instances, inst)
-	return true
+	i := len(reg.instances)
+	for i > 0 && reg.instances[i-1].since.After(inst.since) {
+		i--
+	}
+	reg.instances = append(reg.instances, nil)
+	copy(reg.instances[i+1:], reg.instances[i:])
+	reg.instances[i] = inst
+	return i == len(reg.instances)-1
 }
 
 // activate makes inst the active instance: it is told of every open channel
@@ -205,7 +212,7 @@ func (reg *Registration) status() RegistrationStatus {
 		Instances: []InstanceStatus{}, Channels: []ChannelStatus{}}
 	active := reg.active.Load()
 	for _, inst := range reg.instances {
-		rs.Instances = append(rs.Instances, InstanceStatus{ID: inst.id, Label: inst.label, Active: inst == active,
+		rs.Instances = append(rs.Instances, InstanceStatus{ID: inst.id, Node: inst.node, Label: inst.label, Active: inst == active,
 			Remote: inst.remote, Since: inst.since})
 	}
 	chans := make([]*Channel, 0, len(reg.channels))

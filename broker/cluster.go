@@ -1,0 +1,339 @@
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/protocol"
+)
+
+// Cluster is how a broker reaches the other nodes of a cluster (package
+// cluster implements it over NATS). The broker calls it; the cluster calls
+// back the broker's Remote* methods. A broker without a Cluster is a single
+// node.
+//
+// Ids of channels and instances carry the number of the node that made them
+// in their top bits (NodeBits), so any node can tell where a frame for a
+// channel must go.
+type Cluster interface {
+	// InstanceUp and InstanceDown announce a local instance.
+	InstanceUp(info InstanceInfo)
+	InstanceDown(info InstanceInfo)
+	// ToInstance carries frames from a local proxy to the real instance on
+	// its node.
+	ToInstance(node, instance uint64, frames []byte)
+	// FromInstance carries frames from a local instance to channels owned
+	// by another node.
+	FromInstance(node, instance uint64, frames []byte)
+	// Push carries a Push frame of a local instance to every other node.
+	Push(scope Scope, frame []byte)
+}
+
+// InstanceInfo describes an instance to other nodes.
+type InstanceInfo struct {
+	ID        uint64    `json:"id"`
+	Node      uint64    `json:"node"`
+	Scope     string    `json:"scope"`
+	Owner     string    `json:"owner"`
+	Label     string    `json:"label"`
+	Remote    string    `json:"remote"`
+	Since     time.Time `json:"since"`
+	Window    int       `json:"window"`
+	Protocols []string  `json:"protocols,omitempty"`
+	Origins   []string  `json:"origins,omitempty"`
+}
+
+// NodeShift is where the node number starts in ids: the low 40 bits count,
+// the bits above name the node (up to 2^23 nodes).
+const NodeShift = 40
+
+// NodeOf returns the node number in an id.
+func NodeOf(id uint64) uint64 { return id >> NodeShift }
+
+func (b *Broker) newID() uint64 { return b.cfg.NodeNum<<NodeShift | b.nextID.Add(1) }
+
+func (inst *Instance) info() InstanceInfo {
+	return InstanceInfo{ID: inst.id, Node: inst.b.cfg.NodeNum, Scope: inst.reg.scope.String(), Owner: inst.reg.owner,
+		Label: inst.label, Remote: inst.remote, Since: inst.since, Window: inst.window,
+		Protocols: inst.policy.protocols, Origins: inst.policy.origins}
+}
+
+// RemoteInstanceUp attaches a proxy for an instance on another node. Frames
+// the broker queues to it go through Cluster.ToInstance.
+func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
+	if info.Node == b.cfg.NodeNum || b.cfg.Cluster == nil {
+		return nil
+	}
+	scope, err := ParseScope(info.Scope, false)
+	if err != nil {
+		return fmt.Errorf("remote instance %d: %w", info.ID, err)
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	if _, dup := b.remotes[info.ID]; dup {
+		b.mu.Unlock()
+		return nil
+	}
+	reg := b.reg.get(scope)
+	if reg == nil {
+		reg = &Registration{b: b, scope: scope, owner: info.Owner}
+		b.reg.put(scope, reg)
+	}
+	if reg.owner != info.Owner {
+		b.mu.Unlock()
+		return fmt.Errorf("remote instance %d: scope %s is owned by %s here, not %s", info.ID, scope, reg.owner, info.Owner)
+	}
+	inst := &Instance{
+		b: b, reg: reg, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since,
+		window: info.Window, policy: policy{protocols: info.Protocols, origins: info.Origins},
+		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
+	}
+	if inst.window <= 0 {
+		inst.window = b.cfg.Limits.Window
+	}
+	newest := reg.attach(inst)
+	b.remotes[info.ID] = inst
+	b.mu.Unlock()
+	b.m.instances.Inc()
+	if !b.track(inst.writeLoop) {
+		inst.fail(errShutdown)
+	}
+	b.log.Info("remote instance attached", "scope", scope.String(), "instance", info.ID, "node", info.Node)
+	if newest {
+		reg.activate(inst)
+	}
+	return nil
+}
+
+// RemoteInstanceDown detaches the proxy of a remote instance that went away
+// (or whose node did): its channels are handed over as after a crash.
+func (b *Broker) RemoteInstanceDown(id uint64, reason string) {
+	b.mu.Lock()
+	inst := b.remotes[id]
+	delete(b.remotes, id)
+	b.mu.Unlock()
+	if inst == nil {
+		return
+	}
+	inst.fail(fmt.Errorf("remote instance down: %s", reason))
+	inst.reg.detach(inst)
+	b.m.instances.Dec()
+	b.log.Info("remote instance detached", "scope", inst.reg.scope.String(), "instance", id, "reason", reason)
+}
+
+// RemoteInstances lists the ids of proxies for instances on node.
+func (b *Broker) RemoteInstances(node uint64) []uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var ids []uint64
+	for id, inst := range b.remotes {
+		if inst.node == node {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// LocalInstances describes the instances attached to this node.
+func (b *Broker) LocalInstances() []InstanceInfo {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]InstanceInfo, 0, len(b.links))
+	for inst := range b.links {
+		if inst.reg != nil {
+			out = append(out, inst.info())
+		}
+	}
+	return out
+}
+
+// FromRemoteInstance dispatches frames that a real instance on another
+// node sent for channels of this node.
+func (b *Broker) FromRemoteInstance(id uint64, msg []byte) {
+	b.mu.RLock()
+	inst := b.remotes[id]
+	b.mu.RUnlock()
+	if inst == nil || inst.dead.Load() {
+		return
+	}
+	for len(msg) > 0 {
+		ft, body, rest, err := protocol.Next(msg)
+		if err != nil {
+			b.log.Warn("bad frames from remote instance", "instance", id, "err", err)
+			return
+		}
+		if err := inst.dispatch(ft, body, msg[:len(msg)-len(rest)]); err != nil {
+			b.log.Warn("frame from remote instance refused", "instance", id, "err", err)
+		}
+		msg = rest
+	}
+}
+
+// ToLocalInstance queues frames that a proxy on another node sent to a
+// local instance, and keeps the instance's list of remote channels.
+func (b *Broker) ToLocalInstance(id uint64, msg []byte) {
+	b.mu.RLock()
+	var inst *Instance
+	for x := range b.links {
+		if x.id == id {
+			inst = x
+			break
+		}
+	}
+	b.mu.RUnlock()
+	if inst == nil || inst.dead.Load() {
+		return
+	}
+	inst.remoteChans.observe(msg)
+	inst.outMu.Lock()
+	inst.out = append(inst.out, msg...)
+	inst.flushLocked()
+}
+
+// ApplyPush delivers a push from an instance on another node to this
+// node's channels of scope.
+func (b *Broker) ApplyPush(scope string, frame []byte) {
+	sc, err := ParseScope(scope, false)
+	if err != nil {
+		return
+	}
+	b.mu.RLock()
+	reg := b.reg.get(sc)
+	b.mu.RUnlock()
+	ft, body, _, err := protocol.Next(frame)
+	if reg == nil || err != nil || ft != protocol.TypePush {
+		return
+	}
+	var f protocol.Push
+	if f.Decode(body) == nil {
+		reg.pushLocal(&f)
+	}
+}
+
+// remoteChannels is what a local instance serves on other nodes, learnt
+// from the frames proxies send it: the cluster-wide part of its client
+// list, kept without asking other nodes.
+type remoteChannels struct {
+	mu      sync.Mutex
+	pending map[uint64]protocol.ChannelInfo // connect requests seen
+	open    map[uint64]protocol.ChannelInfo
+}
+
+func (rc *remoteChannels) observe(msg []byte) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.open == nil {
+		rc.pending = make(map[uint64]protocol.ChannelInfo)
+		rc.open = make(map[uint64]protocol.ChannelInfo)
+	}
+	for len(msg) > 0 {
+		ft, body, rest, err := protocol.Next(msg)
+		if err != nil {
+			return
+		}
+		msg = rest
+		switch ft {
+		case protocol.TypeConnect:
+			var f protocol.Connect
+			if f.Decode(body) == nil {
+				rc.pending[f.Channel] = protocol.ChannelInfo{Channel: f.Channel, Origin: f.Origin, Target: f.Target,
+					App: f.App, Remote: f.Remote, Since: uint64(time.Now().UnixMilli())}
+			}
+		case protocol.TypeOpen:
+			var f protocol.ChannelInfo
+			if f.Decode(body) == nil {
+				rc.open[f.Channel] = f
+			}
+		case protocol.TypeClose:
+			var f protocol.Close
+			if f.Decode(body) == nil {
+				delete(rc.open, f.Channel)
+				delete(rc.pending, f.Channel)
+			}
+		}
+	}
+}
+
+// accepted moves a remote connect request to the open list (the instance
+// accepted it) or drops it.
+func (rc *remoteChannels) answered(ch uint64, protocolName string, accepted bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	info, ok := rc.pending[ch]
+	delete(rc.pending, ch)
+	if ok && accepted {
+		info.Protocol = protocolName
+		rc.open[ch] = info
+	}
+}
+
+func (rc *remoteChannels) closed(ch uint64) {
+	rc.mu.Lock()
+	delete(rc.open, ch)
+	delete(rc.pending, ch)
+	rc.mu.Unlock()
+}
+
+// dropNode forgets the channels of a lost node and returns their ids.
+func (rc *remoteChannels) dropNode(node uint64) []uint64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var ids []uint64
+	for id := range rc.open {
+		if NodeOf(id) == node {
+			ids = append(ids, id)
+			delete(rc.open, id)
+		}
+	}
+	for id := range rc.pending {
+		if NodeOf(id) == node {
+			delete(rc.pending, id)
+		}
+	}
+	return ids
+}
+
+func (rc *remoteChannels) list() []protocol.ChannelInfo {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make([]protocol.ChannelInfo, 0, len(rc.open))
+	for _, c := range rc.open {
+		out = append(out, c)
+	}
+	return out
+}
+
+// NodeLost tells local instances that the channels of a lost node are gone
+// (Close 1006), and detaches the proxies of its instances.
+func (b *Broker) NodeLost(node uint64) {
+	for _, id := range b.RemoteInstances(node) {
+		b.RemoteInstanceDown(id, "node lost")
+	}
+	b.mu.RLock()
+	links := make([]*Instance, 0, len(b.links))
+	for inst := range b.links {
+		links = append(links, inst)
+	}
+	b.mu.RUnlock()
+	for _, inst := range links {
+		for _, ch := range inst.remoteChans.dropNode(node) {
+			inst.sendFrame(&protocol.Close{Channel: ch, Code: 1006, Reason: "node lost"})
+		}
+	}
+}
+
+// channelOf reads the channel id that starts a frame body, for the frame
+// types that carry one.
+func channelOf(ft protocol.Type, body []byte) (uint64, bool) {
+	switch ft {
+	case protocol.TypeData, protocol.TypeAck, protocol.TypeClose, protocol.TypeAccept, protocol.TypeRespond, protocol.TypeReject:
+		v, n := binary.Uvarint(body)
+		return v, n > 0
+	}
+	return 0, false
+}
