@@ -62,6 +62,9 @@ type Config struct {
 	// Reload re-reads the configuration (POST /.switchboard/v1/reload).
 	// Nil: reload is not available.
 	Reload func(ctx context.Context) error
+	// PortMap returns the port mapping's state, shown as "portmap" in the
+	// admin status. Nil: no port mapping.
+	PortMap func() any
 }
 
 // Server is an http.Handler for the broker's port.
@@ -157,12 +160,27 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub strin
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(s.b.Status())
+		_ = json.NewEncoder(w).Encode(s.status())
 	case strings.HasPrefix(sub, "/web/") && s.web != nil:
 		s.web.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// statusResponse is the admin status: the broker's, plus the port mapping.
+type statusResponse struct {
+	*broker.Status
+	PortMap any `json:"portmap,omitempty"`
+}
+
+func (s *Server) status() statusResponse {
+	st := s.b.Status()
+	resp := statusResponse{Status: &st}
+	if s.cfg.PortMap != nil {
+		resp.PortMap = s.cfg.PortMap()
+	}
+	return resp
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

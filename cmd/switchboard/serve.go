@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,10 @@ func runServe(ctx context.Context, args []string) error {
 	node := fl.String("node-name", "", "name of this broker in logs and status")
 	logLevel := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	shutdownGrace := fl.Duration("shutdown-grace", 10*time.Second, "how long SIGTERM waits for channels to close before cutting them")
+	var tlsF tlsFlags
+	tlsF.register(fl)
+	var pmF portmapFlags
+	pmF.register(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -66,11 +71,24 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var tlsCfg *tls.Config
+	reloads := []hupReload{{"configuration", reloader(*cfgPath, appState, log)}}
+	if tlsF.enabled() {
+		var reloadTLS func(context.Context) error
+		if tlsCfg, reloadTLS, err = tlsF.setup(log); err != nil {
+			return err
+		}
+		if reloadTLS != nil {
+			reloads = append(reloads, hupReload{"TLS certificate", reloadTLS})
+		}
+	}
+	var pm portmapRef
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := broker.New(broker.Config{
 		Logger: log, Registerer: reg, Node: cfg.Node, Limits: cfg.BrokerLimits(),
 		Authorize: cfg.AppAuthorizer(cfg.Dev, appState.Directory),
+		PublicURL: pm.PublicURL,
 	})
 	perAddr := cfg.MaxConnsPerAddr
 	switch {
@@ -83,6 +101,7 @@ func runServe(ctx context.Context, args []string) error {
 		Broker: b, Gatherer: reg, Logger: log, Web: webFiles, Dev: cfg.Dev, AdminToken: cfg.AdminToken,
 		Compression: cfg.Compression == nil || *cfg.Compression, MaxConnsPerAddr: perAddr,
 		Registerer: reg, Apps: appState, Reload: reloader(*cfgPath, appState, log),
+		PortMap: pm.Status,
 	})
 	hsTimeout := time.Duration(cfg.HandshakeTimeout)
 	if hsTimeout <= 0 {
@@ -98,14 +117,23 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	fmt.Fprintf(os.Stderr, "switchboard: listening on http://%s\n", ln.Addr())
+	hup := handleSIGHUP(log, reloads) // before the listening line: a SIGHUP must not kill the broker
+	defer hup.stop()
+	if tlsCfg != nil {
+		fmt.Fprintf(os.Stderr, "switchboard: listening on https://%s\n", ln.Addr())
+		ln = tls.NewListener(ln, tlsCfg)
+	} else {
+		fmt.Fprintf(os.Stderr, "switchboard: listening on http://%s\n", ln.Addr())
+	}
+	if err := pm.start(ctx, pmF, ln, tlsCfg != nil, tlsF.acmeDomains, log, reg); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if cfg.Dev {
 		log.Warn("dev mode: loopback processes may listen on unclaimed scopes without a credential")
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
-	stopHUP := reloadOnSIGHUP(*cfgPath, appState, log)
-	defer stopHUP()
 
 	select {
 	case err := <-errc:
@@ -120,6 +148,9 @@ func runServe(ctx context.Context, args []string) error {
 	log.Info("shutting down: closing channels with 1001")
 	httpSrv.SetKeepAlivesEnabled(false)
 	_ = ln.Close()
+	if err := pm.shutdown(sctx); err != nil {
+		log.Warn("port mapping not removed", "err", err)
+	}
 	berr := b.Shutdown(sctx)
 	herr := httpSrv.Shutdown(sctx)
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
