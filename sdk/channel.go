@@ -247,7 +247,9 @@ func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte
 		c.mu.Lock()
 	}
 	c.mu.Unlock()
-	if err := c.l.enqueue(ctx, protocol.AppendData(nil, c.id, 0, flagsOf(typ), p)); err != nil {
+	flags := flagsOf(typ)
+	add := func(b []byte) []byte { return protocol.AppendData(b, c.id, 0, flags, p) }
+	if err := c.l.enqueueFunc(ctx, add); err != nil {
 		c.addCredit(uint64(n))
 		return fmt.Errorf("write to channel %d: %w", c.id, err)
 	}

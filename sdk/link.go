@@ -282,6 +282,12 @@ func (l *Listener) enqueueControl(frame []byte) error {
 // enqueue queues a data-bearing frame, waiting while the writer's queue
 // holds outLimit bytes or more.
 func (l *Listener) enqueue(ctx context.Context, frame []byte) error {
+	return l.enqueueFunc(ctx, func(b []byte) []byte { return append(b, frame...) })
+}
+
+// enqueueFunc is enqueue for a frame that add appends to the queue itself,
+// saving a copy on the data path.
+func (l *Listener) enqueueFunc(ctx context.Context, add func([]byte) []byte) error {
 	for {
 		select {
 		case <-l.done:
@@ -292,7 +298,7 @@ func (l *Listener) enqueue(ctx context.Context, frame []byte) error {
 		}
 		l.outMu.Lock()
 		if len(l.out) < outLimit {
-			l.out = append(l.out, frame...)
+			l.out = add(l.out)
 			l.outMu.Unlock()
 			signal(l.wake)
 			return nil

@@ -419,7 +419,8 @@ func (l *Listener) Push(ctx context.Context, prefix string, typ websocket.Messag
 	if uint64(len(p)) > l.welcome.MaxMessage {
 		return ErrTooBig
 	}
-	return l.enqueue(ctx, protocol.AppendPush(nil, flagsOf(typ), prefix, p))
+	flags := flagsOf(typ)
+	return l.enqueueFunc(ctx, func(b []byte) []byte { return protocol.AppendPush(b, flags, prefix, p) })
 }
 
 // Drain waits until every client message this instance received has been
