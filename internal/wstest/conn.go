@@ -276,7 +276,12 @@ type Conn struct {
 	MaxPayload int64
 
 	writeMu sync.Mutex // one writer at a time: the caller, or ReadMessage answering a ping
+
+	unread *Message // a message put back by Unread, returned by the next ReadMessage
 }
+
+// Unread puts m back: the next ReadMessage returns it.
+func (c *Conn) Unread(m Message) { c.unread = &m }
 
 // Dial does the opening handshake with the ws:// URL u and fails the test
 // unless the endpoint answers 101. The connection is closed when the test
@@ -349,6 +354,10 @@ func (c *Conn) WriteChopped(chunk int, frames ...Frame) error {
 // are answered with a pong and skipped. A frame that breaks RFC 6455 is an
 // error naming what was wrong.
 func (c *Conn) ReadMessage() (Message, error) {
+	if m := c.unread; m != nil {
+		c.unread = nil
+		return *m, nil
+	}
 	_ = c.NetConn.SetReadDeadline(time.Now().Add(c.timeout()))
 	maxPayload := c.MaxPayload
 	if maxPayload <= 0 {
