@@ -279,14 +279,9 @@ func (l *Listener) enqueueControl(frame []byte) error {
 	return nil
 }
 
-// enqueue queues a data-bearing frame, waiting while the writer's queue
-// holds outLimit bytes or more.
-func (l *Listener) enqueue(ctx context.Context, frame []byte) error {
-	return l.enqueueFunc(ctx, func(b []byte) []byte { return append(b, frame...) })
-}
-
-// enqueueFunc is enqueue for a frame that add appends to the queue itself,
-// saving a copy on the data path.
+// enqueueFunc queues a data-bearing frame, which add appends to the queue
+// (saving a copy on the data path), waiting while the writer's queue holds
+// outLimit bytes or more.
 func (l *Listener) enqueueFunc(ctx context.Context, add func([]byte) []byte) error {
 	for {
 		select {
