@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -47,7 +48,16 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 	p.X.Label.Text = "connections"
 	p.Y.Label.Text = "round trips per second"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	var xt []plot.Tick
+	for _, t := range r.Targets {
+		for _, e := range t.Echo {
+			if !slices.ContainsFunc(xt, func(k plot.Tick) bool { return k.Value == float64(e.Conns) }) {
+				xt = append(xt, plot.Tick{Value: float64(e.Conns), Label: fmt.Sprint(e.Conns)})
+			}
+		}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(xt)
+	p.Y.Tick.Marker = intTicks{}
 	p.Legend.Top = true
 	for _, t := range r.Targets {
 		var xy plotter.XYs
@@ -74,10 +84,14 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 func (r *Report) latencyPlot() (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Latency at %.0f round trips/s (half the direct maximum)", r.LatencyRatePerSec)
-	p.X.Label.Text = "round-trip latency (µs, log scale)"
+	p.X.Label.Text = "round-trip latency (log scale)"
 	p.Y.Label.Text = "percentile"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{
+		{Value: 1, Label: "1µs"}, {Value: 10, Label: "10µs"}, {Value: 100, Label: "100µs"},
+		{Value: 1e3, Label: "1ms"}, {Value: 1e4, Label: "10ms"}, {Value: 1e5, Label: "100ms"},
+		{Value: 1e6, Label: "1s"}, {Value: 1e7, Label: "10s"}, {Value: 6e7, Label: "60s"},
+	})
 	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Legend.XOffs = -vg.Points(4)
@@ -102,4 +116,17 @@ func (r *Report) latencyPlot() (*plot.Plot, error) {
 	p.Y.Min, p.Y.Max = 0, 100
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+// intTicks labels the default ticks as whole numbers.
+type intTicks struct{}
+
+func (intTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = fmt.Sprintf("%.0f", ts[i].Value)
+		}
+	}
+	return ts
 }

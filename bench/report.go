@@ -62,6 +62,7 @@ type LatencyResult struct {
 	P99Micros  float64    `json:"p99_us"`
 	P999Micros float64    `json:"p999_us"`
 	Count      int64      `json:"count"`
+	Missed     int64      `json:"missed"` // scheduled round trips never sent: the target fell too far behind
 	CDF        []CDFPoint `json:"cdf"`
 }
 
@@ -82,6 +83,7 @@ type IdlePoint struct {
 
 // Fanout is the delivery of one service message to every client.
 type Fanout struct {
+	Requested  int     `json:"requested"` // the mode's figure
 	Clients    int     `json:"clients"`
 	Delivered  int     `json:"delivered"`
 	DeliveryMs float64 `json:"delivery_ms"`
@@ -211,7 +213,8 @@ func (r *Report) metrics() []metric {
 	}
 	ms = append(ms, metric{"fanout_ms", "fan-out delivery ms (to last client)", false, fmtFloat,
 		func(t *TargetResult) (float64, bool) {
-			if t.Fanout == nil || t.Fanout.Delivered == 0 {
+			// Only figures at (nearly) the requested size compare.
+			if t.Fanout == nil || t.Fanout.Delivered == 0 || t.Fanout.Clients < t.Fanout.Requested*9/10 {
 				return 0, false
 			}
 			return t.Fanout.DeliveryMs, true

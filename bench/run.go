@@ -52,6 +52,7 @@ type Config struct {
 	Targets []string // default: all four
 	Log     *slog.Logger
 	Command string // the command line, for the report
+	KeepDir bool   // keep the temp dir with the targets' configs and logs
 }
 
 // AllTargets lists every target in table order.
@@ -75,7 +76,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make temp dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	if cfg.KeepDir {
+		log.Warn("keeping the run's configs and logs", "dir", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	bins, err := buildBinaries(ctx, cfg.RepoDir, dir)
 	if err != nil {
 		return nil, err
@@ -119,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				pt.Error = why
 				rep.result(n).Idle = append(rep.result(n).Idle, pt)
 				if i == 0 {
-					rep.result(n).Fanout = &Fanout{Clients: want, Error: why}
+					rep.result(n).Fanout = &Fanout{Requested: want, Error: why}
 				}
 				continue
 			}
@@ -134,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			rep.result(n).Idle = append(rep.result(n).Idle, pt)
 			if i == 0 {
-				rep.result(n).Fanout = fanoutOf(n, k, res, err)
+				rep.result(n).Fanout = fanoutOf(n, want, k, res, err)
 			}
 			log.Info("idle", "target", n, "conns", k, "rss_per_conn", res.rssPerConn, "relay_rss_per_conn", res.relayRSSPerConn, "fanout_ms", res.fanDeliveryMs)
 		}
@@ -208,13 +213,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for round := range m.Rounds {
 		for _, n := range rotate(order, round) {
 			quiesce(ctx, targets)
-			h, err := runLatency(ctx, targets[n], m.LatencyConns, rate, MessageSize, m.LatencyDur)
+			h, missed, err := runLatency(ctx, targets[n], m.LatencyConns, rate, MessageSize, m.LatencyDur)
 			if err != nil {
 				log.Warn("latency failed", "target", n, "err", err)
 				rep.addError(n, err)
 				continue
 			}
 			lr := latencyOf(h)
+			lr.Missed = missed
 			lat[n] = append(lat[n], lr)
 			log.Info("latency", "round", round+1, "target", n, "p50_us", lr.P50Micros, "p99_us", lr.P99Micros, "p999_us", lr.P999Micros)
 		}
@@ -233,8 +239,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-func fanoutOf(name string, clients int, res idleResult, err error) *Fanout {
-	f := &Fanout{Clients: clients}
+func fanoutOf(name string, requested, clients int, res idleResult, err error) *Fanout {
+	f := &Fanout{Clients: clients, Requested: requested}
 	switch {
 	case err != nil:
 		f.Error = err.Error()
@@ -269,11 +275,16 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// pushpinMaxConns is how many proxied WebSocket connections the idle and
+// fan-out scenarios hold open through Pushpin (see feasibleConns).
+const pushpinMaxConns = 1000
+
 // feasibleConns says how many idle connections target can hold under a
 // per-process file limit: the harness holds one descriptor per connection,
 // and so does each target process, except nginx's single worker, which
 // holds two (client and upstream). When the limit binds but allows at
 // least 90% of want, it returns that lower count; below that, a reason.
+// Pushpin is measured at no more than pushpinMaxConns.
 func feasibleConns(target string, want int, limit uint64) (int, string) {
 	const spare = 256 // listeners, logs, links, pipes
 	per := 1
@@ -281,7 +292,14 @@ func feasibleConns(target string, want int, limit uint64) (int, string) {
 		per = 2
 	}
 	room := (int(min(limit, 1<<30)) - spare) / per
+	if target == Pushpin {
+		// Pushpin's runner writes zurl's config from a fixed template with
+		// max_open_requests=2000: connection 2,001 gets a 502.
+		room = min(room, pushpinMaxConns)
+	}
 	switch {
+	case target == Pushpin && room < want:
+		return room, ""
 	case room >= want:
 		return want, ""
 	case room >= want*9/10:

@@ -21,10 +21,12 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 
 // counted from when it was scheduled, not from when it was sent, so a
 // target that falls behind is charged for the wait (no coordinated
 // omission).
-func runLatency(ctx context.Context, r *running, conns int, rate float64, size int, dur time.Duration) (*hdrhistogram.Histogram, error) {
+// A target far behind its schedule is stopped at dur plus 10%; the round
+// trips it never got to are returned as missed.
+func runLatency(ctx context.Context, r *running, conns int, rate float64, size int, dur time.Duration) (*hdrhistogram.Histogram, int64, error) {
 	cs, err := newDialer(false).dialMany(ctx, r.wsBase+"lat", conns, 64)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer closeAll(cs)
 	interval := time.Duration(float64(conns) / rate * float64(time.Second))
@@ -34,6 +36,8 @@ func runLatency(ctx context.Context, r *running, conns int, rate float64, size i
 	var wg sync.WaitGroup
 	start := time.Now().Add(20 * time.Millisecond)
 	end := start.Add(dur)
+	hardEnd := end.Add(dur / 10)
+	var missed atomic.Int64
 	for i, c := range cs {
 		h := newHist()
 		hists[i] = h
@@ -42,6 +46,11 @@ func runLatency(ctx context.Context, r *running, conns int, rate float64, size i
 			defer wg.Done()
 			next := start.Add(interval * time.Duration(i) / time.Duration(len(cs)))
 			for next.Before(end) {
+				if time.Now().After(hardEnd) {
+					// Far behind schedule: count what was never sent.
+					missed.Add(int64(end.Sub(next)/interval) + 1)
+					return
+				}
 				if w := time.Until(next); w > 0 {
 					time.Sleep(w) // pacing the schedule, not waiting for a condition
 				}
@@ -60,13 +69,13 @@ func runLatency(ctx context.Context, r *running, conns int, rate float64, size i
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return nil, fmt.Errorf("latency at %.0f/s: %w", rate, err)
+		return nil, 0, fmt.Errorf("latency at %.0f/s: %w", rate, err)
 	}
 	all := newHist()
 	for _, h := range hists {
 		all.Merge(h)
 	}
-	return all, nil
+	return all, missed.Load(), nil
 }
 
 // idleResult is the memory one target holds for idle connections.
@@ -87,7 +96,7 @@ type idleResult struct {
 func runIdle(ctx context.Context, r *running, n int, fan bool, settle time.Duration) (idleResult, error) {
 	res := idleResult{conns: n}
 	baseAll, baseRelay := r.usage()
-	cs, err := newDialer(true).dialMany(ctx, r.wsBase+"fan", n, 128)
+	cs, err := newDialer(true).dialMany(ctx, r.wsBase+"fan", n, 64)
 	if err != nil {
 		return res, fmt.Errorf("open %d idle connections: %w", n, err)
 	}

@@ -30,6 +30,8 @@ func main() {
 	doc := flag.String("doc", "", "write the results into this Markdown file (e.g. docs/BENCHMARKS.md)")
 	targets := flag.String("targets", "", "comma-separated targets (default all: direct,switchboard,nginx,pushpin)")
 	verbose := flag.Bool("v", false, "log every measurement")
+	idle := flag.Int("idle", 0, "override the mode's idle connection count (one point)")
+	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
 	flag.Parse()
 	level := slog.LevelInfo
 	if !*verbose {
@@ -38,18 +40,21 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets); err != nil {
+	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, *idle, *keep); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string) error {
+func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, idle int, keep bool) error {
 	m, ok := bench.Modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q (smoke, quick, full)", mode)
 	}
-	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode)}
+	if idle > 0 {
+		m.IdleConns = []int{idle}
+	}
+	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode), KeepDir: keep}
 	if targets != "" {
 		cfg.Targets = strings.Split(targets, ",")
 	}
