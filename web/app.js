@@ -46,7 +46,8 @@ class AppService {
   constructor(handler, options) {
     this.handler = handler;
     this.pending = new Map();
-    this.link = newLink(this, options.scope ?? '/', options);
+    if (!options.scope) throw new TypeError('setMessageHandler needs options.scope: a scope your app\'s manifest lets it listen on');
+    this.link = newLink(this, options.scope, options);
     this.ready = this.link.start();
   }
 
@@ -99,7 +100,7 @@ let appService = null;
  * clientProtocols, accept(protocol), onopen/onmessage/onclose, send, close.
  * @param {"wsconnect"} type
  * @param {(request: {value: object}) => void|Promise<void>} handler
- * @param {{scope?: string, credential?: string, broker?: string}} [options]
+ * @param {{scope: string, credential?: string, broker?: string}} options  scope: one your app's manifest lets it listen on
  * @returns {Promise<void>} resolves once the broker accepted the registration
  */
 export function setMessageHandler(type, handler, options = {}) {

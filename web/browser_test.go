@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -15,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/apps"
 )
 
 // These tests run the JavaScript suites with node's test runner: the codec
@@ -89,16 +94,58 @@ func TestBrowser(t *testing.T) {
 	}
 
 	bin := buildBroker(t)
-	url := startBroker(t, bin)
+	url := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0")
+	config, secrets := appsConfig(t)
+	appsURL := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0", "--config", config)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	runNode(t, []string{
 		"SWITCHBOARD_URL=" + url,
+		"SWITCHBOARD_APPS_URL=" + appsURL,
+		"SWITCHBOARD_APP_SECRETS=" + secrets,
+		"SWITCHBOARD_BIN=" + bin,
 		"CHROMIUM=" + chromium,
 		"SWITCHBOARD_ARTIFACTS=" + filepath.Join(root, "artifacts", "screenshots"),
 	}, 5*time.Minute, files...)
+}
+
+// appsConfig writes a config file with three apps: chat (a server that
+// admits notes and token holders), notes (lists chat in its servers) and
+// camera (lists nothing). It returns the file and the secrets as JSON.
+func appsConfig(t *testing.T) (path, secrets string) {
+	t.Helper()
+	secret := map[string]string{}
+	hash := map[string]string{}
+	for _, app := range []string{"chat", "notes", "camera"} {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		secret[app] = hex.EncodeToString(b)
+		h, err := apps.HashCredential(secret[app])
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash[app] = h
+	}
+	cfg := map[string]any{"apps": []map[string]any{
+		{"id": "chat", "credential_hash": hash["chat"], "listen": []string{"/chatapp/"},
+			"admit": map[string]any{"apps": []string{"notes"}, "tokens": true}},
+		{"id": "notes", "credential_hash": hash["notes"], "servers": []string{"chat"}},
+		{"id": "camera", "credential_hash": hash["camera"]},
+	}}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "switchboard.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := json.Marshal(secret)
+	return path, string(s)
 }
 
 // buildBroker builds cmd/switchboard. While the command does not wire
@@ -137,11 +184,11 @@ func buildBroker(t *testing.T) string {
 
 var listening = regexp.MustCompile(`switchboard: listening on (http://\S+)`)
 
-// startBroker runs `switchboard serve --dev` on a free loopback port and
-// returns its URL; the broker is stopped when the test ends.
-func startBroker(t *testing.T, bin string) string {
+// startBroker runs the broker (`switchboard serve --dev --listen
+// 127.0.0.1:0 …`) and returns its URL; it is stopped when the test ends.
+func startBroker(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--dev", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -205,4 +252,3 @@ func startBroker(t *testing.T, bin string) string {
 	}
 	return url
 }
-

@@ -271,7 +271,7 @@ export interface AppConnectRequest {
 export function setMessageHandler(
   type: 'wsconnect',
   handler: ((request: AppConnectRequest) => void | Promise<void>) | null,
-  options?: ServiceOptions & { scope?: string },
+  options: ServiceOptions & { scope: string },
 ): Promise<void>;
 
 /** Encodes a postMessage value as [payload, binary] (README: "Values on the wire"). */

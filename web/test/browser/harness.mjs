@@ -42,11 +42,11 @@ export async function launch() {
  * page opens a page on the broker's origin with the library imported as
  * window.sb, and collects its console errors into page.errors.
  */
-export async function libraryPage(ctx) {
+export async function libraryPage(ctx, broker = BROKER) {
   const page = await ctx.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.goto(BROKER + '/healthz');
+  await page.goto(broker + '/healthz');
   await page.evaluate(async () => { window.sb = await import('/.switchboard/web/switchboard.js'); });
   return page;
 }
