@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/sdk"
 )
 
 func init() { commands["connect"] = runConnect }
@@ -23,7 +25,7 @@ func init() { commands["connect"] = runConnect }
 func runConnect(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("connect", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "usage: switchboard connect URL [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "usage: switchboard connect URL [flags]\n       switchboard connect wsapp://ID/path --broker ws://HOST:PORT --credential SECRET [--protocol intent]...\n\n"+
 			"Connect to a WebSocket URL: each stdin line is sent as a text message, each message\n"+
 			"received is printed as a line. End of input closes the connection with 1000 (after --linger).\n\n")
 		fl.PrintDefaults()
@@ -32,6 +34,8 @@ func runConnect(ctx context.Context, args []string) error {
 	fl.Var(&protocols, "protocol", "a subprotocol to offer (repeatable, in order of preference)")
 	origin := fl.String("origin", "", "Origin header to send")
 	fl.Var(&headers, "header", "an extra handshake header, \"Name: value\" (repeatable)")
+	brokerURL := fl.String("broker", "ws://127.0.0.1:8080", "broker for wsapp:// URLs")
+	credential := fl.String("credential", os.Getenv("SWITCHBOARD_CREDENTIAL"), "app secret for wsapp:// URLs (default $SWITCHBOARD_CREDENTIAL); the server app sees only the app id")
 	linger := fl.Duration("linger", time.Second, "after end of input, keep printing messages for this long before closing (0: close at once)")
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
@@ -51,8 +55,19 @@ func runConnect(ctx context.Context, args []string) error {
 	if *origin != "" {
 		h.Set("Origin", *origin)
 	}
+	target := pos[0]
+	if strings.HasPrefix(target, "wsapp://") {
+		u, err := sdk.AppEndpoint(*brokerURL, target)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		target = u
+		if *credential != "" {
+			h.Set("Authorization", "Bearer "+*credential)
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, resp, err := websocket.Dial(dctx, pos[0], &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h})
+	c, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h})
 	cancel()
 	if err != nil {
 		if resp != nil {

@@ -7,9 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/server"
@@ -64,37 +61,5 @@ func reloader(cfgPath string, st *server.Apps, log *slog.Logger) func(context.Co
 		st.Swap(dir)
 		log.Info("configuration reloaded", "config", cfgPath, "apps", len(dir.IDs()))
 		return nil
-	}
-}
-
-// reloadOnSIGHUP reloads on every SIGHUP until the returned stop function
-// is called; stop waits for the goroutine.
-func reloadOnSIGHUP(cfgPath string, st *server.Apps, log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	reload := reloader(cfgPath, st, log)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-hup:
-				if err := reload(context.Background()); err != nil {
-					log.Warn("reload on SIGHUP failed; keeping the previous configuration", "err", err)
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(hup)
-			close(done)
-			wg.Wait()
-		})
 	}
 }
