@@ -40,6 +40,8 @@ func runServe(ctx context.Context, args []string) error {
 	tlsF.register(fl)
 	var pmF portmapFlags
 	pmF.register(fl)
+	var clF clusterFlags
+	clF.register(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -72,7 +74,10 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	var tlsCfg *tls.Config
-	reloads := []hupReload{{"configuration", reloader(*cfgPath, appState, log)}}
+	var reloads []hupReload
+	if *cfgPath != "" {
+		reloads = append(reloads, hupReload{"configuration", reloader(*cfgPath, appState, log)})
+	}
 	if tlsF.enabled() {
 		var reloadTLS func(context.Context) error
 		if tlsCfg, reloadTLS, err = tlsF.setup(log); err != nil {
@@ -85,11 +90,19 @@ func runServe(ctx context.Context, args []string) error {
 	var pm portmapRef
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b := broker.New(broker.Config{
+	if err := clF.setup(cfg.Node, log, reg); err != nil {
+		return err
+	}
+	bcfg := broker.Config{
 		Logger: log, Registerer: reg, Node: cfg.Node, Limits: cfg.BrokerLimits(),
 		Authorize: cfg.AppAuthorizer(cfg.Dev, appState.Directory),
 		PublicURL: pm.PublicURL,
-	})
+	}
+	clF.apply(&bcfg)
+	b := broker.New(bcfg)
+	if err := clF.start(b); err != nil {
+		return err
+	}
 	perAddr := cfg.MaxConnsPerAddr
 	switch {
 	case perAddr == 0:
@@ -101,7 +114,7 @@ func runServe(ctx context.Context, args []string) error {
 		Broker: b, Gatherer: reg, Logger: log, Web: webFiles, Dev: cfg.Dev, AdminToken: cfg.AdminToken,
 		Compression: cfg.Compression == nil || *cfg.Compression, MaxConnsPerAddr: perAddr,
 		Registerer: reg, Apps: appState, Reload: reloader(*cfgPath, appState, log),
-		PortMap: pm.Status,
+		PortMap: pm.Status, Ready: clF.ready,
 	})
 	hsTimeout := time.Duration(cfg.HandshakeTimeout)
 	if hsTimeout <= 0 {
@@ -152,8 +165,12 @@ func runServe(ctx context.Context, args []string) error {
 		log.Warn("port mapping not removed", "err", err)
 	}
 	berr := b.Shutdown(sctx)
+	if err := clF.shutdown(sctx); err != nil {
+		log.Warn("cluster shutdown", "err", err)
+	}
 	herr := httpSrv.Shutdown(sctx)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// The listener was closed first: Serve may see that before the Shutdown.
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if berr != nil {

@@ -1,0 +1,408 @@
+// Package cluster connects Switchboard brokers over NATS so that any node
+// reaches any service: a client on one node talks to an instance attached
+// to another, push and the client list span the cluster, and handover works
+// across nodes. It implements broker.Cluster and knows nothing of HTTP or
+// flags.
+//
+// Subjects (PREFIX defaults to "switchboard"; see docs/CLUSTER.md):
+//
+//	PREFIX.hb                      every node, every HeartbeatInterval: its name, number and instances (JSON)
+//	PREFIX.inst.up / .down         an instance attached to / detached from a node (JSON), ahead of the next heartbeat
+//	PREFIX.n.NODE.to.INSTANCE      service-protocol frames for a real instance on NODE, from proxies elsewhere
+//	PREFIX.n.NODE.from.INSTANCE    frames from INSTANCE for channels whose clients are on NODE
+//	PREFIX.push                    a Push frame for the scope named before it (uvarint length + scope)
+//
+// The data subjects carry the service protocol's own frames, batched as the
+// link writer batches them, so a relayed message costs one NATS message per
+// batch and no re-encoding.
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/broker"
+)
+
+// Config configures a cluster node.
+type Config struct {
+	// URL of NATS, e.g. nats://127.0.0.1:4222 (comma-separated for several).
+	URL string
+	// Node is this node's name, unique in the cluster.
+	Node string
+	// Prefix of every subject. Default "switchboard".
+	Prefix string
+	// HeartbeatInterval is how often a node announces itself. Default 1 s.
+	HeartbeatInterval time.Duration
+	// NodeTimeout is how long a silent node is trusted; after it the node
+	// is lost: its instances' channels wait for a handover. Default 4 s.
+	NodeTimeout time.Duration
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// Cluster is one node's membership in a cluster.
+type Cluster struct {
+	cfg    Config
+	num    uint64
+	log    *slog.Logger
+	b      *broker.Broker // set by Start
+	nc     *nats.Conn
+	subs   []*nats.Subscription
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+
+	connected prometheus.Gauge
+	peersG    prometheus.Gauge
+	lost      prometheus.Counter
+	msgs      *prometheus.CounterVec
+	pubErrs   prometheus.Counter
+
+	mu    sync.Mutex
+	peers map[uint64]*peer // guarded by mu
+	err   error            // why the node is not ready; guarded by mu
+}
+
+type peer struct {
+	name string
+	seen time.Time
+}
+
+type heartbeat struct {
+	Node      string                `json:"node"`
+	Num       uint64                `json:"num"`
+	Instances []broker.InstanceInfo `json:"instances"`
+}
+
+// NodeNum derives a node number from its name (23 bits, never 0). Names
+// whose numbers collide are reported as an error by Start's peers.
+func NodeNum(name string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return uint64(h.Sum32()&(1<<23-1)) | 1
+}
+
+// New prepares a node; pass it as broker.Config.Cluster with
+// NodeNum: c.NodeNum(), then call Start with the broker.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("cluster: no NATS URL")
+	}
+	if cfg.Node == "" {
+		return nil, errors.New("cluster: a node name is required (--node-name)")
+	}
+	if strings.ContainsAny(cfg.Node, " .*>") {
+		return nil, fmt.Errorf("cluster: node name %q may not contain spaces, dots, * or >", cfg.Node)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "switchboard"
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.NodeTimeout <= 0 {
+		cfg.NodeTimeout = 4 * cfg.HeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
+		stop: make(chan struct{}), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet")}
+	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
+	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
+	c.lost = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_nodes_lost_total", Help: "Nodes declared lost after the node timeout."})
+	c.msgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_cluster_messages_total", Help: "NATS messages sent and received, by direction."}, []string{"direction"})
+	c.pubErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_publish_errors_total", Help: "NATS publishes that failed (e.g. while disconnected)."})
+	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs)
+	return c, nil
+}
+
+// NodeNum is this node's number, for broker.Config.NodeNum.
+func (c *Cluster) NodeNum() uint64 { return c.num }
+
+func (c *Cluster) subject(parts ...string) string {
+	return c.cfg.Prefix + "." + strings.Join(parts, ".")
+}
+
+// Start connects to NATS (retrying in the background while it is down),
+// subscribes, and starts the heartbeat.
+func (c *Cluster) Start(b *broker.Broker) error {
+	c.b = b
+	nc, err := nats.Connect(c.cfg.URL,
+		nats.Name("switchboard "+c.cfg.Node),
+		nats.NoEcho(),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectBufSize(-1), // fail publishes while disconnected; the heartbeat timeout hands channels over
+		nats.ConnectHandler(func(*nats.Conn) { c.setConnected(nil) }),
+		nats.ReconnectHandler(func(*nats.Conn) { c.setConnected(nil) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			c.setConnected(fmt.Errorf("NATS: %w", err))
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("cluster: connect to NATS at %s: %w", c.cfg.URL, err)
+	}
+	c.nc = nc
+	self := strconv.FormatUint(c.num, 10)
+	for subj, h := range map[string]nats.MsgHandler{
+		c.subject("hb"):                   c.onHeartbeat,
+		c.subject("inst", "up"):           c.onUp,
+		c.subject("inst", "down"):         c.onDown,
+		c.subject("n", self, "to", "*"):   c.onTo,
+		c.subject("n", self, "from", "*"): c.onFrom,
+		c.subject("push"):                 c.onPush,
+	} {
+		s, err := nc.Subscribe(subj, h)
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
+		}
+		s.SetPendingLimits(-1, 256<<20)
+		c.subs = append(c.subs, s)
+	}
+	if nc.IsConnected() {
+		c.setConnected(nil)
+	} else {
+		c.log.Warn("NATS not reachable yet; serving local traffic and retrying", "url", c.cfg.URL)
+	}
+	c.wg.Add(1)
+	go c.loop()
+	return nil
+}
+
+func (c *Cluster) setConnected(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	if err != nil {
+		c.connected.Set(0)
+		c.log.Warn("cluster link down; serving local traffic", "err", err)
+		return
+	}
+	c.connected.Set(1)
+	c.log.Info("connected to NATS", "url", c.nc.ConnectedUrl())
+	c.heartbeat() // announce at once, so peers (re)attach our instances
+}
+
+// Ready reports why the node is not part of the cluster, or nil.
+func (c *Cluster) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Peers returns the names of the nodes heard from recently.
+func (c *Cluster) Peers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, p := range c.peers {
+		out = append(out, p.name)
+	}
+	return out
+}
+
+func (c *Cluster) loop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		c.heartbeat()
+		c.expirePeers()
+	}
+}
+
+func (c *Cluster) heartbeat() {
+	if c.b == nil || c.nc == nil {
+		return
+	}
+	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.LocalInstances()})
+	c.publish(c.subject("hb"), hb)
+}
+
+func (c *Cluster) expirePeers() {
+	now := time.Now()
+	var lost []uint64
+	c.mu.Lock()
+	for num, p := range c.peers {
+		if now.Sub(p.seen) > c.cfg.NodeTimeout {
+			lost = append(lost, num)
+			delete(c.peers, num)
+			c.log.Warn("node lost", "peer", p.name, "silent_for", now.Sub(p.seen).Round(time.Millisecond))
+		}
+	}
+	c.peersG.Set(float64(len(c.peers)))
+	c.mu.Unlock()
+	for _, num := range lost {
+		c.lost.Inc()
+		c.b.NodeLost(num)
+	}
+}
+
+func (c *Cluster) publish(subj string, data []byte) {
+	if err := c.nc.Publish(subj, data); err != nil {
+		c.pubErrs.Inc()
+		return
+	}
+	c.msgs.WithLabelValues("out").Inc()
+}
+
+func (c *Cluster) onHeartbeat(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	var hb heartbeat
+	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.Num == c.num && hb.Node == c.cfg.Node {
+		return
+	}
+	if hb.Num == c.num {
+		c.log.Error("two nodes share a node number: give one another --node-name", "other", hb.Node)
+		c.mu.Lock()
+		c.err = fmt.Errorf("node number clash with %s", hb.Node)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	p := c.peers[hb.Num]
+	if p == nil {
+		p = &peer{name: hb.Node}
+		c.peers[hb.Num] = p
+		c.log.Info("node joined", "peer", hb.Node)
+	}
+	p.seen = time.Now()
+	c.mu.Unlock()
+	// The heartbeat is the truth: attach what is new, detach what is gone.
+	listed := make(map[uint64]bool, len(hb.Instances))
+	for _, info := range hb.Instances {
+		listed[info.ID] = true
+		if err := c.b.RemoteInstanceUp(info); err != nil {
+			c.log.Warn("remote instance refused", "err", err)
+		}
+	}
+	for _, id := range c.b.RemoteInstances(hb.Num) {
+		if !listed[id] {
+			c.b.RemoteInstanceDown(id, "not in its node's heartbeat")
+		}
+	}
+}
+
+func (c *Cluster) onUp(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	var info broker.InstanceInfo
+	if json.Unmarshal(m.Data, &info) == nil {
+		if err := c.b.RemoteInstanceUp(info); err != nil {
+			c.log.Warn("remote instance refused", "err", err)
+		}
+	}
+}
+
+func (c *Cluster) onDown(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	var info broker.InstanceInfo
+	if json.Unmarshal(m.Data, &info) == nil {
+		c.b.RemoteInstanceDown(info.ID, "detached on its node")
+	}
+}
+
+func lastID(subject string) (uint64, bool) {
+	i := strings.LastIndexByte(subject, '.')
+	v, err := strconv.ParseUint(subject[i+1:], 10, 64)
+	return v, err == nil
+}
+
+func (c *Cluster) onTo(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	if id, ok := lastID(m.Subject); ok {
+		c.b.ToLocalInstance(id, m.Data)
+	}
+}
+
+func (c *Cluster) onFrom(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	if id, ok := lastID(m.Subject); ok {
+		c.b.FromRemoteInstance(id, m.Data)
+	}
+}
+
+func (c *Cluster) onPush(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	n, k := binary.Uvarint(m.Data)
+	if k <= 0 || uint64(len(m.Data)-k) < n {
+		return
+	}
+	c.b.ApplyPush(string(m.Data[k:k+int(n)]), m.Data[k+int(n):])
+}
+
+// InstanceUp implements broker.Cluster.
+func (c *Cluster) InstanceUp(info broker.InstanceInfo) {
+	data, _ := json.Marshal(info)
+	c.publish(c.subject("inst", "up"), data)
+}
+
+// InstanceDown implements broker.Cluster.
+func (c *Cluster) InstanceDown(info broker.InstanceInfo) {
+	data, _ := json.Marshal(info)
+	c.publish(c.subject("inst", "down"), data)
+}
+
+// ToInstance implements broker.Cluster.
+func (c *Cluster) ToInstance(node, instance uint64, frames []byte) {
+	c.publish(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), frames)
+}
+
+// FromInstance implements broker.Cluster.
+func (c *Cluster) FromInstance(node, instance uint64, frames []byte) {
+	c.publish(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), frames)
+}
+
+// Push implements broker.Cluster.
+func (c *Cluster) Push(scope broker.Scope, frame []byte) {
+	s := scope.String()
+	data := binary.AppendUvarint(make([]byte, 0, len(s)+len(frame)+4), uint64(len(s)))
+	data = append(append(data, s...), frame...)
+	c.publish(c.subject("push"), data)
+}
+
+// Shutdown leaves the cluster: it stops the heartbeat and closes the NATS
+// connection after flushing. Call it after the broker's Shutdown.
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	var err error
+	c.closed.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		if c.nc != nil {
+			if c.nc.IsConnected() {
+				err = c.nc.FlushWithContext(ctx)
+			}
+			c.nc.Close()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cluster shutdown: %w", err)
+	}
+	return nil
+}
