@@ -37,6 +37,7 @@ func runConnect(ctx context.Context, args []string) error {
 	brokerURL := fl.String("broker", "ws://127.0.0.1:8080", "broker for wsapp:// URLs")
 	credential := fl.String("credential", os.Getenv("SWITCHBOARD_CREDENTIAL"), "app secret for wsapp:// URLs (default $SWITCHBOARD_CREDENTIAL); the server app sees only the app id")
 	linger := fl.Duration("linger", time.Second, "after end of input, keep printing messages for this long before closing (0: close at once)")
+	caFile := clientTLSFlag(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -66,8 +67,12 @@ func runConnect(ctx context.Context, args []string) error {
 			h.Set("Authorization", "Bearer "+*credential)
 		}
 	}
+	hc, err := clientHTTP(*caFile)
+	if err != nil {
+		return err
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h})
+	c, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h, HTTPClient: hc})
 	cancel()
 	if err != nil {
 		if resp != nil {

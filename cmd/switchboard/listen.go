@@ -39,6 +39,7 @@ func runListen(ctx context.Context, args []string) error {
 	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
 	window := fl.Int("window", 0, "bytes of unacknowledged client messages held per channel (0: the broker's default)")
 	logLevel := fl.String("log-level", "info", "log level: debug, info, warn, error")
+	caFile := clientTLSFlag(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -67,6 +68,11 @@ func runListen(ctx context.Context, args []string) error {
 		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
 		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *version,
 			Credential: *credential, Window: *window, Logger: log},
+	}
+	if hc, err := clientHTTP(*caFile); err != nil {
+		return err
+	} else if hc != nil {
+		svc.opts.Dial = &websocket.DialOptions{HTTPClient: hc}
 	}
 	switch {
 	case *echo:

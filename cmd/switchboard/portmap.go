@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -207,4 +208,15 @@ func (r *portmapRef) shutdown(ctx context.Context) error {
 		return p.Shutdown(ctx)
 	}
 	return nil
+}
+
+// printPortmap prints the "portmap" object of the admin status for
+// switchboard status.
+func printPortmap(w io.Writer, s *portmapStatus) {
+	switch {
+	case s.Mapped:
+		fmt.Fprintf(w, "\nport mapping %s via gateway %s: %s -> this broker (%s), lost %d times\n", s.Protocol, s.Gateway, s.External, s.PublicURL, s.Lost)
+	default:
+		fmt.Fprintf(w, "\nport mapping %s: not mapped: %s (lost %d times)\n", s.Protocol, s.Error, s.Lost)
+	}
 }

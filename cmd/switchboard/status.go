@@ -26,6 +26,7 @@ func runStatus(ctx context.Context, args []string) error {
 	brokerURL := fl.String("broker", "http://127.0.0.1:8080", "broker URL (http, https, ws or wss)")
 	token := fl.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"), "admin token (default $SWITCHBOARD_ADMIN_TOKEN); not needed on loopback with --dev")
 	asJSON := fl.Bool("json", false, "print the raw JSON")
+	caFile := clientTLSFlag(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -37,7 +38,14 @@ func runStatus(ctx context.Context, args []string) error {
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
+	c, err := clientHTTP(*caFile)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		c = &http.Client{}
+	}
+	c.Timeout = 10 * time.Second
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
@@ -59,6 +67,12 @@ func runStatus(ctx context.Context, args []string) error {
 		return fmt.Errorf("decode status: %w", err)
 	}
 	printStatus(os.Stdout, &st)
+	var pm struct {
+		PortMap *portmapStatus `json:"portmap"`
+	}
+	if json.Unmarshal(body, &pm) == nil && pm.PortMap != nil {
+		printPortmap(os.Stdout, pm.PortMap)
+	}
 	return nil
 }
 

@@ -40,7 +40,9 @@ func (f *tlsFlags) register(fl *flag.FlagSet) {
 }
 
 // enabled reports whether serve is to use TLS.
-func (f *tlsFlags) enabled() bool { return f.certFile != "" || f.keyFile != "" || len(f.acmeDomains) > 0 }
+func (f *tlsFlags) enabled() bool {
+	return f.certFile != "" || f.keyFile != "" || len(f.acmeDomains) > 0
+}
 
 // setup returns the server's TLS configuration and, for certificate files,
 // the func that reloads them (nil for ACME, which renews by itself).

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/sdk"
+)
+
+// testCA is a private CA for the broker's test certificates.
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	pemFile string // the CA certificate, for --ca-file
+	pool    *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1000), Subject: pkix.Name{CommonName: "switchboard test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	ca := &testCA{cert: cert, key: key, pemFile: filepath.Join(t.TempDir(), "ca.pem"), pool: x509.NewCertPool()}
+	ca.pool.AddCert(cert)
+	writePEM(t, ca.pemFile, "CERTIFICATE", der)
+	return ca
+}
+
+// issue writes a certificate for 127.0.0.1 and localhost with serial to
+// certFile and keyFile, each replaced atomically (written aside, renamed).
+func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, keyFile+".new", "PRIVATE KEY", kder)
+	writePEM(t, certFile+".new", "CERTIFICATE", der)
+	for _, f := range []string{keyFile, certFile} {
+		if err := os.Rename(f+".new", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func writePEM(t *testing.T, file, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serialClient is an HTTP client trusting pool that records the serial
+// number of the last server certificate it verified.
+type serialClient struct {
+	*http.Client
+	mu   sync.Mutex
+	last string // guarded by mu
+}
+
+func newSerialClient(pool *x509.CertPool, serverName string) *serialClient {
+	sc := &serialClient{}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: serverName, VerifyConnection: func(cs tls.ConnectionState) error {
+		sc.mu.Lock()
+		sc.last = cs.PeerCertificates[0].SerialNumber.String()
+		sc.mu.Unlock()
+		return nil
+	}}
+	tr.DisableKeepAlives = true
+	sc.Client = &http.Client{Transport: tr}
+	return sc
+}
+
+func (sc *serialClient) serial() string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.last
+}
+
+// dialWSS dials url with hc and returns the connection and the serial of
+// the certificate it saw.
+func dialWSS(t *testing.T, sc *serialClient, url string) (*websocket.Conn, string) {
+	t.Helper()
+	c, _, err := websocket.Dial(tctx(t), url, &websocket.DialOptions{HTTPClient: sc.Client})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c, sc.serial()
+}
+
+// TestTLSServe runs serve with --tls-cert/--tls-key: the CLI (listen,
+// connect, status with --ca-file), the SDK and a plain client work over
+// wss:// and https://, and SIGHUP swaps the certificate for new
+// connections while an open one keeps working.
+func TestTLSServe(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, 1, certFile, keyFile)
+
+	srv := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	addr := srv.waitLine(`switchboard: listening on https://(\S+)`)[1]
+	base := "wss://" + addr
+
+	// Without --ca-file the CLI does not trust the private CA.
+	out, err := exec.Command(switchboardBin, "status", "--broker", "https://"+addr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate") {
+		t.Fatalf("status without --ca-file: err %v, output %s; want a certificate error", err, out)
+	}
+
+	lis := startProc(t, nil, nil, "listen", base+"/echo/", "--echo", "--ca-file", ca.pemFile)
+	lis.waitLine(`switchboard: listening on wss://` + regexpQuote(addr) + `/echo/`)
+
+	sc := newSerialClient(ca.pool, "")
+	old, serial := dialWSS(t, sc, base+"/echo/old")
+	if serial != "1" {
+		t.Fatalf("first connection saw certificate serial %q, want 1", serial)
+	}
+	send(t, old, websocket.MessageText, "before reload")
+	expect(t, old, websocket.MessageText, "before reload")
+
+	resp, err := sc.Get("https://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET https://%s/healthz: %v %v", addr, resp, err)
+	}
+	resp.Body.Close()
+
+	// connect over wss:// with --ca-file.
+	conn := exec.Command(switchboardBin, "connect", base+"/echo/cli", "--ca-file", ca.pemFile, "--linger", "300ms")
+	conn.Stdin = strings.NewReader("hello over wss\n")
+	if out, err := conn.Output(); err != nil || strings.TrimSpace(string(out)) != "hello over wss" {
+		t.Fatalf("connect over wss: %v, output %q", err, out)
+	}
+	// status over https:// with --ca-file.
+	if out, err := exec.Command(switchboardBin, "status", "--broker", base, "--ca-file", ca.pemFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "scope ") {
+		t.Fatalf("status over https: %v\n%s", err, out)
+	}
+
+	// The Go SDK attaches over wss:// too.
+	hc, err := clientHTTP(ca.pemFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sdk.Listen(tctx(t), base+"/sdk/", &sdk.ListenOptions{Dial: &websocket.DialOptions{HTTPClient: hc}})
+	if err != nil {
+		t.Fatalf("sdk.Listen over wss: %v", err)
+	}
+	defer l.Close()
+	if l.URL() != base+"/sdk/" {
+		t.Fatalf("sdk listener URL %q, want %s/sdk/", l.URL(), base)
+	}
+	go func() {
+		req, err := l.Accept(tctx(t))
+		if err != nil {
+			return
+		}
+		ch, err := req.Accept(tctx(t), "", nil)
+		if err != nil {
+			return
+		}
+		typ, p, err := ch.Read(tctx(t))
+		if err == nil {
+			ch.Write(tctx(t), typ, append([]byte("sdk: "), p...))
+		}
+	}()
+	sdkc, _ := dialWSS(t, sc, base+"/sdk/x")
+	send(t, sdkc, websocket.MessageText, "hi")
+	expect(t, sdkc, websocket.MessageText, "sdk: hi")
+
+	// New certificate files, SIGHUP: new connections see serial 2.
+	ca.issue(t, 2, certFile, keyFile)
+	srv.signal(syscall.SIGHUP)
+	srv.waitLine(`TLS certificate reloaded.*serial=2`)
+	fresh, serial := dialWSS(t, sc, base+"/echo/new")
+	if serial != "2" {
+		t.Fatalf("connection after SIGHUP saw certificate serial %q, want 2", serial)
+	}
+	send(t, fresh, websocket.MessageText, "after reload")
+	expect(t, fresh, websocket.MessageText, "after reload")
+	// The connection made before the reload was not dropped.
+	send(t, old, websocket.MessageText, "still here")
+	expect(t, old, websocket.MessageText, "still here")
+
+	// Broken files on SIGHUP: the previous certificate stays.
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.signal(syscall.SIGHUP)
+	srv.waitLine(`reload failed; keeping the previous state.*TLS certificate`)
+	afterBad, serial := dialWSS(t, sc, base+"/echo/after-bad")
+	if serial != "2" {
+		t.Fatalf("after a failed reload the certificate serial is %q, want 2", serial)
+	}
+	afterBad.CloseNow()
+
+	for _, c := range []*websocket.Conn{old, fresh, sdkc} {
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	l.Close()
+	lis.signal(syscall.SIGTERM)
+	lis.wait()
+	srv.signal(syscall.SIGTERM)
+	if code := srv.wait(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+}
+
+// TestTLSFlagsMisuse: half a certificate pair, or files and ACME together,
+// are usage errors.
+func TestTLSFlagsMisuse(t *testing.T) {
+	for _, args := range [][]string{
+		{"--tls-cert", "x.pem"},
+		{"--tls-key", "x.pem"},
+		{"--tls-cert", "x.pem", "--tls-key", "y.pem", "--acme-domain", "a.example"},
+		{"--acme-domain", "localhost", "--acme-cache", t.TempDir()},
+	} {
+		cmd := exec.Command(switchboardBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+		cmd.Stderr = io.Discard
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("serve %v: %v, want exit 2", args, err)
+		}
+	}
+}
+
+func regexpQuote(s string) string {
+	r := strings.NewReplacer(".", `\.`, "[", `\[`, "]", `\]`)
+	return r.Replace(s)
+}
