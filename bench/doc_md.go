@@ -17,8 +17,8 @@ const (
 // table, plots and the goals.
 func (r *Report) ResultsMarkdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run: `%s` (%s mode), %s, %s.\n\n", r.Command, r.Mode,
-		r.Started.Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(1e9))
+	fmt.Fprintf(&b, "Run: `%s` (%s mode), %s, %s, built from `%s`.\n\n", r.Command, r.Mode,
+		r.Started.Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(1e9), r.Revision)
 	fmt.Fprintf(&b, "Machine: %d CPUs (`nproc`), %s, Linux %s, %s. Load generator, targets and peers all share these cores.\n\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.GoVersion)
 	fmt.Fprintf(&b, "Messages: %d B binary. Latency rate: %.0f round trips/s in total (half the direct echo's maximum in this run).\n\n",

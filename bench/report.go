@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,6 +20,7 @@ type Report struct {
 	Started           time.Time         `json:"started"`
 	Finished          time.Time         `json:"finished"`
 	Command           string            `json:"command"`
+	Revision          string            `json:"revision"` // git commit of the tree the binaries were built from; "+dirty" when it had changes
 	Machine           Machine           `json:"machine"`
 	MessageSize       int               `json:"message_size"`
 	LatencyRatePerSec float64           `json:"latency_rate_per_sec"`
@@ -93,10 +96,15 @@ type Fanout struct {
 }
 
 func newReport(cfg Config) *Report {
-	return &Report{
+	r := &Report{
 		Mode: cfg.Mode.Name, Started: time.Now().UTC(), Command: cfg.Command,
 		Machine: machine(), MessageSize: MessageSize, Skipped: map[string]string{},
+		Revision: cfg.Revision,
 	}
+	if r.Revision == "" {
+		r.Revision = revision(cfg.RepoDir)
+	}
+	return r
 }
 
 // result returns the target's result, adding it on first use.
@@ -323,4 +331,19 @@ func machine() Machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// revision names the commit the Go binaries were built from, with "+dirty"
+// when the tree had uncommitted changes outside bench/.
+func revision(repo string) string {
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!docs").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += "+dirty"
+	}
+	return rev
 }

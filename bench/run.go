@@ -53,6 +53,8 @@ type Config struct {
 	Log     *slog.Logger
 	Command string // the command line, for the report
 	KeepDir bool   // keep the temp dir with the targets' configs and logs
+	// Revision names the source tree in the report; empty: ask git in RepoDir.
+	Revision string
 }
 
 // AllTargets lists every target in table order.

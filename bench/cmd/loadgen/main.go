@@ -32,6 +32,7 @@ func main() {
 	verbose := flag.Bool("v", false, "log every measurement")
 	idle := flag.Int("idle", 0, "override the mode's idle connection count (one point)")
 	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
+	rev := flag.String("revision", "", "name of the source tree for the report (default: git's HEAD in -repo, +dirty if changed)")
 	flag.Parse()
 	level := slog.LevelInfo
 	if !*verbose {
@@ -40,13 +41,13 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, *idle, *keep); err != nil {
+	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, *idle, *keep, *rev); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, idle int, keep bool) error {
+func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, idle int, keep bool, rev string) error {
 	m, ok := bench.Modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q (smoke, quick, full)", mode)
@@ -54,7 +55,7 @@ func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, tar
 	if idle > 0 {
 		m.IdleConns = []int{idle}
 	}
-	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode), KeepDir: keep}
+	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode), KeepDir: keep, Revision: rev}
 	if targets != "" {
 		cfg.Targets = strings.Split(targets, ",")
 	}
