@@ -67,9 +67,13 @@ function renderRegistration(r) {
       el('tbody', {}, rows)) : el('p', { class: 'muted small' }, active ? 'Waiting for clients.' : ''));
 }
 
-function spark(path, key, max) {
-  const pts = history.map((h, i) => `${(i / 119) * 120},${24 - (h[key] / max) * 22 - 1}`);
-  path.setAttribute('d', pts.length ? 'M' + pts.join(' L') : '');
+// spark draws the last 120 samples right-aligned; area fills below the line.
+function spark(path, key, max, area) {
+  const n = history.length;
+  const pts = history.map((h, i) => `${(120 - (n - 1 - i) * (120 / 119)).toFixed(2)},${(23 - (h[key] / max) * 21).toFixed(2)}`);
+  if (pts.length < 2) { path.setAttribute('d', ''); return; }
+  const line = 'M' + pts.join(' L');
+  path.setAttribute('d', area ? `${line} L120,24 L${pts[0].split(',')[0]},24 Z` : line);
 }
 
 function render(s, dt) {
@@ -84,8 +88,9 @@ function render(s, dt) {
   $('s-min').textContent = mi == null ? '–' : fmtRate(mi);
   $('s-mout').textContent = mo == null ? '–' : fmtRate(mo);
   $('s-bytes').textContent = bytes == null ? '–' : fmtBytes(bytes);
-  $('spark').hidden = mi == null;
+  $('spark').toggleAttribute('hidden', mi == null);
   const max = Math.max(1, ...history.map((h) => Math.max(h.in, h.out)));
+  spark($('spark-in-area'), 'in', max, true);
   spark($('spark-in'), 'in', max);
   spark($('spark-out'), 'out', max);
   const regs = [...s.registrations].sort((a, b) => a.scope.localeCompare(b.scope));

@@ -78,6 +78,10 @@ test('the demo echoes and chats; the dashboard is live; screenshots', async () =
     await page.locator('.dash').screenshot({ path: join(dir, 'dashboard-phone.png') });
 
     // Rates come from the status counters (messages_in, …) of the broker.
+    const status = await (await fetch(BROKER + '/.switchboard/v1/status')).json();
+    for (const k of ['messages_in', 'messages_out', 'bytes_in', 'bytes_out', 'connections']) {
+      assert.equal(typeof status.counters?.[k], 'number', `GET /.switchboard/v1/status has no counters.${k}: the dashboard cannot show rates`);
+    }
     await waitFor('a message rate on the dashboard', async () => Number(await page.textContent('#s-min')) > 0);
 
     // Stop: clients are told, the page goes back to its start button.
