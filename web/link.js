@@ -173,6 +173,11 @@ export class Link {
       ws.binaryType = 'arraybuffer';
       this.ready = { resolve, reject };
       ws.onopen = () => { this.send(this.hello); };
+      // No later instance can take over a private scope: when the page goes
+      // away, close its clients now (1001) rather than at the handover timeout.
+      if (this.hello.flags & HELLO_PRIVATE && 'onpagehide' in globalThis) {
+        globalThis.addEventListener('pagehide', () => this.close(true), { once: true });
+      }
       ws.onmessage = (ev) => this.receive(ev.data);
       ws.onerror = () => {};
       ws.onclose = (ev) => this.ended(ev);

@@ -129,3 +129,19 @@ test('sending to a client is limited by credit: 4 MiB to a client reach it whole
   assert.ok(await page.evaluate(() => window.peak) > 0, 'bufferedAmount showed the wait for credit');
   await page.close();
 });
+
+test('closing the page closes the clients of its private listener at once (1001)', async () => {
+  const page = await libraryPage(browser.ctx);
+  const url = await page.evaluate(async () => {
+    const l = new sb.WebSocketListener();
+    await l.ready;
+    return l.url;
+  });
+  const c = nodeClient(url);
+  await c.open;
+  const start = Date.now();
+  await page.close({ runBeforeUnload: false });
+  await waitFor('the client to be closed', () => c.closed, 5000);
+  assert.equal(c.closed.code, 1001);
+  assert.ok(Date.now() - start < 5000);
+});
