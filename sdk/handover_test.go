@@ -240,3 +240,29 @@ func TestWriteWaitsForCredit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A newer instance attaches while the older one holds an unacknowledged
+// message; the older detaches without acknowledging it: the newer one gets
+// it (PROTOCOL.md, Instances and takeover).
+func TestTakeoverRedeliversUnacked(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	ctx := ctxT(t)
+	a := tb.listen("/u/", nil)
+	c, ch, _ := tb.connect(a, "/u/")
+	mustWrite(t, c, websocket.MessageText, "held")
+	if _, p, err := ch.Read(ctx); err != nil || string(p) != "held" {
+		t.Fatalf("read: %q %v", p, err)
+	}
+	changed := a.ActiveChanged()
+	b := tb.listen("/u/", nil)
+	<-changed
+	a.Close() // "held" was never acknowledged
+	r, err := b.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch2, _ := r.Accept(ctx, "", nil)
+	if _, p, err := ch2.Read(ctx); err != nil || string(p) != "held" {
+		t.Fatalf("newer instance read %q %v, want the unacknowledged message", p, err)
+	}
+}

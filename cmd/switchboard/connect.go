@@ -103,6 +103,7 @@ func runConnect(ctx context.Context, args []string) error {
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
 	writerDone := make(chan struct{})
+	var closedByUs bool // we sent the close and the handshake completed; read after writerDone
 	go func() {
 		defer close(writerDone)
 		for {
@@ -119,10 +120,10 @@ func runConnect(ctx context.Context, args []string) error {
 				case <-wctx.Done():
 				}
 				t.Stop()
-				c.Close(websocket.StatusNormalClosure, "")
+				closedByUs = c.Close(websocket.StatusNormalClosure, "") == nil
 				return
 			case <-ctx.Done():
-				c.Close(websocket.StatusNormalClosure, "interrupted")
+				closedByUs = c.Close(websocket.StatusNormalClosure, "interrupted") == nil
 				return
 			case <-wctx.Done():
 				return
@@ -149,7 +150,12 @@ func runConnect(ctx context.Context, args []string) error {
 	<-writerDone
 
 	var ce websocket.CloseError
-	if !errors.As(readErr, &ce) {
+	if !errors.As(readErr, &ce) && closedByUs {
+		// The reader may see the connection closed rather than the peer's
+		// close frame when our own close handshake finished first.
+		ce = websocket.CloseError{Code: websocket.StatusNormalClosure}
+	}
+	if ce.Code == 0 {
 		return fmt.Errorf("connection lost: %w", readErr)
 	}
 	if ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusNoStatusRcvd {
