@@ -56,6 +56,28 @@ func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int
 	if f.protocol == "" || f.protocol == string(portmap.Off) {
 		return nil, nil
 	}
+	p, err := newPortmapper(tls, host, reg)
+	if err != nil {
+		return nil, err
+	}
+	ext := f.externalPort
+	if ext == 0 {
+		ext = defaultExternal
+	}
+	m, err := portmap.Start(ctx, portmap.Config{
+		Protocol: portmap.Protocol(f.protocol), InternalPort: port, ExternalPort: ext, Lease: f.lease,
+		Logger: log, OnChange: p.observe, CheckInterval: f.checkInterval, RetryMin: f.retryMin,
+	})
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("bad --portmap settings: %v", err)}
+	}
+	p.m = m
+	return p, nil
+}
+
+// newPortmapper returns a portmapper without its Mapper, its metrics
+// registered with reg.
+func newPortmapper(tls bool, host string, reg prometheus.Registerer) (*portmapper, error) {
 	p := &portmapper{scheme: "ws", host: host}
 	if tls {
 		p.scheme = "wss"
@@ -70,18 +92,6 @@ func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int
 			return nil, fmt.Errorf("register portmap metrics: %w", err)
 		}
 	}
-	ext := f.externalPort
-	if ext == 0 {
-		ext = defaultExternal
-	}
-	m, err := portmap.Start(ctx, portmap.Config{
-		Protocol: portmap.Protocol(f.protocol), InternalPort: port, ExternalPort: ext, Lease: f.lease,
-		Logger: log, OnChange: p.observe, CheckInterval: f.checkInterval, RetryMin: f.retryMin,
-	})
-	if err != nil {
-		return nil, usageError{fmt.Sprintf("bad --portmap settings: %v", err)}
-	}
-	p.m = m
 	return p, nil
 }
 
@@ -140,7 +150,12 @@ func (p *portmapper) Status() portmapStatus {
 // PublicURL rewrites a scope URL to the mapped external address (or the
 // ACME name) and port while the mapping holds; otherwise it returns it as is.
 func (p *portmapper) PublicURL(scopeURL string) string {
-	s := p.m.Status()
+	return publicURL(scopeURL, p.scheme, p.host, p.m.Status())
+}
+
+// publicURL is scopeURL with scheme and the external host and port of s
+// (host, if not "", instead of the external IP); scopeURL while not mapped.
+func publicURL(scopeURL, scheme, host string, s portmap.Status) string {
 	if !s.Mapped {
 		return scopeURL
 	}
@@ -148,12 +163,11 @@ func (p *portmapper) PublicURL(scopeURL string) string {
 	if err != nil {
 		return scopeURL
 	}
-	host := p.host
 	if host == "" {
 		host = s.ExternalIP.String()
 	}
-	u.Scheme = p.scheme
-	if (p.scheme == "wss" && s.ExternalPort == 443) || (p.scheme == "ws" && s.ExternalPort == 80) {
+	u.Scheme = scheme
+	if (scheme == "wss" && s.ExternalPort == 443) || (scheme == "ws" && s.ExternalPort == 80) {
 		u.Host = host
 	} else {
 		u.Host = net.JoinHostPort(host, strconv.Itoa(s.ExternalPort))
