@@ -188,4 +188,3 @@ func wanEcho(t *testing.T, gw *gatewaytest.Gateway, url, msg string) {
 		t.Fatalf("connect %s from the WAN: %v; stderr: %s", url, err, stderr.String())
 	}
 }
-

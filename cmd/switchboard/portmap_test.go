@@ -52,7 +52,6 @@ func TestPortmapMetrics(t *testing.T) {
 	check([4]float64{1, 18080, 1, 2})
 }
 
-
 // TestPublicURL: mapped scope URLs name the external address and port (or
 // the ACME name), with the scheme of the broker's port.
 func TestPublicURL(t *testing.T) {
