@@ -2,7 +2,10 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -265,4 +268,52 @@ func TestTakeoverRedeliversUnacked(t *testing.T) {
 	if _, p, err := ch2.Read(ctx); err != nil || string(p) != "held" {
 		t.Fatalf("newer instance read %q %v, want the unacknowledged message", p, err)
 	}
+}
+
+// The link breaks (its TCP connection cut): the listener reports it through
+// Done and Err, and a new listener gets the channel and what was not
+// acknowledged.
+func TestLinkBreakHandsOver(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	ctx := ctxT(t)
+	conns := make(chan net.Conn, 1)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conns <- c
+		}
+		return c, err
+	}}}
+	a := tb.listen("/b/", &sdk.ListenOptions{Dial: &websocket.DialOptions{HTTPClient: client}})
+	tcp := <-conns
+	c, ch, _ := tb.connect(a, "/b/")
+	mustWrite(t, c, websocket.MessageText, "m1")
+	if _, p, err := ch.Read(ctx); err != nil || string(p) != "m1" {
+		t.Fatalf("read: %q %v", p, err)
+	}
+	tcp.Close()
+	select {
+	case <-a.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed after the link broke")
+	}
+	if err := a.Err(); err == nil || errors.Is(err, sdk.ErrClosed) {
+		t.Fatalf("Err = %v, want the transport error", err)
+	}
+	if _, _, err := ch.Read(ctx); !errors.Is(err, sdk.ErrLinkClosed) {
+		t.Fatalf("Read after the break: %v, want ErrLinkClosed", err)
+	}
+	b := tb.listen("/b/", nil)
+	r, err := b.Accept(ctx)
+	if err != nil || !r.Resumed {
+		t.Fatalf("accept: %+v %v", r, err)
+	}
+	ch2, _ := r.Accept(ctx, "", nil)
+	if _, p, err := ch2.Read(ctx); err != nil || string(p) != "m1" {
+		t.Fatalf("redelivered %q %v, want m1", p, err)
+	}
+	if err := ch2.Write(ctx, websocket.MessageText, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, c, websocket.MessageText, "ok")
 }

@@ -166,6 +166,15 @@ func (l *Listener) onConnect(f *protocol.Connect) {
 }
 
 func (l *Listener) onOpen(f *protocol.ChannelInfo) {
+	l.mu.Lock()
+	_, known := l.channels[f.Channel]
+	l.mu.Unlock()
+	if known {
+		// Told again (the broker's view of this instance was rebuilt, e.g.
+		// after a cluster link outage): keep the channel and its place;
+		// redelivered messages are dropped as duplicates.
+		return
+	}
 	info := infoOf(f)
 	c := l.newChannel(info)
 	r := &Request{

@@ -296,6 +296,13 @@ func (l *Listener) fail(err error) {
 func (l *Listener) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
+		select {
+		case <-l.done: // the link ended already: nothing to flush or close
+			l.conn.CloseNow()
+			l.wg.Wait()
+			return
+		default:
+		}
 		l.closing.Store(true)
 		close(l.stop) // the writer flushes what is queued and returns
 		t := time.NewTimer(5 * time.Second)
