@@ -38,7 +38,7 @@ const acmeTestDomain = "broker.switchboard.test"
 // and a client then talk over wss://, and a restarted broker serves the
 // certificate from --acme-cache without asking the CA again.
 func TestACME(t *testing.T) {
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")     // validate at once
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately bad nonces
 	// Pebble's HTTPS listener, with a certificate of a test CA the broker trusts.
 	tlsCA := newTestCA(t)
