@@ -54,11 +54,15 @@ try {
   await popup.check('input[value=chat]');
   check(await popup.isEnabled('#allow'), 'Allow stays disabled after a pick');
   mkdirSync(SCREENSHOTS, { recursive: true });
+  await popup.mouse.move(0, 0);
+  await popup.waitForFunction(() => document.getAnimations().length === 0); // hover transitions
   await popup.screenshot({ path: join(SCREENSHOTS, 'chooser.png') });
 
   await popup.click('#allow');
   await popup.locator('#done').waitFor({ state: 'visible' });
   await popup.click('#tokens-box summary');
+  await popup.mouse.move(0, 0);
+  await popup.waitForFunction(() => document.getAnimations().length === 0);
   await popup.screenshot({ path: join(SCREENSHOTS, 'chooser-done.png') });
   const shown = await popup.$$eval('#tokens code', (els) => els.map((e) => e.textContent));
 
