@@ -82,9 +82,17 @@ ensure_node_interop() {
 #   need_apt "command -v pushpin" pushpin
 #   need_apt "command -v miniupnpd" miniupnpd miniupnpd-nftables nftables
 
+# The port-mapping gateway tests (portmap/, cmd/switchboard TestPortmapGateway):
+# miniupnpd as the router in network namespaces, nft for its rules, ip for
+# the namespaces. They also need root.
+ensure_portmap_gateway() {
+	need_apt "command -v ip && command -v nft && command -v miniupnpd" iproute2 nftables miniupnpd miniupnpd-nftables
+}
+
 main() {
 	ensure_python_websockets
 	ensure_node_interop
+	ensure_portmap_gateway
 	log "all test dependencies present"
 }
 
