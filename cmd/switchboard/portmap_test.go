@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/netip"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,13 @@ func TestPublicURL(t *testing.T) {
 		if got := publicURL(c.scope, c.scheme, c.host, c.s); got != c.want {
 			t.Errorf("publicURL(%q, %s, %q, mapped %v) = %q, want %q", c.scope, c.scheme, c.host, c.s.Mapped, got, c.want)
 		}
+	}
+}
+
+// TestPortmapFlagMisuse: an unknown --portmap protocol is a usage error.
+func TestPortmapFlagMisuse(t *testing.T) {
+	out, err := exec.Command(switchboardBin, "serve", "--listen", "127.0.0.1:0", "--portmap", "carrier-pigeon").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "unknown protocol") {
+		t.Fatalf("serve --portmap carrier-pigeon: %v, output %s; want exit 2 naming the protocol", err, out)
 	}
 }
