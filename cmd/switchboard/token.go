@@ -13,10 +13,28 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
-func init() { commands["token"] = runToken }
+func init() {
+	commands["token"] = runToken
+	commands["app"] = runApp
+}
+
+// runApp makes an app secret and the hash the config file keeps.
+func runApp(_ context.Context, args []string) error {
+	if len(args) != 1 || args[0] != "new" {
+		return usageError{"usage: switchboard app new   (prints an app secret for --credential and its credential_hash for the config file)"}
+	}
+	secret := apps.NewSecret()
+	hash, err := apps.HashCredential(secret)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("secret:          %s\ncredential_hash: %s\n", secret, hash)
+	return nil
+}
 
 // adminClient talks to a broker's admin API.
 type adminClient struct {

@@ -114,6 +114,29 @@ func TestCLIAppsEndToEnd(t *testing.T) {
 	}
 }
 
+// TestAppNew: `switchboard app new` prints a secret and the hash that
+// authenticates it.
+func TestAppNew(t *testing.T) {
+	out := mustRun(t, "", nil, "app", "new")
+	var secret, hash string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "secret":
+			secret = strings.TrimSpace(v)
+		case "credential_hash":
+			hash = strings.TrimSpace(v)
+		}
+	}
+	d, err := apps.NewDirectory([]apps.AppConfig{{ID: "x", CredentialHash: hash}})
+	if err != nil {
+		t.Fatalf("app new printed %q: %v", out, err)
+	}
+	if id, ok := d.Authenticate(secret); !ok || id.App != "x" {
+		t.Fatalf("the printed secret does not match the printed hash: %q", out)
+	}
+}
+
 // TestReloadBySIGHUPAndCLI: permissions follow the config file after
 // SIGHUP and after `switchboard reload`, for new connections only.
 func TestReloadBySIGHUPAndCLI(t *testing.T) {
