@@ -150,6 +150,9 @@ func runServe(ctx context.Context, args []string) error {
 
 	select {
 	case err := <-errc:
+		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = pm.shutdown(mctx) // remove the port mapping of a broker that failed
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
