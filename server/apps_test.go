@@ -629,3 +629,84 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 	e.mustConnect("wsapp://chat/", s["notes"])
 	mustEcho(t, open, "and still")
 }
+
+// TestChooserSessionAndIssue: the chooser's sign-in gives an HttpOnly,
+// SameSite=Strict cookie scoped to the chooser; with it, tokens are issued
+// only for apps the chooser offers, and never to a cross-origin request.
+func TestChooserSessionAndIssue(t *testing.T) {
+	e, s := newEnv(t)
+	post := func(path, body string, h ...string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.http+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(h); i += 2 {
+			req.Header.Set(h[i], h[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if r := post("/.switchboard/chooser/login", `{"token":"nope"}`); r.StatusCode != http.StatusUnauthorized || len(r.Cookies()) != 0 {
+		t.Fatalf("wrong admin token: %s %v", r.Status, r.Cookies())
+	}
+	r := post("/.switchboard/chooser/login", `{"token":"admin-secret"}`)
+	if r.StatusCode != http.StatusOK || len(r.Cookies()) != 1 {
+		t.Fatalf("sign-in: %s %v", r.Status, r.Cookies())
+	}
+	ck := r.Cookies()[0]
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/.switchboard/chooser" || len(ck.Value) < 40 {
+		t.Fatalf("session cookie %+v", ck)
+	}
+	cookie := ck.Name + "=" + ck.Value
+
+	req, _ := http.NewRequest(http.MethodGet, e.http+"/.switchboard/chooser/info?app=camera", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info server.ChooserInfo
+	json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if info.Holder.ID != "camera" || len(info.Choices) != 2 || info.Choices[0].ID != "chat" || info.Choices[1].ID != "echo" {
+		t.Fatalf("chooser info for camera: %+v", info)
+	}
+
+	if r := post("/.switchboard/chooser/issue", `{"holder":"camera","targets":["notes"]}`, "Cookie", cookie); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("issue for an app the chooser does not offer: %s", r.Status)
+	}
+	if r := post("/.switchboard/chooser/issue", `{"holder":"camera","targets":["chat"]}`, "Cookie", cookie, "Origin", "https://evil.example"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin issue: %s", r.Status)
+	}
+	if r := post("/.switchboard/chooser/issue", `{"holder":"camera","targets":["chat"]}`, "Cookie", "sb_chooser=forged"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("issue with a forged session: %s", r.Status)
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.http+"/.switchboard/chooser/issue", strings.NewReader(`{"holder":"camera","targets":["chat"],"ttl":"1h"}`))
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", e.http)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks server.ChooserTokens
+	json.NewDecoder(resp.Body).Decode(&toks)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(toks.Tokens) != 1 {
+		t.Fatalf("chooser issue: %s %+v", resp.Status, toks)
+	}
+	e.mustConnect("wsapp://"+toks.Tokens[0].Token+"/", s["camera"])
+	// The session is no admin credential elsewhere.
+	req, _ = http.NewRequest(http.MethodGet, e.http+"/.switchboard/v1/tokens", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("admin API with the chooser session: %s", resp.Status)
+	}
+}
