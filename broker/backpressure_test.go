@@ -105,24 +105,23 @@ func TestStalledClientDoesNotSlowOthers(t *testing.T) {
 		return c
 	}
 	run(500 * time.Millisecond) // warm up
+	// Rounds alternate without and with the stalled client; the machine is
+	// shared and noisy, so the verdict is the median of the rounds' ratios.
 	var without, with []int64
-	for round := 0; round < 3; round++ {
-		without = append(without, run(time.Second))
+	var ratios []float64
+	for round := 0; round < 5; round++ {
+		a := run(600 * time.Millisecond)
 		s := stall()
-		with = append(with, run(time.Second))
+		b := run(600 * time.Millisecond)
 		checkBounds(t, e, window, chanBuf)
 		s.CloseNow()
+		without, with = append(without, a), append(with, b)
+		ratios = append(ratios, float64(b)/float64(a))
 	}
-	sum := func(v []int64) (s int64) {
-		for _, x := range v {
-			s += x
-		}
-		return
-	}
-	ratio := float64(sum(with)) / float64(sum(without))
-	t.Logf("round trips per second without a stalled client %v, with one %v: ratio %.2f", without, with, ratio)
+	sort.Float64s(ratios)
+	ratio := ratios[len(ratios)/2]
+	t.Logf("round trips without a stalled client %v, with one %v: median ratio %.2f", without, with, ratio)
 	if ratio < 0.9 {
-		sort.Slice(with, func(i, j int) bool { return with[i] < with[j] })
 		t.Fatalf("active clients kept %.0f%% of their throughput with a stalled client, want at least 90%%", ratio*100)
 	}
 }

@@ -206,6 +206,18 @@ func randomToken(n int) string {
 type Status struct {
 	Node          string               `json:"node"`
 	Registrations []RegistrationStatus `json:"registrations"`
+	Counters      Counters             `json:"counters"`
+}
+
+// Counters are running totals since the broker started (rates are their
+// differences over time), and the channels open now.
+type Counters struct {
+	MessagesIn  uint64 `json:"messages_in"`  // client → service
+	MessagesOut uint64 `json:"messages_out"` // service → client
+	BytesIn     uint64 `json:"bytes_in"`
+	BytesOut    uint64 `json:"bytes_out"`
+	Connections uint64 `json:"connections"` // client connections accepted, in all
+	Channels    int    `json:"channels"`    // open now, on this node
 }
 
 // RegistrationStatus describes one registration.
@@ -252,6 +264,9 @@ func (b *Broker) Status() Status {
 		st.Registrations = append(st.Registrations, reg.status())
 	}
 	sort.Slice(st.Registrations, func(i, j int) bool { return st.Registrations[i].Scope < st.Registrations[j].Scope })
+	st.Counters = Counters{MessagesIn: counterValue(b.m.msgIn), MessagesOut: counterValue(b.m.msgOut),
+		BytesIn: counterValue(b.m.bytesIn), BytesOut: counterValue(b.m.bytesOut), Connections: counterValue(b.m.clients),
+		Channels: int(gaugeValue(b.m.channels))}
 	return st
 }
 

@@ -30,7 +30,9 @@ type Channel struct {
 	// Client → service, guarded by mu. q holds every client message not yet
 	// acknowledged, in sequence order; q[:sent] went to inst.
 	inst      *Instance
-	q         []inMsg
+	servedBy  uint64 // id of the last instance inst was
+	q         []inMsg // q[qh:] is the live part
+	qh        int
 	sent      int
 	inflight  int // payload bytes of q[:sent]
 	buffered  int // payload bytes of q
@@ -42,7 +44,8 @@ type Channel struct {
 	// Service → client, guarded by mu. out[head:] waits for the writer.
 	out      []outMsg
 	head     int
-	outBytes int
+	outBytes int // all queued bytes
+	outData  int // queued bytes of Data frames, which the service sent on credit
 	owed     int           // bytes written to the client, not yet credited to the service
 	wake     chan struct{} // cap 1: out has messages for the writer
 
@@ -61,6 +64,7 @@ type inMsg struct {
 }
 
 type outMsg struct {
+	push   bool // sent by Push, outside the service's credit
 	typ    websocket.MessageType
 	data   *[]byte // pooled
 	close  bool
@@ -69,7 +73,7 @@ type outMsg struct {
 }
 
 func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *Channel {
-	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst,
+	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, servedBy: inst.id,
 		space: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
@@ -124,13 +128,16 @@ func (ch *Channel) pumpLocked() {
 			ch.instanceGoneLocked(ch.inst)
 		}
 		ch.inst = active
+		if active != nil {
+			ch.servedBy = active.id
+		}
 	}
 	inst := ch.inst
 	if inst == nil || inst != active || ch.done {
 		return // nobody to send to, or draining a superseded instance
 	}
-	for ch.sent < len(ch.q) && ch.inflight < inst.window {
-		m := &ch.q[ch.sent]
+	for ch.sent < len(ch.q)-ch.qh && ch.inflight < inst.window {
+		m := &ch.q[ch.qh+ch.sent]
 		if m.close {
 			if !ch.closeSent {
 				inst.sendFrame(&protocol.Close{Channel: ch.id, Code: m.code, Reason: m.reason})
@@ -166,18 +173,15 @@ func (ch *Channel) ack(inst *Instance, seq uint64) {
 	}
 	freed := 0
 	i := 0
-	for ; i < ch.sent && ch.q[i].seq <= seq; i++ {
-		m := &ch.q[i]
+	for ; i < ch.sent && ch.q[ch.qh+i].seq <= seq; i++ {
+		m := &ch.q[ch.qh+i]
 		freed += len(*m.data)
 		bufpool.Put(m.data)
 		*m = inMsg{}
 	}
 	if i > 0 {
-		n := copy(ch.q, ch.q[i:])
-		for j := n; j < len(ch.q); j++ {
-			ch.q[j] = inMsg{}
-		}
-		ch.q = ch.q[:n]
+		ch.qh += i
+		ch.compactLocked()
 		ch.sent -= i
 		ch.inflight -= freed
 		ch.buffered -= freed
@@ -195,12 +199,28 @@ func (ch *Channel) ack(inst *Instance, seq uint64) {
 	}
 }
 
+// compactLocked moves the live part of q to its front once the dead head is
+// as long as the live part, so acks cost amortized O(1) and q's array is
+// reused.
+func (ch *Channel) compactLocked() {
+	live := len(ch.q) - ch.qh
+	if ch.qh == 0 || ch.qh < live {
+		return
+	}
+	copy(ch.q, ch.q[ch.qh:])
+	for j := live; j < len(ch.q); j++ {
+		ch.q[j] = inMsg{}
+	}
+	ch.q = ch.q[:live]
+	ch.qh = 0
+}
+
 // finishIfAckedLocked ends a channel whose client closed once the service
 // has the Close and every message before it is acknowledged.
 func (ch *Channel) finishIfAckedLocked() {
-	if ch.closeSent && ch.sent == 0 && len(ch.q) == 1 && !ch.done {
-		ch.q[0] = inMsg{}
-		ch.q = ch.q[:0]
+	if ch.closeSent && ch.sent == 0 && len(ch.q)-ch.qh == 1 && !ch.done {
+		ch.q[ch.qh] = inMsg{}
+		ch.q, ch.qh = ch.q[:0], 0
 		ch.done = true
 	}
 }
@@ -215,7 +235,7 @@ func (ch *Channel) toClient(flags byte, p []byte, push bool) error {
 		return nil
 	}
 	window := ch.b.cfg.Limits.Window
-	if !push && ch.outBytes > 2*window {
+	if !push && ch.outData > 2*window {
 		ch.mu.Unlock()
 		return &linkError{protocol.ErrCodeLimit, fmt.Sprintf("service sent beyond its credit on channel %d", ch.id)}
 	}
@@ -225,8 +245,11 @@ func (ch *Channel) toClient(flags byte, p []byte, push bool) error {
 		ch.brokerClose(websocket.StatusTryAgainLater, "client too slow")
 		return nil
 	}
-	ch.out = append(ch.out, outMsg{typ: messageType(flags), data: bufpool.Copy(p)})
+	ch.out = append(ch.out, outMsg{typ: messageType(flags), data: bufpool.Copy(p), push: push})
 	ch.outBytes += len(p)
+	if !push {
+		ch.outData += len(p)
+	}
 	ch.startWriterLocked()
 	ch.mu.Unlock()
 	return nil
@@ -295,9 +318,12 @@ func (ch *Channel) drain(conn *websocket.Conn) bool {
 		bufpool.Put(m.data)
 		ch.mu.Lock()
 		ch.outBytes -= n
+		if !m.push {
+			ch.outData -= n
+		}
 		if err != nil {
 			ch.clientGone = true // the reader sees the same failure and reports it
-		} else {
+		} else if !m.push { // a push took no credit, so it gives none back
 			ch.owed += n
 			if ch.owed >= ch.b.cfg.Limits.Window/4 {
 				ch.creditLocked()
@@ -327,7 +353,7 @@ func (ch *Channel) releaseOutLocked() {
 	}
 	ch.out = ch.out[:0]
 	ch.head = 0
-	ch.outBytes = 0
+	ch.outBytes, ch.outData = 0, 0
 }
 
 // closeClient runs the WebSocket close handshake with the client.
@@ -383,7 +409,7 @@ func (ch *Channel) closeWith(code websocket.StatusCode, reason, by string) {
 
 // dropInLocked frees client messages nobody will receive.
 func (ch *Channel) dropInLocked() {
-	for i := range ch.q {
+	for i := ch.qh; i < len(ch.q); i++ {
 		if ch.q[i].data != nil {
 			n := len(*ch.q[i].data)
 			ch.buffered -= n
@@ -392,7 +418,7 @@ func (ch *Channel) dropInLocked() {
 		}
 		ch.q[i] = inMsg{}
 	}
-	ch.q = ch.q[:0]
+	ch.q, ch.qh = ch.q[:0], 0
 	ch.sent, ch.inflight = 0, 0
 	select {
 	case ch.space <- struct{}{}:
@@ -507,7 +533,7 @@ func (ch *Channel) status() ChannelStatus {
 	defer ch.mu.Unlock()
 	cs := ChannelStatus{ID: ch.id, Origin: ch.info.Origin, Target: ch.info.Target, Protocol: ch.info.Protocol,
 		App: ch.info.App, Remote: ch.info.Remote, Since: time.UnixMilli(int64(ch.info.Since)),
-		Unacked: len(ch.q), BufferedBytes: ch.buffered, QueuedOut: ch.outBytes}
+		Unacked: len(ch.q) - ch.qh, BufferedBytes: ch.buffered, QueuedOut: ch.outBytes}
 	if ch.inst != nil {
 		cs.Instance = ch.inst.id
 	}

@@ -159,6 +159,10 @@ func (b *Broker) FromRemoteInstance(id uint64, msg []byte) {
 	inst := b.remotes[id]
 	b.mu.RUnlock()
 	if inst == nil || inst.dead.Load() {
+		// The proxy is gone (its node was taken for lost) but the instance
+		// still talks: what it sent these channels cannot be delivered in
+		// order any more, so they are closed rather than silently skipped.
+		b.closeChannelsIn(msg, "frames from an instance whose node was taken for lost")
 		return
 	}
 	for len(msg) > 0 {
@@ -306,6 +310,74 @@ func (rc *remoteChannels) list() []protocol.ChannelInfo {
 		out = append(out, c)
 	}
 	return out
+}
+
+// closeChannelsIn closes, with 1012, the local channels that frames in msg
+// are for.
+func (b *Broker) closeChannelsIn(msg []byte, why string) {
+	ids := map[uint64]bool{}
+	for len(msg) > 0 {
+		ft, body, rest, err := protocol.Next(msg)
+		if err != nil {
+			break
+		}
+		if ch, ok := channelOf(ft, body); ok && NodeOf(ch) == b.cfg.NodeNum {
+			ids[ch] = true
+		}
+		msg = rest
+	}
+	if len(ids) == 0 {
+		return
+	}
+	b.mu.RLock()
+	regs := b.registrationsLocked()
+	b.mu.RUnlock()
+	for _, reg := range regs {
+		reg.each(func(ch *Channel) {
+			if ids[ch.id] {
+				b.log.Warn("closing channel: cluster frames lost", "channel", ch.id, "why", why)
+				ch.brokerClose(1012, "service restart")
+			}
+		})
+	}
+}
+
+// CloseCrossNodeChannels closes, with 1012, every local channel served by
+// an instance on another node.
+func (b *Broker) CloseCrossNodeChannels() {
+	b.mu.RLock()
+	regs := b.registrationsLocked()
+	b.mu.RUnlock()
+	for _, reg := range regs {
+		reg.each(func(ch *Channel) {
+			ch.mu.Lock()
+			remote := ch.servedBy != 0 && NodeOf(ch.servedBy) != b.cfg.NodeNum
+			ch.mu.Unlock()
+			if remote {
+				ch.brokerClose(1012, "service restart")
+			}
+		})
+	}
+}
+
+// RemoteFramesLost closes, with 1012, this node's channels served by a
+// remote instance whose frames toward them were lost on the way: the
+// service may have sent them messages they will never get, and a client
+// must be told rather than silently miss them.
+func (b *Broker) RemoteFramesLost(id uint64) {
+	b.mu.RLock()
+	regs := b.registrationsLocked()
+	b.mu.RUnlock()
+	for _, reg := range regs {
+		reg.each(func(ch *Channel) {
+			ch.mu.Lock()
+			hit := ch.servedBy == id
+			ch.mu.Unlock()
+			if hit {
+				ch.brokerClose(1012, "service restart")
+			}
+		})
+	}
 }
 
 // NodeLost tells local instances that the channels of a lost node are gone

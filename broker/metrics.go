@@ -1,6 +1,25 @@
 package broker
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func counterValue(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if c.Write(&m) != nil || m.Counter == nil {
+		return 0
+	}
+	return uint64(m.Counter.GetValue())
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if g.Write(&m) != nil || m.Gauge == nil {
+		return 0
+	}
+	return m.Gauge.GetValue()
+}
 
 // metrics are the broker's Prometheus collectors. The per-message counters
 // are resolved once, so the relay path only does atomic adds.

@@ -109,7 +109,12 @@ func (reg *Registration) detach(inst *Instance) {
 	for _, ch := range chans {
 		ch.mu.Lock()
 		ch.instanceGoneLocked(inst)
+		ch.pumpLocked() // a superseded instance left: its unacked messages go to the active one now
+		done := ch.done
 		ch.mu.Unlock()
+		if done {
+			ch.reg.removeChannel(ch)
+		}
 	}
 	if next != nil {
 		next.sendState(true)

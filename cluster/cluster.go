@@ -74,6 +74,18 @@ type Cluster struct {
 	mu    sync.Mutex
 	peers map[uint64]*peer // guarded by mu
 	err   error            // why the node is not ready; guarded by mu
+	down  time.Time        // when the NATS link broke; guarded by mu
+
+	seqMu   sync.Mutex
+	sendSeq map[streamKey]uint64 // last sequence number sent per data stream; guarded by seqMu
+	recvSeq map[streamKey]uint64 // last received; guarded by seqMu
+}
+
+// streamKey names one ordered stream of data-subject messages: to or from
+// one instance, between this node and node.
+type streamKey struct {
+	node, inst uint64
+	to         bool
 }
 
 type peer struct {
@@ -86,6 +98,11 @@ type heartbeat struct {
 	Num       uint64                `json:"num"`
 	Instances []broker.InstanceInfo `json:"instances"`
 }
+
+// reconnectBuffer is how much the NATS client holds while disconnected.
+// Past it publishes fail; the receivers see the gap in the stream's
+// sequence numbers and react (resend, or close with 1012).
+const reconnectBuffer = 32 << 20
 
 // NodeNum derives a node number from its name (23 bits, never 0). Names
 // whose numbers collide are reported as an error by Start's peers.
@@ -123,7 +140,8 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
-		stop: make(chan struct{}), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet")}
+		stop: make(chan struct{}), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
+		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64)}
 	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
 	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
 	c.lost = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_nodes_lost_total", Help: "Nodes declared lost after the node timeout."})
@@ -150,20 +168,22 @@ func (c *Cluster) Start(b *broker.Broker) error {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
-		nats.ReconnectBufSize(-1), // fail publishes while disconnected; the heartbeat timeout hands channels over
-		nats.ConnectHandler(func(*nats.Conn) { c.setConnected(nil) }),
-		nats.ReconnectHandler(func(*nats.Conn) { c.setConnected(nil) }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.ReconnectBufSize(reconnectBuffer), // frames published during an outage go out, in order, when NATS is back
+		nats.ConnectHandler(func(nc *nats.Conn) { c.setConnected(nc, nil) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { c.setConnected(nc, nil) }),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err == nil {
 				err = errors.New("disconnected")
 			}
-			c.setConnected(fmt.Errorf("NATS: %w", err))
+			c.setConnected(nc, fmt.Errorf("NATS: %w", err))
 		}),
 	)
 	if err != nil {
 		return fmt.Errorf("cluster: connect to NATS at %s: %w", c.cfg.URL, err)
 	}
+	c.mu.Lock()
 	c.nc = nc
+	c.mu.Unlock()
 	self := strconv.FormatUint(c.num, 10)
 	for subj, h := range map[string]nats.MsgHandler{
 		c.subject("hb"):                   c.onHeartbeat,
@@ -172,6 +192,7 @@ func (c *Cluster) Start(b *broker.Broker) error {
 		c.subject("n", self, "to", "*"):   c.onTo,
 		c.subject("n", self, "from", "*"): c.onFrom,
 		c.subject("push"):                 c.onPush,
+		c.subject("n", self, "resync", "*"): c.onResync,
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -182,7 +203,7 @@ func (c *Cluster) Start(b *broker.Broker) error {
 		c.subs = append(c.subs, s)
 	}
 	if nc.IsConnected() {
-		c.setConnected(nil)
+		c.setConnected(nc, nil)
 	} else {
 		c.log.Warn("NATS not reachable yet; serving local traffic and retrying", "url", c.cfg.URL)
 	}
@@ -191,17 +212,41 @@ func (c *Cluster) Start(b *broker.Broker) error {
 	return nil
 }
 
-func (c *Cluster) setConnected(err error) {
+func (c *Cluster) conn() *nats.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
+}
+
+func (c *Cluster) setConnected(nc *nats.Conn, err error) {
 	c.mu.Lock()
 	c.err = err
+	var outage time.Duration
+	if err != nil {
+		c.down = time.Now()
+	} else if !c.down.IsZero() {
+		outage, c.down = time.Since(c.down), time.Time{}
+	}
 	c.mu.Unlock()
+	if outage > c.cfg.NodeTimeout && c.b != nil {
+		// Peers may have taken this node for lost and closed its channels
+		// toward their instances: close them here too (1012), so clients
+		// reconnect instead of waiting on channels nobody serves.
+		c.log.Warn("back after an outage longer than the node timeout: closing cross-node channels", "outage", outage.Round(time.Millisecond))
+		c.b.CloseCrossNodeChannels()
+	}
 	if err != nil {
 		c.connected.Set(0)
 		c.log.Warn("cluster link down; serving local traffic", "err", err)
 		return
 	}
+	c.mu.Lock()
+	for _, p := range c.peers {
+		p.seen = time.Now()
+	}
+	c.mu.Unlock()
 	c.connected.Set(1)
-	c.log.Info("connected to NATS", "url", c.nc.ConnectedUrl())
+	c.log.Info("connected to NATS", "url", nc.ConnectedUrl())
 	c.heartbeat() // announce at once, so peers (re)attach our instances
 }
 
@@ -239,17 +284,25 @@ func (c *Cluster) loop() {
 }
 
 func (c *Cluster) heartbeat() {
-	if c.b == nil || c.nc == nil {
+	if c.b == nil || c.conn() == nil {
 		return
 	}
 	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.LocalInstances()})
 	c.publish(c.subject("hb"), hb)
 }
 
+// expirePeers declares nodes lost that have been silent past NodeTimeout.
+// While this node itself is cut off from NATS nobody is declared lost (the
+// silence is ours); when the link is back every peer gets a fresh
+// NodeTimeout to be heard again.
 func (c *Cluster) expirePeers() {
 	now := time.Now()
 	var lost []uint64
 	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
 	for num, p := range c.peers {
 		if now.Sub(p.seen) > c.cfg.NodeTimeout {
 			lost = append(lost, num)
@@ -266,7 +319,11 @@ func (c *Cluster) expirePeers() {
 }
 
 func (c *Cluster) publish(subj string, data []byte) {
-	if err := c.nc.Publish(subj, data); err != nil {
+	nc := c.conn()
+	if nc == nil {
+		return
+	}
+	if err := nc.Publish(subj, data); err != nil {
 		c.pubErrs.Inc()
 		return
 	}
@@ -334,17 +391,84 @@ func lastID(subject string) (uint64, bool) {
 	return v, err == nil
 }
 
+// Data-subject messages start with the sending node's number and a
+// sequence number per stream, so that a message lost on the way (NATS
+// dropped it, or the connection broke and came back) is noticed instead of
+// silently skipped: lost frames toward an instance are sent again (resync),
+// lost frames toward clients close their channels with 1012.
+
+func (c *Cluster) stamp(node, inst uint64, to bool, frames []byte) []byte {
+	c.seqMu.Lock()
+	k := streamKey{node, inst, to}
+	c.sendSeq[k]++
+	seq := c.sendSeq[k]
+	c.seqMu.Unlock()
+	b := make([]byte, 0, len(frames)+20)
+	b = binary.AppendUvarint(b, c.num)
+	b = binary.AppendUvarint(b, seq)
+	return append(b, frames...)
+}
+
+// unstamp checks a message's sequence number and returns its frames and
+// whether messages were lost before it.
+func (c *Cluster) unstamp(inst uint64, to bool, data []byte) (src uint64, frames []byte, lost, ok bool) {
+	src, k1 := binary.Uvarint(data)
+	if k1 <= 0 {
+		return 0, nil, false, false
+	}
+	seq, k2 := binary.Uvarint(data[k1:])
+	if k2 <= 0 {
+		return 0, nil, false, false
+	}
+	c.seqMu.Lock()
+	k := streamKey{src, inst, to}
+	last, seen := c.recvSeq[k]
+	c.recvSeq[k] = seq
+	c.seqMu.Unlock()
+	lost = seen && seq != last+1 && seq != 1 // 1: the sender restarted
+	return src, data[k1+k2:], lost, true
+}
+
 func (c *Cluster) onTo(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
-	if id, ok := lastID(m.Subject); ok {
-		c.b.ToLocalInstance(id, m.Data)
+	id, ok := lastID(m.Subject)
+	if !ok {
+		return
 	}
+	src, frames, lost, ok := c.unstamp(id, true, m.Data)
+	if !ok {
+		return
+	}
+	if lost {
+		// Frames from src's proxy were lost: have it detach and attach
+		// again, which resends everything unacknowledged, in order.
+		c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", id, "from", src)
+		c.publish(c.subject("n", strconv.FormatUint(src, 10), "resync", strconv.FormatUint(id, 10)), nil)
+	}
+	c.b.ToLocalInstance(id, frames)
 }
 
 func (c *Cluster) onFrom(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
+	id, ok := lastID(m.Subject)
+	if !ok {
+		return
+	}
+	_, frames, lost, ok := c.unstamp(id, false, m.Data)
+	if !ok {
+		return
+	}
+	if lost {
+		c.log.Warn("frames from a remote instance were lost; closing its channels here with 1012", "instance", id)
+		c.b.RemoteFramesLost(id)
+	}
+	c.b.FromRemoteInstance(id, frames)
+}
+
+func (c *Cluster) onResync(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
 	if id, ok := lastID(m.Subject); ok {
-		c.b.FromRemoteInstance(id, m.Data)
+		c.b.RemoteInstanceDown(id, "frames lost on the way; attaching again to resend")
 	}
 }
 
@@ -371,12 +495,12 @@ func (c *Cluster) InstanceDown(info broker.InstanceInfo) {
 
 // ToInstance implements broker.Cluster.
 func (c *Cluster) ToInstance(node, instance uint64, frames []byte) {
-	c.publish(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), frames)
+	c.publish(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), c.stamp(node, instance, true, frames))
 }
 
 // FromInstance implements broker.Cluster.
 func (c *Cluster) FromInstance(node, instance uint64, frames []byte) {
-	c.publish(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), frames)
+	c.publish(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), c.stamp(node, instance, false, frames))
 }
 
 // Push implements broker.Cluster.
@@ -394,11 +518,11 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.closed.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		if c.nc != nil {
-			if c.nc.IsConnected() {
-				err = c.nc.FlushWithContext(ctx)
+		if nc := c.conn(); nc != nil {
+			if nc.IsConnected() {
+				err = nc.FlushWithContext(ctx)
 			}
-			c.nc.Close()
+			nc.Close()
 		}
 	})
 	if err != nil {

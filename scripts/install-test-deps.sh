@@ -89,9 +89,24 @@ ensure_portmap_gateway() {
 	need_apt "command -v ip && command -v nft && command -v miniupnpd" iproute2 nftables miniupnpd miniupnpd-nftables
 }
 
+# Debian's chromium for the browser tests (web/), and web/'s pinned npm
+# packages (playwright-core drives the system chromium; no browser download).
+ensure_browser() {
+	need_apt "test -x /usr/bin/chromium" chromium
+	"$ROOT/web/install-deps.sh"
+}
+
+# Debian's nats-server binary, for the cluster test that runs the real one
+# (the others embed nats-server as a Go module).
+ensure_nats_server() {
+	need_apt "command -v nats-server" nats-server
+}
+
 main() {
 	ensure_python_websockets
 	ensure_node_interop
+	ensure_browser
+	ensure_nats_server
 	ensure_portmap_gateway
 	log "all test dependencies present"
 }

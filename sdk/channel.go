@@ -76,6 +76,11 @@ func (c *Channel) push(seq uint64, typ websocket.MessageType, p []byte) error {
 	if c.closedLocal || c.closeErr != nil {
 		return nil
 	}
+	if c.received != 0 && seq > c.received+1 {
+		// A gap: frames were lost between brokers of a cluster. Drop it
+		// unacknowledged; the broker resends from the first missing one.
+		return nil
+	}
 	if c.queued+len(p) > c.limit {
 		return fmt.Errorf("%w: channel %d: %d bytes beyond the window", errProtocol, c.id, c.queued+len(p))
 	}
