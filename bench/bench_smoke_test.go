@@ -108,6 +108,8 @@ func TestFeasibleConns(t *testing.T) {
 		{Nginx, 10000, 20000, 9872, true},
 		{Direct, 100000, 20000, 0, false},
 		{Nginx, 100000, 1 << 20, 100000, true},
+		{Pushpin, 10000, 20000, pushpinMaxConns, true},
+		{Pushpin, 100000, 1 << 20, 0, false},
 	} {
 		got, why := feasibleConns(c.target, c.want, c.limit)
 		if got != c.conns || (why == "") != c.ok {

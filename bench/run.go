@@ -300,6 +300,8 @@ func feasibleConns(target string, want int, limit uint64) (int, string) {
 		room = min(room, pushpinMaxConns)
 	}
 	switch {
+	case target == Pushpin && want > 10*pushpinMaxConns:
+		return 0, fmt.Sprintf("not run: Pushpin's runner caps zurl at max_open_requests=2000, and its %d-connection point stands for the 10,000 one", pushpinMaxConns)
 	case target == Pushpin && room < want:
 		return room, ""
 	case room >= want:

@@ -10,7 +10,15 @@ import (
 // the peers).
 func (r *Report) Table() string {
 	var b strings.Builder
-	ms := r.metrics()
+	var ms []metric // rows with a figure for at least one target
+	for _, m := range r.metrics() {
+		for _, t := range r.Targets {
+			if _, ok := m.get(t); ok {
+				ms = append(ms, m)
+				break
+			}
+		}
+	}
 	b.WriteString("| scenario |")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, " %s |", t.Name)
@@ -99,7 +107,7 @@ func (r *Report) Table() string {
 				notes = append(notes, fmt.Sprintf("- %s idle memory for %d conns was measured at %d conns (%s)", t.Name, p.Requested, p.Conns, limitReason(t.Name)))
 			}
 			if p.Error != "" {
-				notes = append(notes, fmt.Sprintf("- %s idle memory at %d conns failed: %s", t.Name, p.Conns, p.Error))
+				notes = append(notes, fmt.Sprintf("- %s idle memory at %d conns: %s", t.Name, p.Requested, p.Error))
 			}
 		}
 		if t.Latency != nil && t.Latency.Missed > 0 {
