@@ -97,6 +97,9 @@ export class Channel {
           continue;
         }
         if (f.seq <= this.lastSeq) { this.link.ack(this, f.seq); continue; }
+        // Past a gap (frames lost between brokers of a cluster): drop it
+        // unacknowledged; the broker resends from the first missing one.
+        if (this.lastSeq !== 0 && f.seq > this.lastSeq + 1) continue;
         try {
           const r = this.onmessage?.(f.payload, (f.flags & FLAG_BINARY) !== 0);
           if (r && typeof r.then === 'function') await r;
