@@ -69,6 +69,9 @@ func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, tar
 	fmt.Print(rep.Table())
 	fmt.Println()
 	for _, g := range rep.Goals() {
+		if mode == "smoke" {
+			break // tiny counts: the goals mean nothing here
+		}
 		fmt.Printf("goal %-62s %-8s %s\n", g.Text, g.Status, g.Figure)
 	}
 	if out == "" {
