@@ -29,12 +29,13 @@ type Broker struct {
 	nextID   atomic.Uint64  // channel and instance ids
 	buffered atomic.Int64   // client bytes held, over all channels
 
-	mu       sync.RWMutex
-	reg      registry               // guarded by mu
-	links    map[*Instance]struct{} // guarded by mu
-	remotes  map[uint64]*Instance   // proxies of instances on other nodes; guarded by mu
-	closed   bool                   // guarded by mu
-	shutdown chan struct{}          // closed when Shutdown starts
+	mu        sync.RWMutex
+	reg       registry               // guarded by mu
+	links     map[*Instance]struct{} // guarded by mu
+	remotes   map[uint64]*Instance   // proxies of instances on other nodes; guarded by mu
+	lostNodes map[uint64]bool        // nodes taken for lost and not heard from since; guarded by mu
+	closed    bool                   // guarded by mu
+	shutdown  chan struct{}          // closed when Shutdown starts
 }
 
 // ioCtx is the context of reads and writes on the data path. It is never
@@ -59,11 +60,12 @@ func New(cfg Config) *Broker {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	b := &Broker{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		links:    make(map[*Instance]struct{}),
-		remotes:  make(map[uint64]*Instance),
-		shutdown: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		links:     make(map[*Instance]struct{}),
+		remotes:   make(map[uint64]*Instance),
+		lostNodes: make(map[uint64]bool),
+		shutdown:  make(chan struct{}),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.m = newMetrics(cfg.Registerer, func() float64 { return float64(b.buffered.Load()) })

@@ -30,7 +30,7 @@ type Channel struct {
 	// Client → service, guarded by mu. q holds every client message not yet
 	// acknowledged, in sequence order; q[:sent] went to inst.
 	inst      *Instance
-	servedBy  uint64 // id of the last instance inst was
+	servedBy  uint64  // id of the last instance inst was
 	q         []inMsg // q[qh:] is the live part
 	qh        int
 	sent      int
@@ -44,8 +44,8 @@ type Channel struct {
 	// Service → client, guarded by mu. out[head:] waits for the writer.
 	out      []outMsg
 	head     int
-	outBytes int // all queued bytes
-	outData  int // queued bytes of Data frames, which the service sent on credit
+	outBytes int           // all queued bytes
+	outData  int           // queued bytes of Data frames, which the service sent on credit
 	owed     int           // bytes written to the client, not yet credited to the service
 	wake     chan struct{} // cap 1: out has messages for the writer
 

@@ -79,6 +79,7 @@ func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
 		b.mu.Unlock()
 		return nil
 	}
+	delete(b.lostNodes, info.Node) // heard from again
 	reg := b.reg.get(scope)
 	if reg == nil {
 		reg = &Registration{b: b, scope: scope, owner: info.Owner}
@@ -159,10 +160,17 @@ func (b *Broker) FromRemoteInstance(id uint64, msg []byte) {
 	inst := b.remotes[id]
 	b.mu.RUnlock()
 	if inst == nil || inst.dead.Load() {
-		// The proxy is gone (its node was taken for lost) but the instance
-		// still talks: what it sent these channels cannot be delivered in
-		// order any more, so they are closed rather than silently skipped.
-		b.closeChannelsIn(msg, "frames from an instance whose node was taken for lost")
+		b.mu.RLock()
+		lost := b.lostNodes[NodeOf(id)]
+		b.mu.RUnlock()
+		if lost {
+			// Its node was taken for lost but the instance still talks:
+			// what it sent these channels cannot be delivered in order any
+			// more, so they are closed rather than silently skipped.
+			b.closeChannelsIn(msg, "frames from an instance whose node was taken for lost")
+		}
+		// Otherwise the instance is gone: like a link that died, what it
+		// sent last is dropped, and its unacknowledged input is resent.
 		return
 	}
 	for len(msg) > 0 {
@@ -383,6 +391,9 @@ func (b *Broker) RemoteFramesLost(id uint64) {
 // NodeLost tells local instances that the channels of a lost node are gone
 // (Close 1006), and detaches the proxies of its instances.
 func (b *Broker) NodeLost(node uint64) {
+	b.mu.Lock()
+	b.lostNodes[node] = true
+	b.mu.Unlock()
 	for _, id := range b.RemoteInstances(node) {
 		b.RemoteInstanceDown(id, "node lost")
 	}
