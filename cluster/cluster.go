@@ -186,12 +186,12 @@ func (c *Cluster) Start(b *broker.Broker) error {
 	c.mu.Unlock()
 	self := strconv.FormatUint(c.num, 10)
 	for subj, h := range map[string]nats.MsgHandler{
-		c.subject("hb"):                   c.onHeartbeat,
-		c.subject("inst", "up"):           c.onUp,
-		c.subject("inst", "down"):         c.onDown,
-		c.subject("n", self, "to", "*"):   c.onTo,
-		c.subject("n", self, "from", "*"): c.onFrom,
-		c.subject("push"):                 c.onPush,
+		c.subject("hb"):                     c.onHeartbeat,
+		c.subject("inst", "up"):             c.onUp,
+		c.subject("inst", "down"):           c.onDown,
+		c.subject("n", self, "to", "*"):     c.onTo,
+		c.subject("n", self, "from", "*"):   c.onFrom,
+		c.subject("push"):                   c.onPush,
 		c.subject("n", self, "resync", "*"): c.onResync,
 	} {
 		s, err := nc.Subscribe(subj, h)

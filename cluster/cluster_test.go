@@ -136,7 +136,10 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
 
 type testWriter struct{ t testing.TB }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // threeNodes starts a 3-server NATS cluster and a broker on each server,
 // and waits until every node knows the other two.
