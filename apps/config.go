@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/broker"
 )
 
 // AppConfig is one app in the config file's "apps" section.
@@ -87,60 +87,16 @@ func ValidID(id string) error {
 
 // scope is a listen scope: an optional host and a path prefix starting and
 // ending with "/". It follows the broker's scope rules.
-type scope struct {
-	host string // lower case; "" for any host
-	path string
-}
-
-func (s scope) String() string { return s.host + s.path }
-
-// covers reports whether s includes all of o: any host or the same host,
-// and a path prefix of o's.
-func (s scope) covers(o scope) bool {
-	return (s.host == "" || s.host == o.host) && strings.HasPrefix(o.path, s.path)
-}
-
-// overlaps reports whether some request could match both s and o.
-func (s scope) overlaps(o scope) bool {
-	hostsMeet := s.host == "" || o.host == "" || s.host == o.host
-	return hostsMeet && (strings.HasPrefix(o.path, s.path) || strings.HasPrefix(s.path, o.path))
-}
+// scope is a listen scope: the broker's own type and parser, so that the
+// two can never disagree on what a scope is.
+type scope = broker.Scope
 
 // parseScope reads "/path/" or "host/path/".
 func parseScope(raw string) (scope, error) {
-	var s scope
-	if strings.HasPrefix(raw, "/") {
-		s.path = raw
-	} else {
-		host, path, ok := strings.Cut(raw, "/")
-		if !ok || host == "" {
-			return s, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
-		}
-		s.host, s.path = strings.ToLower(host), "/"+path
+	if strings.Contains(raw, "://") {
+		return scope{}, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
 	}
-	return s, checkScope(s)
-}
-
-func checkScope(s scope) error {
-	p := s.path
-	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
-		return fmt.Errorf("scope path %q must start and end with /", p)
-	}
-	if strings.HasPrefix(p, protocol.ReservedPrefix) {
-		return fmt.Errorf("scope path %q is under the broker's reserved prefix %s", p, protocol.ReservedPrefix)
-	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
-		return fmt.Errorf("scope path %q is not clean", p)
-	}
-	for _, c := range p {
-		if c <= ' ' || c == 0x7f || c == '?' || c == '#' {
-			return fmt.Errorf("scope path %q has a character not allowed in a path", p)
-		}
-	}
-	if strings.ContainsAny(s.host, "/:@ ") {
-		return fmt.Errorf("scope host %q is not a host name", s.host)
-	}
-	return nil
+	return broker.ParseScope(raw, true)
 }
 
 // NormalizeOrigin returns the canonical form of a web origin

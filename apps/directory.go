@@ -154,7 +154,7 @@ func NewDirectory(apps []AppConfig) (*Directory, error) {
 			e.listen = append(e.listen, sc)
 			e.cfg.Listen[j] = sc.String()
 			for _, o := range scopes {
-				if o.app != a.ID && o.sc.overlaps(sc) {
+				if o.app != a.ID && o.sc.Overlaps(sc) {
 					bad(i, a.ID, "listen scope %s overlaps scope %s of app %s", sc, o.sc, o.app)
 				}
 			}
@@ -233,8 +233,8 @@ func (d *Directory) IDs() []string { return slices.Clone(d.ids) }
 // MayListen reports whether app may listen on the scope host+scopePath
 // (host "" for any host). The error's Reason says why not.
 func (d *Directory) MayListen(app string, host, scopePath string) error {
-	sc := scope{host: strings.ToLower(host), path: scopePath}
-	if err := checkScope(sc); err != nil {
+	sc := scope{Host: strings.ToLower(host), Path: scopePath}
+	if err := sc.Validate(); err != nil {
 		return deny(ReasonBadScope, "app %s may not listen: %v", app, err)
 	}
 	e, ok := d.apps[app]
@@ -242,7 +242,7 @@ func (d *Directory) MayListen(app string, host, scopePath string) error {
 		return deny(ReasonUnknownApp, "app %s may not listen on %s: no such app", app, sc)
 	}
 	for _, own := range e.listen {
-		if own.covers(sc) {
+		if own.Covers(sc) {
 			return nil
 		}
 	}
@@ -251,7 +251,7 @@ func (d *Directory) MayListen(app string, host, scopePath string) error {
 			continue
 		}
 		for _, other := range d.apps[id].listen {
-			if other.overlaps(sc) {
+			if other.Overlaps(sc) {
 				return deny(ReasonScopeOfOther, "app %s may not listen on %s: it overlaps scope %s of app %s", app, sc, other, id)
 			}
 		}

@@ -73,6 +73,18 @@ func (s Scope) Validate() error {
 	return nil
 }
 
+// Covers reports whether s includes all of o: any host or the same host,
+// and a path prefix of o's.
+func (s Scope) Covers(o Scope) bool {
+	return (s.Host == "" || s.Host == o.Host) && strings.HasPrefix(o.Path, s.Path)
+}
+
+// Overlaps reports whether some request could match both s and o.
+func (s Scope) Overlaps(o Scope) bool {
+	hostsMeet := s.Host == "" || o.Host == "" || s.Host == o.Host
+	return hostsMeet && (strings.HasPrefix(o.Path, s.Path) || strings.HasPrefix(s.Path, o.Path))
+}
+
 // Matches reports whether a request for host and path falls in s.
 func (s Scope) Matches(host, path string) bool {
 	if s.Host != "" && !strings.EqualFold(s.Host, host) {

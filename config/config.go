@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/apps"
@@ -207,13 +206,10 @@ func (c *File) Authorizer(dev bool) func(context.Context, broker.AuthRequest) (s
 			all = append(all, owned{cr.Name, h, sc})
 		}
 	}
-	covers := func(o broker.Scope, s broker.Scope) bool {
-		return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
-	}
 	return func(_ context.Context, req broker.AuthRequest) (string, error) {
 		if req.Credential == "" {
 			for _, o := range all {
-				if covers(o.scope, req.Scope) || covers(req.Scope, o.scope) {
+				if o.scope.Overlaps(req.Scope) {
 					return "", fmt.Errorf("scope %s is owned by a credential; pass --credential", req.Scope)
 				}
 			}
@@ -232,7 +228,7 @@ func (c *File) Authorizer(dev bool) func(context.Context, broker.AuthRequest) (s
 				continue
 			}
 			known = true
-			if covers(o.scope, req.Scope) {
+			if o.scope.Covers(req.Scope) {
 				return o.name, nil
 			}
 		}
