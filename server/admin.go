@@ -212,14 +212,9 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, by string) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	ttl := defaultTTL
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil {
-			http.Error(w, "bad ttl: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		ttl = d
+	ttl, ok := parseTTL(w, req.TTL)
+	if !ok {
+		return
 	}
 	resp, err := s.issue(dir, sealer, req.Holder, req.Target, ttl, by)
 	if err != nil {
@@ -402,14 +397,9 @@ func (s *Server) chooserIssue(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	ttl := defaultTTL
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil {
-			http.Error(w, "bad ttl: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		ttl = d
+	ttl, ok := parseTTL(w, req.TTL)
+	if !ok {
+		return
 	}
 	choosable := map[string]bool{}
 	for _, c := range dir.Choosable(req.Holder) {
@@ -435,4 +425,17 @@ func (s *Server) chooserIssue(w http.ResponseWriter, r *http.Request) {
 		out.Tokens = append(out.Tokens, resp)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// parseTTL reads a token lifetime ("" is defaultTTL); a bad one gets 400.
+func parseTTL(w http.ResponseWriter, v string) (time.Duration, bool) {
+	if v == "" {
+		return defaultTTL, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		http.Error(w, "bad ttl: "+err.Error(), http.StatusBadRequest)
+		return 0, false
+	}
+	return d, true
 }

@@ -86,13 +86,8 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		writeReject(w)
 		return
 	}
-	if status, msg := checkHandshake(w, r); status != 0 {
-		http.Error(w, msg, status)
-		return
-	}
-	remote := remoteAddr(r)
-	if !s.admitAddr(remote.Addr()) {
-		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+	remote, ok := s.admitHandshake(w, r)
+	if !ok {
 		return
 	}
 	defer s.releaseAddr(remote.Addr())

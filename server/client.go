@@ -60,18 +60,28 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
 
 // serveClient runs the connect flow for a client handshake.
 func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
+	remote, ok := s.admitHandshake(w, r)
+	if !ok {
+		return
+	}
+	defer s.releaseAddr(remote.Addr())
+	s.connect(w, r, handshakeOf(r, remote))
+}
+
+// admitHandshake checks a client handshake and counts it against its
+// address's limit, answering the error itself when it fails. On success
+// the caller releases the address when the connection ends.
+func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (netip.AddrPort, bool) {
 	if status, msg := checkHandshake(w, r); status != 0 {
 		http.Error(w, msg, status)
-		return
+		return netip.AddrPort{}, false
 	}
 	remote := remoteAddr(r)
 	if !s.admitAddr(remote.Addr()) {
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
-		return
+		return netip.AddrPort{}, false
 	}
-	defer s.releaseAddr(remote.Addr())
-
-	s.connect(w, r, handshakeOf(r, remote))
+	return remote, true
 }
 
 // connect offers hs to the broker and answers the client: the uniform
