@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,11 +72,67 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: no idle memory measured: %+v", name, tr.Idle)
 		}
 	}
-	if d := got.Result(Direct); d != nil && (d.Fanout == nil || d.Fanout.Delivered != d.Fanout.Clients) {
-		t.Errorf("direct fan-out did not reach every client: %+v", d.Fanout)
+	for _, name := range want {
+		if tr := got.Result(name); tr != nil && (tr.Fanout == nil || tr.Fanout.Clients == 0 || tr.Fanout.Delivered != tr.Fanout.Clients || tr.Fanout.DeliveryMs <= 0) {
+			t.Errorf("%s fan-out did not reach every client: %+v", name, tr.Fanout)
+		}
 	}
+	checkCluster(t, &got, len(want) > 1)
 	if q := got.Ratios["echo_rt_per_sec@4"][Direct][Direct]; q != 1 {
 		t.Errorf("direct/direct throughput ratio = %v, want 1", q)
+	}
+}
+
+// checkCluster checks the cluster scenario of a smoke report: measured on
+// both paths when Switchboard runs and Debian's nats-server is installed
+// (scripts/install-test-deps.sh installs it), else skipped for that reason.
+func checkCluster(t *testing.T, rep *Report, switchboard bool) {
+	t.Helper()
+	c := rep.Cluster
+	if c == nil {
+		t.Fatal("no cluster scenario in the report")
+	}
+	if !switchboard {
+		if c.Skip == "" {
+			t.Errorf("cluster ran without a switchboard binary: %+v", c)
+		}
+		return
+	}
+	if _, err := exec.LookPath("nats-server"); err != nil {
+		if !strings.HasPrefix(c.Skip, "not installed") {
+			t.Errorf("cluster skipped for another reason than nats-server missing: %q", c.Skip)
+		}
+		return
+	}
+	if c.Skip != "" || len(c.Errors) > 0 {
+		t.Fatalf("cluster scenario: skip %q, errors %v", c.Skip, c.Errors)
+	}
+	for name, p := range map[string]*ClusterPath{"single": c.Single, "cross": c.Cross} {
+		switch {
+		case p == nil:
+			t.Errorf("cluster %s: not measured", name)
+		case p.RoundTripsPerSec <= 0 || p.CPUMicrosPerRT <= 0:
+			t.Errorf("cluster %s: no throughput or CPU: %+v", name, p)
+		case p.Latency == nil || p.Latency.Count == 0 || p.Latency.P99Micros <= 0:
+			t.Errorf("cluster %s: no latency: %+v", name, p.Latency)
+		case p.CPUByProcess[clBrokerB] <= 0:
+			t.Errorf("cluster %s: broker b's CPU not measured: %v", name, p.CPUByProcess)
+		}
+	}
+	if c.Single != nil && c.Cross != nil && c.ThroughputRatio != c.Cross.RoundTripsPerSec/c.Single.RoundTripsPerSec {
+		t.Errorf("cluster throughput ratio %v is not cross/single", c.ThroughputRatio)
+	}
+	if c.Cross != nil && (c.Cross.CPUByProcess[clNATS] <= 0 || c.Cross.CPUByProcess[clBrokerA] <= 0) {
+		t.Errorf("cross-node round trips used no CPU in NATS or broker a: %v", c.Cross.CPUByProcess)
+	}
+	var judged bool
+	for _, g := range rep.Goals() {
+		if strings.HasPrefix(g.Text, "cross-node throughput") {
+			judged = g.Status != "pending"
+		}
+	}
+	if !judged {
+		t.Error("the cross-node goal is not judged")
 	}
 }
 

@@ -158,6 +158,7 @@ type echoResult struct {
 	cpuSeconds     float64 // all target processes
 	perSec         float64
 	cpuMicrosPerRT float64
+	cpuByProc      map[string]float64 // µs per round trip, by process (tree) name
 }
 
 // runEcho drives conns connections in closed-loop ping-pong with size-byte
@@ -174,6 +175,7 @@ func runEcho(ctx context.Context, r *running, conns, size int, dur time.Duration
 	errc := make(chan error, len(cs))
 	var wg sync.WaitGroup
 	before, _ := r.usage()
+	beforeEach := r.usageEach()
 	start := time.Now()
 	for _, c := range cs {
 		wg.Add(1)
@@ -198,6 +200,7 @@ func runEcho(ctx context.Context, r *running, conns, size int, dur time.Duration
 	wg.Wait()
 	elapsed := time.Since(start)
 	after, _ := r.usage()
+	afterEach := r.usageEach()
 	close(errc)
 	if err := <-errc; err != nil {
 		return echoResult{}, fmt.Errorf("echo with %d connections: %w", conns, err)
@@ -206,6 +209,10 @@ func runEcho(ctx context.Context, r *running, conns, size int, dur time.Duration
 	res.perSec = float64(res.roundTrips) / elapsed.Seconds()
 	if res.roundTrips > 0 {
 		res.cpuMicrosPerRT = res.cpuSeconds * 1e6 / float64(res.roundTrips)
+		res.cpuByProc = map[string]float64{}
+		for name, a := range afterEach {
+			res.cpuByProc[name] = (a - beforeEach[name]) * 1e6 / float64(res.roundTrips)
+		}
 	}
 	return res, nil
 }

@@ -31,8 +31,17 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	plots := map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat}
+	if c := r.Cluster; c != nil && c.Single != nil && c.Cross != nil && c.Single.Latency != nil && c.Cross.Latency != nil {
+		cp, err := cdfPlot(fmt.Sprintf("Cluster latency at %.0f round trips/s (half the single-node maximum)", c.LatencyRatePerSec),
+			[]cdfSeries{{"single-node (clients on b)", targetColors[Switchboard], c.Single.Latency}, {"cross-node (clients on a)", crossColor, c.Cross.Latency}})
+		if err != nil {
+			return nil, err
+		}
+		plots[ClusterPlot] = cp
+	}
 	var out []string
-	for name, p := range map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat} {
+	for name, p := range plots {
 		path := filepath.Join(dir, name)
 		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
 			return nil, fmt.Errorf("save plot %s: %w", path, err)
@@ -82,8 +91,31 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 }
 
 func (r *Report) latencyPlot() (*plot.Plot, error) {
+	var ss []cdfSeries
+	for _, t := range r.Targets {
+		if t.Latency != nil {
+			ss = append(ss, cdfSeries{t.Name, targetColors[t.Name], t.Latency})
+		}
+	}
+	return cdfPlot(fmt.Sprintf("Latency at %.0f round trips/s (half the direct maximum)", r.LatencyRatePerSec), ss)
+}
+
+// ClusterPlot is the file name of the cluster scenario's latency CDF.
+const ClusterPlot = "cluster-latency-cdf.png"
+
+// crossColor is the cross-node line's colour in the cluster plot.
+var crossColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
+
+// cdfSeries is one line of a latency CDF plot.
+type cdfSeries struct {
+	name  string
+	color color.Color
+	lat   *LatencyResult
+}
+
+func cdfPlot(title string, series []cdfSeries) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Latency at %.0f round trips/s (half the direct maximum)", r.LatencyRatePerSec)
+	p.Title.Text = title
 	p.X.Label.Text = "round-trip latency (log scale)"
 	p.Y.Label.Text = "percentile"
 	p.X.Scale = plot.LogScale{}
@@ -96,22 +128,19 @@ func (r *Report) latencyPlot() (*plot.Plot, error) {
 	p.Legend.Left = false
 	p.Legend.XOffs = -vg.Points(4)
 	p.Legend.YOffs = vg.Points(4)
-	for _, t := range r.Targets {
-		if t.Latency == nil {
-			continue
-		}
+	for _, s := range series {
 		var xy plotter.XYs
-		for _, c := range t.Latency.CDF {
+		for _, c := range s.lat.CDF {
 			xy = append(xy, plotter.XY{X: max(1, c.Micros), Y: c.Percentile})
 		}
 		l, err := plotter.NewLine(xy)
 		if err != nil {
-			return nil, fmt.Errorf("latency line for %s: %w", t.Name, err)
+			return nil, fmt.Errorf("latency line for %s: %w", s.name, err)
 		}
-		l.Color = targetColors[t.Name]
+		l.Color = s.color
 		l.Width = vg.Points(2)
 		p.Add(l)
-		p.Legend.Add(t.Name, l)
+		p.Legend.Add(s.name, l)
 	}
 	p.Y.Min, p.Y.Max = 0, 100
 	p.Add(plotter.NewGrid())

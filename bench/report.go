@@ -26,6 +26,9 @@ type Report struct {
 	LatencyRatePerSec float64           `json:"latency_rate_per_sec"`
 	Targets           []*TargetResult   `json:"targets"`
 	Skipped           map[string]string `json:"skipped"`
+	// Cluster is the cross-node scenario; nil when Switchboard was not
+	// among the targets.
+	Cluster *Cluster `json:"cluster,omitempty"`
 	// Ratios[metric][a][b] is a's figure divided by b's, for every pair of
 	// targets measured in this run.
 	Ratios map[string]map[string]map[string]float64 `json:"ratios"`

@@ -25,7 +25,9 @@ type Mode struct {
 	ConnectPar   int   // dials in flight in the connect scenario
 	IdleConns    []int // idle memory points; the first one is also the fan-out size
 	Settle       time.Duration
-	Install      bool // apt-get install missing peers; else skip them
+	ClusterConns int           // cluster scenario: connections for echo and latency
+	ClusterDur   time.Duration // cluster scenario: per measurement
+	Install      bool          // apt-get install missing peers; else skip them
 	Plots        bool
 }
 
@@ -33,13 +35,13 @@ type Mode struct {
 var Modes = map[string]Mode{
 	"smoke": {Name: "smoke", Rounds: 1, EchoDur: 300 * time.Millisecond, LatencyDur: 300 * time.Millisecond,
 		ConnectDur: 200 * time.Millisecond, EchoConns: []int{4, 16}, LatencyConns: 16, ConnectPar: 4,
-		IdleConns: []int{200}, Settle: 100 * time.Millisecond},
+		IdleConns: []int{200}, Settle: 100 * time.Millisecond, ClusterConns: 8, ClusterDur: 300 * time.Millisecond},
 	"quick": {Name: "quick", Rounds: 3, EchoDur: 2 * time.Second, LatencyDur: 2 * time.Second,
 		ConnectDur: time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
-		IdleConns: []int{10000}, Settle: time.Second, Install: true, Plots: true},
+		IdleConns: []int{10000}, Settle: time.Second, ClusterConns: 50, ClusterDur: 2 * time.Second, Install: true, Plots: true},
 	"full": {Name: "full", Rounds: 5, EchoDur: 5 * time.Second, LatencyDur: 5 * time.Second,
 		ConnectDur: 3 * time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
-		IdleConns: []int{10000, 100000}, Settle: 2 * time.Second, Install: true, Plots: true},
+		IdleConns: []int{10000, 100000}, Settle: 2 * time.Second, ClusterConns: 50, ClusterDur: 5 * time.Second, Install: true, Plots: true},
 }
 
 // MessageSize is the ping-pong and latency payload.
@@ -130,8 +132,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				continue
 			}
+			r := targets[n]
+			// A target whose fan-out service is the harness's own
+			// (Switchboard) measures idle memory on its echo service, as
+			// the others do, and fans out on a second set of clients.
+			sepFan := r.fanURL != ""
 			quiesce(ctx, targets)
-			res, err := runIdle(ctx, targets[n], k, i == 0, m.Settle)
+			res, err := runIdle(ctx, r, r.wsBase+"fan", k, i == 0 && !sepFan, m.Settle)
 			if err != nil {
 				log.Warn("idle memory failed", "target", n, "conns", k, "err", err)
 				pt.Error = err.Error()
@@ -140,8 +147,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				pt.RelayRSSPerConnBytes = res.relayRSSPerConn
 			}
 			rep.result(n).Idle = append(rep.result(n).Idle, pt)
+			if i == 0 && sepFan {
+				quiesce(ctx, targets)
+				res, err = runIdle(ctx, r, r.fanURL, k, true, 0)
+			}
 			if i == 0 {
-				rep.result(n).Fanout = fanoutOf(n, want, k, res, err)
+				rep.result(n).Fanout = fanoutOf(want, k, res, err)
 			}
 			log.Info("idle", "target", n, "conns", k, "rss_per_conn", res.rssPerConn, "relay_rss_per_conn", res.relayRSSPerConn, "fanout_ms", res.fanDeliveryMs)
 		}
@@ -237,20 +248,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.addError(n, err)
 		}
 	}
+
+	// The cluster scenario (issue 7) on processes of its own, the other
+	// targets stopped.
+	for n, r := range targets {
+		r.stop()
+		delete(targets, n)
+	}
+	if slices.Contains(names, Switchboard) {
+		rep.Cluster = runCluster(ctx, e, m)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
 	rep.finish()
 	return rep, nil
 }
 
-func fanoutOf(name string, requested, clients int, res idleResult, err error) *Fanout {
+func fanoutOf(requested, clients int, res idleResult, err error) *Fanout {
 	f := &Fanout{Clients: clients, Requested: requested}
 	switch {
 	case err != nil:
 		f.Error = err.Error()
 	case res.fanSkip != "":
 		f.Skip = res.fanSkip
-		if name == Switchboard {
-			f.Skip = "pending: the SDK has Listener.Push, but no CLI command exposes it yet"
-		}
 	default:
 		f.Delivered, f.DeliveryMs, f.P50Ms = res.fanDelivered, res.fanDeliveryMs, res.fanP50Ms
 	}

@@ -89,19 +89,19 @@ type idleResult struct {
 	fanSkip         string
 }
 
-// runIdle opens n idle connections (spread over source addresses), reads
-// the target's RSS growth per connection and, when fan is set and the
-// target has a broadcast trigger, has the service send one message to all
-// of them and times the delivery.
-func runIdle(ctx context.Context, r *running, n int, fan bool, settle time.Duration) (idleResult, error) {
+// runIdle opens n idle connections to url (spread over source addresses),
+// reads the target's RSS growth per connection and, when fan is set and the
+// target has a fan-out trigger (a broadcast URL or a push service), has the
+// service send one message to all of them and times the delivery.
+func runIdle(ctx context.Context, r *running, url string, n int, fan bool, settle time.Duration) (idleResult, error) {
 	res := idleResult{conns: n}
 	baseAll, baseRelay := r.usage()
-	cs, err := newDialer(true).dialMany(ctx, r.wsBase+"fan", n, 64)
+	cs, err := newDialer(true).dialMany(ctx, url, n, 64)
 	if err != nil {
 		return res, fmt.Errorf("open %d idle connections: %w", n, err)
 	}
 	defer closeAll(cs)
-	doFan := fan && r.broadcast != ""
+	doFan := fan && (r.broadcast != "" || r.fan != nil)
 	got := make([]int64, n) // unix ns of the broadcast's arrival, 0 until then
 	var arrived atomic.Int64
 	var wg sync.WaitGroup
@@ -142,13 +142,9 @@ func runIdle(ctx context.Context, r *running, n int, fan bool, settle time.Durat
 		return res, nil
 	}
 	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.broadcast+"?size=64", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return res, fmt.Errorf("trigger broadcast: %w", err)
+	if err := triggerFan(ctx, r); err != nil {
+		return res, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	_ = pollUntil(ctx, 30*time.Second, func(context.Context) error {
 		if a := arrived.Load(); a < int64(n) {
 			return fmt.Errorf("%d of %d clients got the broadcast", a, n)
@@ -169,4 +165,24 @@ func runIdle(ctx context.Context, r *running, n int, fan bool, settle time.Durat
 		res.fanP50Ms = ds[len(ds)/2]
 	}
 	return res, nil
+}
+
+// fanMessageSize is the size of the fan-out message.
+const fanMessageSize = 64
+
+// triggerFan has the target's service send one message to all its fan-out
+// clients: the harness's SDK service pushes (Switchboard), the echo server
+// broadcasts on a POST (direct, and through nginx or Pushpin).
+func triggerFan(ctx context.Context, r *running) error {
+	if r.fan != nil {
+		return r.fan.push(ctx, fanMessageSize)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s?size=%d", r.broadcast, fanMessageSize), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("trigger broadcast: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
 }

@@ -120,10 +120,13 @@ func (r *Report) Table() string {
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n\n" + strings.Join(notes, "\n") + "\n")
 	}
+	if r.Cluster != nil {
+		b.WriteString(r.Cluster.Markdown())
+	}
 	return b.String()
 }
 
-// Goal is one of issue 6's targets for Switchboard, judged on this run.
+// Goal is one of issue 6's (and issue 7's) targets for Switchboard, judged on this run.
 type Goal struct {
 	Text   string
 	Status string // "met", "not met", "pending"
@@ -191,6 +194,13 @@ func (r *Report) Goals() []Goal {
 		cps = sb.ConnectsPerSec
 	}
 	gs = append(gs, judge("≥ 5,000 connects/s including the accept round trip", cps > 0, cps >= 5000, fmt.Sprintf("%.0f/s", cps)))
+	cl := r.Cluster
+	clOK := cl != nil && cl.Single != nil && cl.Cross != nil
+	q = 0
+	if clOK {
+		q = cl.ThroughputRatio
+	}
+	gs = append(gs, judge("cross-node throughput ≥ 0.5 × single-node (issue 7)", clOK, q >= 0.5, fmt.Sprintf("%.2f × single-node at %d conns", q, cl.conns())))
 	return gs
 }
 

@@ -41,12 +41,18 @@ type running struct {
 	name      string
 	wsBase    string // clients dial wsBase + a name, e.g. "c" or "fan"
 	broadcast string // POST here to fan out; empty when the target has no trigger
-	relay     []*child
-	backend   []*child
+	// fan, when set, is the target's fan-out service in the harness process
+	// (Switchboard): its clients dial fanURL, and it pushes instead of a
+	// broadcast POST.
+	fan     *fanService
+	fanURL  string
+	relay   []*child
+	backend []*child
 }
 
 // stop stops every process of the target, relay first.
 func (r *running) stop() {
+	r.fan.close()
 	for _, c := range r.relay {
 		c.stop()
 	}
@@ -60,6 +66,11 @@ func (r *running) alive() error {
 	for _, c := range append(append([]*child{}, r.relay...), r.backend...) {
 		if c.exited() {
 			return fmt.Errorf("%s: %s exited: %v; log: %s", r.name, c.name, c.err, c.tail())
+		}
+	}
+	if r.fan != nil {
+		if err := r.fan.alive(); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
 	return nil
@@ -81,6 +92,16 @@ func (r *running) usage() (all, relay usage) {
 	back := measure(pids(r.backend))
 	all = usage{cpuSeconds: relay.cpuSeconds + back.cpuSeconds, rssBytes: relay.rssBytes + back.rssBytes}
 	return all, relay
+}
+
+// usageEach returns the CPU seconds of each of the target's processes
+// (with its children), by name.
+func (r *running) usageEach() map[string]float64 {
+	out := map[string]float64{}
+	for _, c := range append(append([]*child{}, r.relay...), r.backend...) {
+		out[c.name] = measure([]int{c.pid()}).cpuSeconds
+	}
+	return out
 }
 
 // startTarget starts the named target. A non-empty skip means the target is
@@ -147,42 +168,58 @@ func startDirect(ctx context.Context, e env, dir string) (*running, error) {
 }
 
 func startSwitchboard(ctx context.Context, e env, dir string) (*running, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	broker, _, err := startChild(ctx, e.log, dir, "broker", "", e.bins.switchboard, "serve", "--dev", "--listen", addr)
+	broker, addr, err := startBroker(ctx, e, dir, "broker", "/healthz")
 	if err != nil {
 		return nil, err
 	}
 	r := &running{name: Switchboard, wsBase: "ws://" + addr + "/echo/", relay: []*child{broker}}
-	health := func(ctx context.Context) error {
-		if broker.exited() {
-			return fmt.Errorf("broker exited: %v; log: %s", broker.err, broker.tail())
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
-	}
-	if err := pollUntil(ctx, 20*time.Second, health); err != nil {
-		r.stop()
-		return nil, fmt.Errorf("broker not healthy: %w", err)
-	}
 	svc, _, err := startChild(ctx, e.log, dir, "listen-echo", "", e.bins.switchboard, "listen", "ws://"+addr+"/echo/", "--echo")
 	if err != nil {
 		r.stop()
 		return nil, err
 	}
 	r.backend = []*child{svc}
+	if r.fan, err = startFanService(ctx, e.log, addr); err != nil {
+		r.stop()
+		return nil, err
+	}
+	r.fanURL = "ws://" + addr + fanScope + "c"
 	return r, nil
+}
+
+// startBroker starts `switchboard serve --dev` on a free loopback port with
+// extra arguments and waits until GET healthPath answers 200.
+func startBroker(ctx context.Context, e env, dir, name, healthPath string, args ...string) (*child, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	argv := append([]string{e.bins.switchboard, "serve", "--dev", "--listen", addr}, args...)
+	broker, _, err := startChild(ctx, e.log, dir, name, "", argv...)
+	if err != nil {
+		return nil, "", err
+	}
+	health := func(ctx context.Context) error {
+		if broker.exited() {
+			return fmt.Errorf("%s exited: %v; log: %s", name, broker.err, broker.tail())
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+healthPath, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", healthPath, resp.Status)
+		}
+		return nil
+	}
+	if err := pollUntil(ctx, 20*time.Second, health); err != nil {
+		broker.stop()
+		return nil, "", fmt.Errorf("%s not healthy: %w", name, err)
+	}
+	return broker, addr, nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
