@@ -11,43 +11,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/sdk"
+	"github.com/switchboard-dev/switchboard/internal/streamtest"
 )
 
-// sdkEcho runs an SDK echo service on scope until the test ends.
-func sdkEcho(t *testing.T, e *env, scope string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := sdk.Listen(ctx, e.ws+scope, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); _ = l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			req, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			ch, err := req.Accept(ctx, "", nil)
-			if err != nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					typ, p, err := ch.Read(ctx)
-					if err != nil || ch.Write(ctx, typ, p) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-}
 
 // TestStalledClientDoesNotSlowOthers: 50 clients ping-pong through one
 // service while a 51st sends without ever reading. The 50 keep at least 90%
@@ -59,7 +25,7 @@ func TestStalledClientDoesNotSlowOthers(t *testing.T) {
 	}
 	const window, chanBuf = 64 << 10, 256 << 10
 	e := newEnv(t, broker.Limits{Window: window, ChannelBuffer: chanBuf})
-	sdkEcho(t, e, "/bp/")
+	streamtest.Echo(t, e.ws+"/bp/", "")
 	var active []*websocket.Conn
 	for i := 0; i < 50; i++ {
 		active = append(active, e.dial("/bp/a", nil))

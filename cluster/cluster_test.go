@@ -21,7 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/sdk"
+	"github.com/switchboard-dev/switchboard/internal/streamtest"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
@@ -155,53 +155,6 @@ func threeNodes(t testing.TB, limits broker.Limits) []*node {
 	return nodes
 }
 
-// echo attaches an SDK echo service through node n; it tags replies with
-// tag so tests can tell instances apart. Channels handed over to it arrive
-// through Accept like new ones. stop detaches it.
-func echo(t testing.TB, n *node, scope, tag string) (l *sdk.Listener, stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := sdk.Listen(ctx, n.ws+scope, &sdk.ListenOptions{Version: tag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	serve := func(ch *sdk.Channel) {
-		defer wg.Done()
-		for {
-			typ, p, err := ch.Read(ctx)
-			if err != nil {
-				return
-			}
-			out := p
-			if tag != "" {
-				out = append([]byte(tag+":"), p...)
-			}
-			if ch.Write(ctx, typ, out) != nil {
-				return
-			}
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			req, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			ch, err := req.Accept(ctx, "", nil)
-			if err != nil {
-				continue
-			}
-			wg.Add(1)
-			go serve(ch)
-		}
-	}()
-	stop = func() { cancel(); _ = l.Close(); wg.Wait() }
-	t.Cleanup(stop)
-	return l, stop
-}
 
 func dial(t testing.TB, n *node, path string) *websocket.Conn {
 	t.Helper()
@@ -244,7 +197,7 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 
 func TestClientOnNode1ServiceOnNode3(t *testing.T) {
 	nodes := threeNodes(t, broker.Limits{})
-	echo(t, nodes[2], "/echo/", "n3")
+	streamtest.Echo(t, nodes[2].ws+"/echo/", "n3")
 	c := dial(t, nodes[0], "/echo/x")
 	for i := 0; i < 100; i++ {
 		want := fmt.Sprintf("n3:m%d", i)
@@ -256,7 +209,7 @@ func TestClientOnNode1ServiceOnNode3(t *testing.T) {
 
 func TestPushAndClientListAcrossNodes(t *testing.T) {
 	nodes := threeNodes(t, broker.Limits{})
-	l, _ := echo(t, nodes[1], "/room/", "")
+	l := streamtest.Echo(t, nodes[1].ws+"/room/", "")
 	var clients []*websocket.Conn
 	for i, n := range nodes {
 		c := dial(t, n, fmt.Sprintf("/room/c%d", i))
@@ -311,7 +264,7 @@ func TestDebianNATSServer(t *testing.T) {
 	for _, n := range nodes {
 		waitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
-	echo(t, nodes[2], "/deb/", "d3")
+	streamtest.Echo(t, nodes[2].ws+"/deb/", "d3")
 	c := dial(t, nodes[0], "/deb/x")
 	for i := 0; i < 50; i++ {
 		if got, want := roundTrip(t, c, strconv.Itoa(i)), "d3:"+strconv.Itoa(i); got != want {

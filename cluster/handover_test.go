@@ -57,7 +57,7 @@ func TestKillCycleAcrossNodes(t *testing.T) {
 // and the service's client list drops the dead node's clients.
 func TestNodeLossUnderLoad(t *testing.T) {
 	nodes := threeNodes(t, broker.Limits{})
-	l, _ := echo(t, nodes[0], "/nl/", "")
+	l := streamtest.Echo(t, nodes[0].ws+"/nl/", "")
 	var survivors []*streamtest.Streamer
 	for _, n := range nodes[:2] {
 		survivors = append(survivors, streamtest.Stream(t, dial(t, n, "/nl/s")))
@@ -89,7 +89,7 @@ func TestNATSRestart(t *testing.T) {
 	n1 := startNode(t, "r1", url, broker.Limits{})
 	n2 := startNode(t, "r2", url, broker.Limits{})
 	waitFor(t, "peers", 10*time.Second, func() bool { return len(n1.c.Peers()) == 1 && len(n2.c.Peers()) == 1 })
-	echo(t, n2, "/nr/", "")
+	streamtest.Echo(t, n2.ws+"/nr/", "")
 	local := streamtest.Stream(t, dial(t, n2, "/nr/local"))
 	remote := streamtest.Stream(t, dial(t, n1, "/nr/remote"))
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local, remote}, 100)

@@ -25,7 +25,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/sdk"
+	"github.com/switchboard-dev/switchboard/internal/streamtest"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
@@ -46,38 +46,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	l, err := sdk.Listen(ctx, ws+"/soak/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var svc sync.WaitGroup
-	svc.Add(1)
-	go func() {
-		defer svc.Done()
-		for {
-			req, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			ch, err := req.Accept(ctx, "", nil)
-			if err != nil {
-				continue
-			}
-			svc.Add(1)
-			go func() {
-				defer svc.Done()
-				for {
-					typ, p, err := ch.Read(ctx)
-					if err != nil {
-						return
-					}
-					if ch.Write(ctx, typ, p) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	streamtest.Echo(t, ws+"/soak/", "")
 
 	baseGoroutines := runtime.NumGoroutine()
 	var ms runtime.MemStats
@@ -139,13 +108,11 @@ func TestSoak(t *testing.T) {
 	t.Logf("SOAK RESULT: %d connections, %v, %d round trips, %d reconnects, %d failures, heap samples (MiB): %v, goroutines back to %d (baseline %d)",
 		conns, dur, roundTrips.Load(), reconnects.Load(), failures.Load(), mib(heapAt), runtime.NumGoroutine(), baseGoroutines)
 	cancel()
-	_ = l.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := b.Shutdown(sctx); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
-	svc.Wait()
 }
 
 var sizes = []int{16, 200, 1024, 4096, 32 << 10, 200 << 10}

@@ -211,3 +211,49 @@ func WaitProgress(t *testing.T, ss []*Streamer, more int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Echo attaches an in-process SDK echo service to scopeURL until the test
+// ends: every client (and every channel handed over to it) gets its
+// messages back, prefixed with tag+":" when tag is not empty.
+func Echo(t testing.TB, scopeURL, tag string) *sdk.Listener {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := sdk.Listen(ctx, scopeURL, &sdk.ListenOptions{Version: tag})
+	if err != nil {
+		cancel()
+		t.Fatalf("echo service on %s: %v", scopeURL, err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); _ = l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			req, err := l.Accept(ctx)
+			if err != nil {
+				return
+			}
+			ch, err := req.Accept(ctx, "", nil)
+			if err != nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					typ, p, err := ch.Read(ctx)
+					if err != nil {
+						return
+					}
+					if tag != "" {
+						p = append([]byte(tag+":"), p...)
+					}
+					if ch.Write(ctx, typ, p) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l
+}
