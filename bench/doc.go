@@ -5,12 +5,18 @@
 // against each peer, measured in the same run.
 //
 // Scenarios: echo ping-pong throughput with server CPU per round trip,
-// latency at a fixed rate, connect rate, idle memory per connection, and
-// fan-out delivery time. Targets are measured interleaved, in rounds, and
-// the median of the rounds is reported, because the machine is small and
-// noisy.
+// latency at a fixed rate, connect rate, idle memory per connection,
+// fan-out delivery time, and cross-node relay in a cluster. Targets are
+// measured interleaved, in rounds, and the median of the rounds is
+// reported, because the machine is small and noisy.
+//
+// The cluster scenario (issue 7) runs two brokers clustered over Debian's
+// nats-server and compares a client on the echo service's node with a
+// client on the other node, on the same processes in the same run.
 //
 // The package knows processes, sockets and /proc; it knows nothing of the
 // broker's internals: Switchboard is driven through its CLI binary like
-// any other target.
+// any other target, except for fan-out, where the harness attaches its own
+// service with the Go SDK (sdk.Listen, Listener.Push), since no CLI
+// command pushes on a trigger.
 package bench

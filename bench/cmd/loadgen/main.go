@@ -1,6 +1,7 @@
 // Command loadgen runs Switchboard's benchmark harness: it builds the echo
 // server and the switchboard CLI, starts every target on loopback (direct,
-// Switchboard, nginx, Pushpin), runs the scenarios interleaved, prints the
+// Switchboard, nginx, Pushpin) and the cluster scenario's two clustered
+// brokers over Debian's nats-server, runs the scenarios interleaved, prints the
 // ratio table and writes the JSON report (and, in quick and full mode, the
 // plots and docs/BENCHMARKS.md's results).
 //
