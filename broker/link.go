@@ -36,9 +36,11 @@ type Instance struct {
 	once sync.Once
 	err  error // why the link ended; written once before done closes
 
-	outMu sync.Mutex
-	out   []byte        // frames waiting for the writer; guarded by outMu
-	spare []byte        // the writer's previous buffer, reused; guarded by outMu
+	outMu     sync.Mutex
+	out       []byte // data-path frames waiting for the writer, in channel order; guarded by outMu
+	ctrl      []byte // control frames, written ahead of out; guarded by outMu
+	spare     []byte // the writer's previous out buffer, reused; guarded by outMu
+	ctrlSpare []byte // and its ctrl buffer; guarded by outMu
 	wake  chan struct{} // cap 1: out has frames
 
 	pendMu  sync.Mutex
@@ -264,10 +266,17 @@ func errReason(code uint64) string {
 	return "other"
 }
 
-// sendFrame queues a control frame for the link.
+// sendFrame queues a frame other than Data. Control frames (Connect, Open,
+// State, Clients, Welcome) go ahead of queued data, so that connect requests
+// are not stuck behind megabytes of messages; a Close stays behind the data
+// of its channel.
 func (inst *Instance) sendFrame(f interface{ Append([]byte) []byte }) {
 	inst.outMu.Lock()
-	inst.out = f.Append(inst.out)
+	if _, inOrder := f.(*protocol.Close); inOrder {
+		inst.out = f.Append(inst.out)
+	} else {
+		inst.ctrl = f.Append(inst.ctrl)
+	}
 	inst.flushLocked()
 }
 
@@ -279,7 +288,7 @@ func (inst *Instance) sendData(ch, seq uint64, flags byte, p []byte) {
 
 func (inst *Instance) sendCredit(ch uint64, n int) {
 	inst.outMu.Lock()
-	inst.out = protocol.AppendCredit(inst.out, ch, uint64(n))
+	inst.ctrl = protocol.AppendCredit(inst.ctrl, ch, uint64(n))
 	inst.flushLocked()
 }
 
@@ -288,7 +297,7 @@ func (inst *Instance) sendState(active bool) { inst.sendFrame(&protocol.State{Ac
 // flushLocked wakes the writer and releases outMu. A service that lets its
 // queue grow past LinkBuffer is not reading: its link is cut.
 func (inst *Instance) flushLocked() {
-	over := len(inst.out) > inst.b.cfg.Limits.LinkBuffer
+	over := len(inst.out)+len(inst.ctrl) > inst.b.cfg.Limits.LinkBuffer
 	inst.outMu.Unlock()
 	if over {
 		go inst.fail(&linkError{protocol.ErrCodeLimit, "service does not read its link"})
@@ -301,7 +310,7 @@ func (inst *Instance) flushLocked() {
 }
 
 // writeLoop is the link's only writer: it takes everything queued and
-// writes it as one WebSocket message.
+// writes the control frames, then the data, as one WebSocket message each.
 func (inst *Instance) writeLoop() {
 	for {
 		select {
@@ -310,29 +319,40 @@ func (inst *Instance) writeLoop() {
 			return
 		}
 		inst.outMu.Lock()
-		buf := inst.out
-		inst.out = inst.spare[:0]
-		inst.spare = nil
+		ctrl, buf := inst.ctrl, inst.out
+		inst.ctrl, inst.out = inst.ctrlSpare[:0], inst.spare[:0]
+		inst.ctrlSpare, inst.spare = nil, nil
 		inst.outMu.Unlock()
-		if len(buf) == 0 {
-			continue
+		for _, b := range [2][]byte{ctrl, buf} {
+			if len(b) == 0 {
+				continue
+			}
+			if err := inst.write(b); err != nil {
+				inst.fail(fmt.Errorf("write to service: %w", err))
+				return
+			}
 		}
-		var err error
-		if inst.conn != nil {
-			err = inst.conn.Write(ioCtx, websocket.MessageBinary, buf)
-		} else {
-			inst.b.cfg.Cluster.ToInstance(inst.node, inst.id, buf)
-		}
-		if err != nil {
-			inst.fail(fmt.Errorf("write to service: %w", err))
-			return
-		}
-		if cap(buf) <= 1<<20 { // keep ordinary buffers; let an oversize one go
-			inst.outMu.Lock()
-			inst.spare = buf[:0]
-			inst.outMu.Unlock()
-		}
+		inst.outMu.Lock()
+		inst.ctrlSpare, inst.spare = keep(ctrl), keep(buf)
+		inst.outMu.Unlock()
 	}
+}
+
+// write sends one batch down the link (or, for a proxy, to its node).
+func (inst *Instance) write(b []byte) error {
+	if inst.conn == nil {
+		inst.b.cfg.Cluster.ToInstance(inst.node, inst.id, b)
+		return nil
+	}
+	return inst.conn.Write(ioCtx, websocket.MessageBinary, b)
+}
+
+// keep returns b emptied for reuse, or nil for an oversize buffer.
+func keep(b []byte) []byte {
+	if cap(b) > 1<<20 {
+		return nil
+	}
+	return b[:0]
 }
 
 // Link keepalive.

@@ -211,6 +211,8 @@ func (l *Listener) writeLoop() {
 			return
 		}
 		l.outMu.Lock()
+		ctrl := l.ctrl
+		l.ctrl = nil
 		b := l.out
 		l.out = spare[:0]
 		// Acknowledgements are cumulative: one per channel and batch, after
@@ -223,6 +225,12 @@ func (l *Listener) writeLoop() {
 		close(l.room)
 		l.room = make(chan struct{})
 		l.outMu.Unlock()
+		if len(ctrl) > 0 {
+			if err := l.writeBatches(ctrl); err != nil {
+				l.fail(fmt.Errorf("write service link: %w", err))
+				return
+			}
+		}
 		if err := l.writeBatches(b); err != nil {
 			l.fail(fmt.Errorf("write service link: %w", err))
 			return
@@ -272,8 +280,20 @@ func (l *Listener) enqueueAck(channel, seq uint64) {
 	signal(l.wake)
 }
 
-// enqueueControl queues a control frame; it never waits for room.
+// enqueueControl queues a control frame in order with the data (a Close
+// must follow the messages before it); it never waits for room.
 func (l *Listener) enqueueControl(frame []byte) error {
+	return l.enqueueFrame(frame, false)
+}
+
+// enqueueAnswer queues a frame that does not belong to a channel's stream
+// (Accept, Respond, Reject, List) ahead of queued data, so that answers to
+// connect requests are not stuck behind megabytes of messages.
+func (l *Listener) enqueueAnswer(frame []byte) error {
+	return l.enqueueFrame(frame, true)
+}
+
+func (l *Listener) enqueueFrame(frame []byte, first bool) error {
 	select {
 	case <-l.done:
 		return l.linkErr()
@@ -282,7 +302,11 @@ func (l *Listener) enqueueControl(frame []byte) error {
 	default:
 	}
 	l.outMu.Lock()
-	l.out = append(l.out, frame...)
+	if first {
+		l.ctrl = append(l.ctrl, frame...)
+	} else {
+		l.out = append(l.out, frame...)
+	}
 	l.outMu.Unlock()
 	signal(l.wake)
 	return nil

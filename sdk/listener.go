@@ -69,6 +69,7 @@ type Listener struct {
 
 	outMu sync.Mutex
 	out   []byte            // frames waiting for the writer; guarded by outMu
+	ctrl  []byte            // answers written ahead of out; guarded by outMu
 	acks  map[uint64]uint64 // channel → highest seq to acknowledge, written after out; guarded by outMu
 	room  chan struct{}     // closed when the writer takes out; guarded by outMu
 	wake  chan struct{}     // cap 1: out has frames
@@ -394,7 +395,7 @@ func (l *Listener) Clients(ctx context.Context) ([]ClientInfo, error) {
 		l.mu.Unlock()
 	}()
 	f := protocol.List{Request: id}
-	if err := l.enqueueControl(f.Append(nil)); err != nil {
+	if err := l.enqueueAnswer(f.Append(nil)); err != nil {
 		return nil, err
 	}
 	select {

@@ -70,7 +70,7 @@ func (r *Request) Accept(ctx context.Context, protocol string, headers http.Head
 	r.l.channels[r.Channel] = c
 	r.l.mu.Unlock()
 	f := protocolAccept(r.Channel, protocol, headers)
-	if err := r.l.enqueueControl(f); err != nil {
+	if err := r.l.enqueueAnswer(f); err != nil {
 		r.l.dropChannel(c)
 		return nil, fmt.Errorf("accept channel %d: %w", r.Channel, err)
 	}
@@ -118,7 +118,7 @@ func (r *Request) Respond(ctx context.Context, status int, headers http.Header, 
 		return err
 	}
 	f := protocol.Respond{Channel: r.Channel, Status: uint64(status), Headers: headerList(headers), Body: body}
-	if err := r.l.enqueueControl(f.Append(nil)); err != nil {
+	if err := r.l.enqueueAnswer(f.Append(nil)); err != nil {
 		return fmt.Errorf("respond to channel %d: %w", r.Channel, err)
 	}
 	return nil
@@ -135,7 +135,7 @@ func (r *Request) Reject(ctx context.Context) error {
 		return ErrAnswered
 	}
 	f := protocol.Reject{Channel: r.Channel}
-	if err := r.l.enqueueControl(f.Append(nil)); err != nil {
+	if err := r.l.enqueueAnswer(f.Append(nil)); err != nil {
 		if errors.Is(err, ErrClosed) {
 			return err
 		}
