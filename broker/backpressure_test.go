@@ -14,7 +14,6 @@ import (
 	"github.com/switchboard-dev/switchboard/internal/streamtest"
 )
 
-
 // TestStalledClientDoesNotSlowOthers: 50 clients ping-pong through one
 // service while a 51st sends without ever reading. The 50 keep at least 90%
 // of the throughput they have without it, and the broker holds no more than

@@ -37,11 +37,11 @@ type Instance struct {
 	err  error // why the link ended; written once before done closes
 
 	outMu     sync.Mutex
-	out       []byte // data-path frames waiting for the writer, in channel order; guarded by outMu
-	ctrl      []byte // control frames, written ahead of out; guarded by outMu
-	spare     []byte // the writer's previous out buffer, reused; guarded by outMu
-	ctrlSpare []byte // and its ctrl buffer; guarded by outMu
-	wake  chan struct{} // cap 1: out has frames
+	out       []byte        // data-path frames waiting for the writer, in channel order; guarded by outMu
+	ctrl      []byte        // control frames, written ahead of out; guarded by outMu
+	spare     []byte        // the writer's previous out buffer, reused; guarded by outMu
+	ctrlSpare []byte        // and its ctrl buffer; guarded by outMu
+	wake      chan struct{} // cap 1: out has frames
 
 	pendMu  sync.Mutex
 	pending map[uint64]*pendingConnect // guarded by pendMu
