@@ -113,6 +113,8 @@ func startCluster(ctx context.Context, e env, dir string) (single, cross *runnin
 		all.relay = append(all.relay, b)
 		addrs[node] = addr
 	}
+	// Stop the brokers before NATS, so they do not log its loss.
+	all.relay = append(all.relay[1:], nats)
 	svc, _, err := startChild(ctx, e.log, dir, clEcho, "", e.bins.switchboard, "listen", "ws://"+addrs["b"]+"/echo/", "--echo")
 	if err != nil {
 		return fail(err)
