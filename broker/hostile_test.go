@@ -141,3 +141,66 @@ func TestHeaderFlood(t *testing.T) {
 		t.Fatalf("got %q, want 431", line)
 	}
 }
+
+// TestPendingConnectLimit: past MaxPendingConnects unanswered requests, a
+// registration's new clients are rejected at once (the same bytes as any
+// rejection) instead of queueing.
+func TestPendingConnectLimit(t *testing.T) {
+	e := newEnv(t, broker.Limits{MaxPendingConnects: 2, AcceptTimeout: 1500 * time.Millisecond})
+	s := e.attach(protocol.Hello{Scope: "/busy/"}) // never answers
+	first, second := e.dialAsync("/busy/", nil), e.dialAsync("/busy/", nil)
+	s.next(protocol.TypeConnect)
+	s.next(protocol.TypeConnect)
+	start := time.Now()
+	got := rawHandshake(t, e, "/busy/")
+	if want := rawHandshake(t, e, "/nothing/"); string(got) != string(want) {
+		t.Fatalf("over the pending limit got:\n%s\nwant the uniform rejection:\n%s", got, want)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the rejection took %v: it waited instead of being refused at once", d)
+	}
+	for _, r := range []<-chan dialResult{first, second} {
+		if res := <-r; res.err == nil {
+			t.Fatal("a client nobody answered was accepted")
+		}
+	}
+}
+
+// TestTotalBufferLimit: once the broker holds TotalBuffer bytes of client
+// messages over all channels, a channel that holds some stops being read
+// even under its own ChannelBuffer.
+func TestTotalBufferLimit(t *testing.T) {
+	e := newEnv(t, broker.Limits{Window: 4 << 10, ChannelBuffer: 1 << 20, TotalBuffer: 256 << 10})
+	s := e.attach(protocol.Hello{Scope: "/tb/"}) // never acknowledges
+	var clients []*websocket.Conn
+	for i := 0; i < 2; i++ {
+		res := e.dialAsync("/tb/", nil)
+		s.acceptNext("")
+		clients = append(clients, waitDial(t, res))
+	}
+	payload := make([]byte, 32<<10)
+	fill := func(c *websocket.Conn) int {
+		n := 0
+		for ; n < 2000; n++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			err := c.Write(ctx, websocket.MessageBinary, payload)
+			cancel()
+			if err != nil {
+				break
+			}
+		}
+		return n
+	}
+	fill(clients[0])
+	fill(clients[1])
+	var total int
+	for _, c := range e.b.Status().Registrations[0].Channels {
+		if c.BufferedBytes > 1<<20 {
+			t.Fatalf("channel %d holds %d bytes, over its own limit", c.ID, c.BufferedBytes)
+		}
+		total += c.BufferedBytes
+	}
+	if total > 256<<10+2*len(payload) {
+		t.Fatalf("the broker holds %d bytes of client messages, total limit 256 KiB", total)
+	}
+}

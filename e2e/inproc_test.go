@@ -29,7 +29,7 @@ func startBroker(t *testing.T) string {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := broker.New(broker.Config{Logger: log, Limits: broker.Limits{MaxMessage: maxMessage},
 		Authorize: (&config.File{}).Authorizer(true)})
-	s := server.New(server.Config{Broker: b, Logger: log, Dev: true})
+	s := server.New(server.Config{Broker: b, Logger: log, Dev: true, Compression: true}) // the clients offer permessage-deflate
 	srv := httptest.NewUnstartedServer(s)
 	srv.Config = s.HTTPServer(5*time.Second, 16<<10)
 	srv.Start()
