@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 	"github.com/switchboard-dev/switchboard/server"
 )
@@ -283,16 +284,10 @@ func waitDial(t *testing.T, ch <-chan dialResult) *websocket.Conn {
 	return nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor is testutil.WaitFor.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, d, cond)
 }
 
 func readMsg(t *testing.T, c *websocket.Conn) (websocket.MessageType, string) {

@@ -246,7 +246,13 @@ func (inst *Instance) fail(err error) {
 				inst.b.m.linkErrors.WithLabelValues(errReason(le.code)).Inc()
 			}
 			if inst.conn != nil {
-				go writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
+				// ServeLink still counts for this link, so Shutdown's Wait
+				// cannot have returned: adding to the group is safe.
+				inst.b.wg.Add(1)
+				go func() {
+					defer inst.b.wg.Done()
+					writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
+				}()
 			}
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
@@ -155,7 +156,6 @@ func threeNodes(t testing.TB, limits broker.Limits) []*node {
 	return nodes
 }
 
-
 func dial(t testing.TB, n *node, path string) *websocket.Conn {
 	t.Helper()
 	var c *websocket.Conn
@@ -184,15 +184,10 @@ func roundTrip(t testing.TB, c *websocket.Conn, msg string) string {
 	return string(p)
 }
 
+// waitFor is testutil.WaitFor.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, d, cond)
 }
 
 func TestClientOnNode1ServiceOnNode3(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 	"github.com/switchboard-dev/switchboard/server"
 )
@@ -167,16 +168,10 @@ func mustRead(t *testing.T, c *websocket.Conn, wantType websocket.MessageType, w
 	}
 }
 
-// waitFor polls cond until it holds or d passes.
+// waitFor is testutil.WaitFor.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, d, cond)
 }
 
 // connect dials path while l accepts the connect request; it returns the

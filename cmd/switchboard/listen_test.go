@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
 
 func TestListenEchoAndConnect(t *testing.T) {
@@ -172,15 +174,10 @@ func TestListenTo(t *testing.T) {
 	}
 }
 
+// waitFor is testutil.WaitFor with this package's default deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }
 
 // A newer `listen` takes over: the older one finishes, detaches and exits

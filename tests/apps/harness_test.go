@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
 
 var (
@@ -196,14 +197,8 @@ func (s secrets) hash(id string) string {
 	return h
 }
 
-// waitFor polls f until it is true or the deadline passes.
+// waitFor is testutil.WaitFor with this package's default deadline.
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 10*time.Second, f)
 }
