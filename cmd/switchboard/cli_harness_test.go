@@ -57,15 +57,24 @@ type proc struct {
 // process is killed at the end of the test.
 func startProc(t *testing.T, stdin io.Reader, stdout io.Writer, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: args[0], cmd: exec.Command(switchboardBin, args...), done: make(chan struct{})}
-	p.cmd.Stdin, p.cmd.Stdout = stdin, stdout
+	cmd := exec.Command(switchboardBin, args...)
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	return runProc(t, cmd, args[0])
+}
+
+// runProc starts cmd (the switchboard binary, however it is wrapped),
+// collects its stderr, and kills it at the end of the test, logging its
+// stderr if the test failed.
+func runProc(t *testing.T, cmd *exec.Cmd, name string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), "SWITCHBOARD_CREDENTIAL=")
 	errPipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
+		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	lines := make(chan struct{})
 	go func() {
@@ -83,7 +92,7 @@ func startProc(t *testing.T, stdin io.Reader, stdout io.Writer, args ...string) 
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
+		p.cmd.Process.Kill() // under ip netns exec, this is switchboard itself (exec'd)
 		<-p.done
 		if t.Failed() {
 			for _, l := range p.lines() {

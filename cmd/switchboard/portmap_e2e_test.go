@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,40 +88,7 @@ func testPortmapGateway(t *testing.T, proto string) {
 // startNS runs the switchboard binary with args in namespace ns, like startProc.
 func startNS(t *testing.T, gw *gatewaytest.Gateway, ns string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: args[0], cmd: gw.Command(ns, switchboardBin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "SWITCHBOARD_CREDENTIAL=")
-	errPipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
-	}
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr = append(p.stderr, sc.Text())
-			p.mu.Unlock()
-		}
-	}()
-	go func() {
-		<-lines
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill() // ip netns exec execs the command: this is switchboard
-		<-p.done
-		if t.Failed() {
-			for _, l := range p.lines() {
-				t.Logf("%s: %s", p.name, l)
-			}
-		}
-	})
-	return p
+	return runProc(t, gw.Command(ns, switchboardBin, args...), args[0])
 }
 
 // nsStatus returns the "portmap" object of the admin status of the broker
