@@ -71,3 +71,10 @@ func parseCredentialHash(s string) ([sha256.Size]byte, error) {
 	copy(sum[:], b)
 	return sum, nil
 }
+
+// OwnerPrefix starts the owner name of a registration an app listens on
+// ("app:ID"), which the broker checks when it routes a wsapp connection.
+const OwnerPrefix = "app:"
+
+// Owner is the registration owner name of app id.
+func Owner(id string) string { return OwnerPrefix + id }

@@ -24,6 +24,10 @@ type Handshake struct {
 	Body      []byte
 	Remote    netip.AddrPort
 	App       string // verified app id of the caller, if any
+	// Owner, when set, is the owner the matched registration must have
+	// (a wsapp connection routed to an app's scope); another owner's
+	// registration there is a rejection.
+	Owner string
 }
 
 // Outcome is how a connect request ended.
@@ -66,6 +70,9 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	reg := b.lookup(hs.Host, hs.Path)
 	if reg == nil {
 		return b.reject("no_scope")
+	}
+	if hs.Owner != "" && reg.owner != hs.Owner {
+		return b.reject("owner")
 	}
 	inst := reg.active.Load()
 	if inst == nil {

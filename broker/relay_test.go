@@ -157,3 +157,19 @@ func TestAttachErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOfferChecksOwner: a connection routed to an app's scope (wsapp) is
+// refused when the registration there belongs to someone else.
+func TestOfferChecksOwner(t *testing.T) {
+	e := newEnv(t, broker.Limits{})
+	s := e.attach(protocol.Hello{Scope: "/owned/"}) // owner "dev"
+	d := e.b.Offer(context.Background(), &broker.Handshake{Host: "h", Path: "/owned/x", Target: "ws://h/owned/x", Owner: "app:other"})
+	if d.Outcome != broker.Rejected || d.Reason != "owner" {
+		t.Fatalf("offer to another owner's registration: %+v", d)
+	}
+	select {
+	case f := <-s.frames:
+		t.Fatalf("the service was asked (%s) about a connection meant for another owner", f.typ)
+	default:
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // AppOwnerPrefix starts the owner name of a registration made with an app
 // credential: "app:chat".
-const AppOwnerPrefix = "app:"
+const AppOwnerPrefix = apps.OwnerPrefix
 
 // Directory builds the apps directory of the file's "apps" section (an
 // empty directory when there is none).

@@ -156,7 +156,9 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	if err != nil {
 		return nil, denyf("bad_scope", err.Error())
 	}
-	return s.appTarget(r, caller, sc, path), nil
+	hs := s.appTarget(r, caller, sc, path)
+	hs.Owner = apps.Owner(target) // only the target app's own registration may take it
+	return hs, nil
 }
 
 // callerOf identifies the caller: by credential (query "credential" or
