@@ -430,14 +430,8 @@ func (ch *Channel) dropInLocked() {
 // reason. The service gets a Close after every message before it.
 func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
 	ch.mu.Lock()
-	if ch.clientGone && ch.serviceClosed || ch.done {
-		ch.clientGone = true
-		ch.mu.Unlock()
-		ch.reg.removeChannel(ch)
-		return
-	}
 	ch.clientGone = true
-	if ch.serviceClosed {
+	if ch.serviceClosed || ch.done { // the service (or broker) closed it: nothing to tell
 		ch.done = true
 		ch.mu.Unlock()
 		ch.reg.removeChannel(ch)

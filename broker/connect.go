@@ -270,9 +270,6 @@ func (b *Broker) Abandon(d Decision) {
 	if d.channel == nil {
 		return
 	}
-	d.channel.mu.Lock()
-	d.channel.clientGone = true
-	d.channel.mu.Unlock()
 	d.channel.clientClosed(websocket.StatusAbnormalClosure, "handshake failed")
 }
 
