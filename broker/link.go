@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -324,6 +325,10 @@ func (inst *Instance) writeLoop() {
 		case <-inst.done:
 			return
 		}
+		// Let the goroutines that are about to queue frames (other
+		// clients' readers woken in the same poll) do so first: under load
+		// this turns many small link writes into one.
+		runtime.Gosched()
 		inst.outMu.Lock()
 		ctrl, buf := inst.ctrl, inst.out
 		inst.ctrl, inst.out = inst.ctrlSpare[:0], inst.spare[:0]

@@ -39,6 +39,7 @@ func runEchoLink(tb testing.TB, e *env, scope string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.CloseNow() })
+	conn.SetReadLimit(64 << 20) // the broker batches frames: link messages are large
 	hello := protocol.Hello{Version: protocol.Version, Scope: e.ws + scope}
 	if err := conn.Write(ctx, websocket.MessageBinary, hello.Append(nil)); err != nil {
 		tb.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/coder/websocket"
@@ -210,6 +211,9 @@ func (l *Listener) writeLoop() {
 		case <-l.ctx.Done():
 			return
 		}
+		// Let handlers that are about to queue frames do so first: under
+		// load this turns many small link writes into one.
+		runtime.Gosched()
 		l.outMu.Lock()
 		ctrl := l.ctrl
 		l.ctrl = nil
