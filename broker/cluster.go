@@ -111,6 +111,30 @@ func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
 	return nil
 }
 
+// ResyncRemote resends to a remote instance what frames lost on the way
+// may have carried: every channel bound to its proxy sends Open again
+// (services ignore it for a channel they know) and then, in order, every
+// client message not acknowledged. The proxy stays attached, so nothing
+// the instance sends meanwhile is dropped.
+func (b *Broker) ResyncRemote(id uint64) {
+	b.mu.RLock()
+	inst := b.remotes[id]
+	b.mu.RUnlock()
+	if inst == nil || inst.dead.Load() {
+		return
+	}
+	inst.reg.each(func(ch *Channel) {
+		ch.mu.Lock()
+		if ch.inst == inst {
+			inst.sendFrame(&ch.info)
+			ch.sent, ch.inflight, ch.closeSent = 0, 0, false
+			ch.pumpLocked()
+		}
+		ch.mu.Unlock()
+	})
+	b.log.Info("resent unacknowledged messages to a remote instance", "instance", id)
+}
+
 // RemoteInstanceDown detaches the proxy of a remote instance that went away
 // (or whose node did): its channels are handed over as after a crash.
 func (b *Broker) RemoteInstanceDown(id uint64, reason string) {

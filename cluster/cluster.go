@@ -440,8 +440,8 @@ func (c *Cluster) onTo(m *nats.Msg) {
 		return
 	}
 	if lost {
-		// Frames from src's proxy were lost: have it detach and attach
-		// again, which resends everything unacknowledged, in order.
+		// Frames from src's proxy were lost: have it resend everything
+		// unacknowledged, in order (Open first).
 		c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", id, "from", src)
 		c.publish(c.subject("n", strconv.FormatUint(src, 10), "resync", strconv.FormatUint(id, 10)), nil)
 	}
@@ -468,7 +468,7 @@ func (c *Cluster) onFrom(m *nats.Msg) {
 func (c *Cluster) onResync(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
 	if id, ok := lastID(m.Subject); ok {
-		c.b.RemoteInstanceDown(id, "frames lost on the way; attaching again to resend")
+		c.b.ResyncRemote(id)
 	}
 }
 
