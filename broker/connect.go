@@ -274,8 +274,9 @@ func (b *Broker) Abandon(d Decision) {
 }
 
 // Serve relays an accepted client until its channel ends; conn is the
-// upgraded connection.
-func (b *Broker) Serve(ctx context.Context, d Decision, conn *websocket.Conn) {
+// upgraded connection. It takes no context: the channel ends when the
+// client, the service or the broker ends it (Shutdown), not with a request.
+func (b *Broker) Serve(d Decision, conn *websocket.Conn) {
 	ch := d.channel
 	if ch == nil {
 		conn.Close(websocket.StatusInternalError, "")

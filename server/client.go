@@ -126,7 +126,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 		s.b.Abandon(d)
 		return
 	}
-	s.b.Serve(r.Context(), d, conn)
+	s.b.Serve(d, conn)
 }
 
 // handshakeOf turns the request into the broker's Handshake. Go's HTTP
