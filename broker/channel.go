@@ -274,6 +274,9 @@ func (ch *Channel) writeLoop(conn *websocket.Conn, stop <-chan struct{}) {
 		select {
 		case <-ch.wake:
 		case <-stop:
+			// The reader ended. What is still queued (a close frame from
+			// the service above all) is written unless the client is gone.
+			ch.drain(conn)
 			ch.mu.Lock()
 			ch.releaseOutLocked()
 			ch.mu.Unlock()

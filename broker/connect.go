@@ -304,6 +304,7 @@ func (b *Broker) Serve(d Decision, conn *websocket.Conn) {
 	ch.readLoop(ioCtx, conn)
 	close(stop)
 	<-writerDone
+	conn.CloseNow() // after a close handshake, a no-op; otherwise the connection is not left open
 }
 
 func admits(origins []string, origin string) bool {

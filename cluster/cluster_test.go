@@ -98,7 +98,8 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
-	c, err := cluster.New(cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond})
+	c, err := cluster.New(cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
+		NodeTimeout: 2 * time.Second}) // generous: -race and a loaded machine delay heartbeats
 	if err != nil {
 		t.Fatal(err)
 	}
