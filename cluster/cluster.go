@@ -70,6 +70,7 @@ type Cluster struct {
 	lost      prometheus.Counter
 	msgs      *prometheus.CounterVec
 	pubErrs   prometheus.Counter
+	asyncErrs prometheus.Counter
 
 	mu    sync.Mutex
 	peers map[uint64]*peer // guarded by mu
@@ -147,7 +148,8 @@ func New(cfg Config) (*Cluster, error) {
 	c.lost = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_nodes_lost_total", Help: "Nodes declared lost after the node timeout."})
 	c.msgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_cluster_messages_total", Help: "NATS messages sent and received, by direction."}, []string{"direction"})
 	c.pubErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_publish_errors_total", Help: "NATS publishes that failed (e.g. while disconnected)."})
-	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs)
+	c.asyncErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_async_errors_total", Help: "Errors NATS reported asynchronously (slow consumer: messages dropped)."})
+	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs, c.asyncErrs)
 	return c, nil
 }
 
@@ -169,6 +171,14 @@ func (c *Cluster) Start(b *broker.Broker) error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectBufSize(reconnectBuffer), // frames published during an outage go out, in order, when NATS is back
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			c.log.Warn("NATS error", "subject", subj, "err", err) // e.g. a slow consumer: messages dropped
+			c.asyncErrs.Inc()
+		}),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.setConnected(nc, nil) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { c.setConnected(nc, nil) }),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {

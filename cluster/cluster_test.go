@@ -99,7 +99,7 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
 	c, err := cluster.New(cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
-		NodeTimeout: 2 * time.Second}) // generous: -race and a loaded machine delay heartbeats
+		NodeTimeout: nodeTimeout()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,15 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
 	}
 	t.Cleanup(n.stop)
 	return n
+}
+
+// nodeTimeout is generous: a loaded machine delays heartbeats, and the race
+// detector more so.
+func nodeTimeout() time.Duration {
+	if raceEnabled {
+		return 10 * time.Second
+	}
+	return 2 * time.Second
 }
 
 type testWriter struct{ t testing.TB }

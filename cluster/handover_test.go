@@ -26,6 +26,12 @@ func TestMain(m *testing.M) {
 // another node, several times. Every client gets every number, in order,
 // and no client connection breaks.
 func TestKillCycleAcrossNodes(t *testing.T) {
+	if raceEnabled {
+		// Three brokers, three NATS servers and unpaced streams in one
+		// process under the race detector starve the heartbeats for
+		// seconds on two cores, so nodes take each other for lost.
+		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
+	}
 	nodes := threeNodes(t, broker.Limits{})
 	proc := streamtest.StartEchoProcess(t, nodes[2].ws+"/kc/")
 	var ss []*streamtest.Streamer
@@ -56,6 +62,9 @@ func TestKillCycleAcrossNodes(t *testing.T) {
 // through a service on a surviving node; their streams go on untouched,
 // and the service's client list drops the dead node's clients.
 func TestNodeLossUnderLoad(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
+	}
 	nodes := threeNodes(t, broker.Limits{})
 	l := streamtest.Echo(t, nodes[0].ws+"/nl/", "")
 	var survivors []*streamtest.Streamer
@@ -71,7 +80,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	streamtest.WaitProgress(t, survivors, 300)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waitFor(t, "the lost node's client to leave the list", 10*time.Second, func() bool {
+	waitFor(t, "the lost node's client to leave the list", nodeTimeout()+5*time.Second, func() bool {
 		list, err := l.Clients(ctx)
 		return err == nil && len(list) == 2
 	})
@@ -83,6 +92,9 @@ func TestNodeLossUnderLoad(t *testing.T) {
 // or, if NATS lost frames of it in the restart, is closed with 1012, never
 // silently skipped; cross-node connections work again afterwards.
 func TestNATSRestart(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
+	}
 	port := freePort(t)
 	ns := startNATS(t, port)
 	url := ns.ClientURL()
