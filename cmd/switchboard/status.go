@@ -23,40 +23,14 @@ func init() {
 
 func runStatus(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("status", flag.ContinueOnError)
-	brokerURL := fl.String("broker", "http://127.0.0.1:8080", "broker URL (http, https, ws or wss)")
-	token := fl.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"), "admin token (default $SWITCHBOARD_ADMIN_TOKEN); not needed on loopback with --dev")
+	a := adminFlags(fl)
 	asJSON := fl.Bool("json", false, "print the raw JSON")
-	caFile := clientTLSFlag(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	u := strings.TrimRight(httpURL(*brokerURL), "/") + "/.switchboard/v1/status"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("status request: %w", err)
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	c, err := clientHTTP(*caFile)
-	if err != nil {
-		return err
-	}
-	if c == nil {
-		c = &http.Client{}
-	}
-	c.Timeout = 10 * time.Second
-	resp, err := c.Do(req)
+	body, err := a.do(ctx, http.MethodGet, "/.switchboard/v1/status", nil)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read status: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status: %s from %s", resp.Status, u)
 	}
 	if *asJSON {
 		_, err := os.Stdout.Write(body)

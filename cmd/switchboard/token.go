@@ -37,17 +37,20 @@ func runApp(_ context.Context, args []string) error {
 }
 
 // adminClient talks to a broker's admin API.
+// adminClient talks to the broker's admin API for status, token and reload.
 type adminClient struct {
 	broker *string
 	token  *string
+	caFile *string
 }
 
-// adminFlags adds --broker and --admin-token to fl.
+// adminFlags adds --broker, --admin-token and --ca-file to fl.
 func adminFlags(fl *flag.FlagSet) *adminClient {
 	return &adminClient{
 		broker: fl.String("broker", "http://127.0.0.1:8080", "broker URL (http, https, ws or wss)"),
 		token: fl.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"),
 			"admin token (default $SWITCHBOARD_ADMIN_TOKEN); not needed on loopback with --dev"),
+		caFile: clientTLSFlag(fl),
 	}
 }
 
@@ -73,13 +76,20 @@ func (a *adminClient) do(ctx context.Context, method, path string, body any) ([]
 	if *a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+*a.token)
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
+	c, err := clientHTTP(*a.caFile)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = &http.Client{}
+	}
+	c.Timeout = 30 * time.Second
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read answer of %s: %w", u, err)
 	}
