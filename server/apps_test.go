@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 	"github.com/switchboard-dev/switchboard/server"
 )
@@ -32,36 +33,17 @@ import (
 // file of apps, a real service attached with the sdk, and real WebSocket
 // clients: one test per rule of the apps model.
 
-// secrets of the test apps, made fresh for each run.
-type secrets map[string]string
-
-func newSecrets(ids ...string) secrets {
-	s := secrets{}
-	for _, id := range ids {
-		s[id] = apps.NewSecret()
-	}
-	return s
-}
-
-func (s secrets) hash(id string) string {
-	h, err := apps.HashCredential(s[id])
-	if err != nil {
-		panic(err)
-	}
-	return h
-}
-
 // testApps: chat is a server (admits notes and token holders); notes lists
 // chat; camera needs a token; spy lists chat but chat does not admit it;
 // echo is a second server that admits anyone.
-func testApps(s secrets, chatAdmits ...string) []apps.AppConfig {
+func testApps(s testutil.AppSecrets, chatAdmits ...string) []apps.AppConfig {
 	return []apps.AppConfig{
-		{ID: "chat", Name: "Chat server", CredentialHash: s.hash("chat"), Listen: []string{"/chat/"},
+		{ID: "chat", Name: "Chat server", CredentialHash: s.Hash("chat"), Listen: []string{"/chat/"},
 			Admit: apps.Admit{Apps: chatAdmits, Tokens: true}},
-		{ID: "notes", Name: "Notes", CredentialHash: s.hash("notes"), Origins: []string{"https://notes.example"}, Servers: []string{"chat"}},
-		{ID: "camera", Name: "Camera", CredentialHash: s.hash("camera")},
-		{ID: "spy", Name: "Spy", CredentialHash: s.hash("spy"), Servers: []string{"chat"}},
-		{ID: "echo", Name: "Echo", CredentialHash: s.hash("echo"), Listen: []string{"/echo/"}, Admit: apps.Admit{Any: true}},
+		{ID: "notes", Name: "Notes", CredentialHash: s.Hash("notes"), Origins: []string{"https://notes.example"}, Servers: []string{"chat"}},
+		{ID: "camera", Name: "Camera", CredentialHash: s.Hash("camera")},
+		{ID: "spy", Name: "Spy", CredentialHash: s.Hash("spy"), Servers: []string{"chat"}},
+		{ID: "echo", Name: "Echo", CredentialHash: s.Hash("echo"), Listen: []string{"/echo/"}, Admit: apps.Admit{Any: true}},
 	}
 }
 
@@ -333,8 +315,8 @@ func appPath(authority, rest string) string { return "/.switchboard/v1/app/" + a
 
 func bearer(secret string) string { return "Authorization: Bearer " + secret }
 
-func newEnv(t *testing.T) (*env, secrets) {
-	s := newSecrets("chat", "notes", "camera", "spy", "echo")
+func newEnv(t *testing.T) (*env, testutil.AppSecrets) {
+	s := testutil.NewAppSecrets("chat", "notes", "camera", "spy", "echo")
 	e := startEnv(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: testApps(s, "notes")})
 	e.mustListen("/chat/", s["chat"])
 	return e, s
@@ -385,7 +367,7 @@ func TestUnknownAppLooksLikeNoScope(t *testing.T) {
 // caller's verified id; neither the secret (query or header) nor the
 // Authorization header reaches it.
 func TestConnectRequestCarriesAppNotCredential(t *testing.T) {
-	s := newSecrets("chat", "notes", "camera", "spy", "echo")
+	s := testutil.NewAppSecrets("chat", "notes", "camera", "spy", "echo")
 	e := startEnv(t, t.TempDir(), &config.File{Apps: testApps(s, "notes")})
 	svc := e.mustListen("/chat/", s["chat"])
 	for _, how := range []string{"header", "query"} {
@@ -540,7 +522,7 @@ func TestTokenExpires(t *testing.T) {
 }
 
 func TestTokenRevocationSurvivesRestart(t *testing.T) {
-	s := newSecrets("chat", "notes", "camera", "spy", "echo")
+	s := testutil.NewAppSecrets("chat", "notes", "camera", "spy", "echo")
 	dir := t.TempDir()
 	e := startEnv(t, dir, &config.File{AdminToken: "admin-secret", Apps: testApps(s, "notes")})
 	e.mustListen("/chat/", s["chat"])

@@ -1,10 +1,13 @@
-// Package testutil holds what every test package here needs the same way:
-// waiting for a condition with a deadline instead of sleeping.
+// Package testutil holds what several test packages here need the same
+// way: waiting for a condition with a deadline instead of sleeping, and
+// fresh app secrets.
 package testutil
 
 import (
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/apps"
 )
 
 // WaitFor polls cond every few milliseconds until it holds, and fails the
@@ -18,4 +21,26 @@ func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// AppSecrets are fresh app credentials by app id, for tests that write a
+// config of apps.
+type AppSecrets map[string]string
+
+// NewAppSecrets makes a fresh secret for each id.
+func NewAppSecrets(ids ...string) AppSecrets {
+	s := AppSecrets{}
+	for _, id := range ids {
+		s[id] = apps.NewSecret()
+	}
+	return s
+}
+
+// Hash is the credential_hash of id's secret.
+func (s AppSecrets) Hash(id string) string {
+	h, err := apps.HashCredential(s[id])
+	if err != nil {
+		panic(err) // a fresh secret always hashes
+	}
+	return h
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -65,12 +66,12 @@ func TestChooserInChromium(t *testing.T) {
 	}
 	opener := "http://" + ln.Addr().String()
 
-	s := newSecrets("chat", "camera", "photos", "notes")
+	s := testutil.NewAppSecrets("chat", "camera", "photos", "notes")
 	cfg := &config.File{AdminToken: "owner-" + apps.NewSecret(), Apps: []apps.AppConfig{
-		{ID: "chat", Name: "Chat server", CredentialHash: s.hash("chat"), Listen: []string{"/chat/"}, Admit: apps.Admit{Tokens: true}},
-		{ID: "camera", Name: "Camera", CredentialHash: s.hash("camera"), Origins: []string{opener}},
-		{ID: "photos", Name: "Photo backup", CredentialHash: s.hash("photos"), Listen: []string{"/photos/"}, Admit: apps.Admit{Any: true}},
-		{ID: "notes", Name: "Notes", CredentialHash: s.hash("notes")}, // admits nobody: not offered
+		{ID: "chat", Name: "Chat server", CredentialHash: s.Hash("chat"), Listen: []string{"/chat/"}, Admit: apps.Admit{Tokens: true}},
+		{ID: "camera", Name: "Camera", CredentialHash: s.Hash("camera"), Origins: []string{opener}},
+		{ID: "photos", Name: "Photo backup", CredentialHash: s.Hash("photos"), Listen: []string{"/photos/"}, Admit: apps.Admit{Any: true}},
+		{ID: "notes", Name: "Notes", CredentialHash: s.Hash("notes")}, // admits nobody: not offered
 	}}
 	b := startBroker(t, t.TempDir(), cfg)
 	page := []byte(fmt.Sprintf(openerPage, b.url))

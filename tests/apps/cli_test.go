@@ -12,15 +12,16 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-func cliApps(s secrets, chatAdmits ...string) []apps.AppConfig {
+func cliApps(s testutil.AppSecrets, chatAdmits ...string) []apps.AppConfig {
 	return []apps.AppConfig{
-		{ID: "chat", Name: "Chat server", CredentialHash: s.hash("chat"), Listen: []string{"/chat/"},
+		{ID: "chat", Name: "Chat server", CredentialHash: s.Hash("chat"), Listen: []string{"/chat/"},
 			Admit: apps.Admit{Apps: chatAdmits, Tokens: true}},
-		{ID: "notes", Name: "Notes", CredentialHash: s.hash("notes"), Servers: []string{"chat"}},
-		{ID: "camera", Name: "Camera", CredentialHash: s.hash("camera")},
+		{ID: "notes", Name: "Notes", CredentialHash: s.Hash("notes"), Servers: []string{"chat"}},
+		{ID: "camera", Name: "Camera", CredentialHash: s.Hash("camera")},
 	}
 }
 
@@ -74,7 +75,7 @@ func canReach(b *broker, target, secret string) bool {
 // `token list` shows the grant, `token revoke` takes it back, and the admin
 // API refuses a missing admin token.
 func TestCLIAppsEndToEnd(t *testing.T) {
-	s := newSecrets("chat", "notes", "camera")
+	s := testutil.NewAppSecrets("chat", "notes", "camera")
 	b := startBroker(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: cliApps(s, "notes")})
 	listenEcho(t, b, "/chat/", s["chat"])
 	admin := []string{"--broker", b.url, "--admin-token", "admin-secret"}
@@ -140,7 +141,7 @@ func TestAppNew(t *testing.T) {
 // TestReloadBySIGHUPAndCLI: permissions follow the config file after
 // SIGHUP and after `switchboard reload`, for new connections only.
 func TestReloadBySIGHUPAndCLI(t *testing.T) {
-	s := newSecrets("chat", "notes", "camera")
+	s := testutil.NewAppSecrets("chat", "notes", "camera")
 	b := startBroker(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: cliApps(s /* admits nobody */)})
 	listenEcho(t, b, "/chat/", s["chat"])
 	if canReach(b, "wsapp://chat/", s["notes"]) {

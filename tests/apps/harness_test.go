@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
@@ -176,25 +175,6 @@ func mustRun(t *testing.T, stdin string, env []string, args ...string) string {
 		t.Fatalf("switchboard %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
 	}
 	return out
-}
-
-// secrets are fresh app secrets by app id.
-type secrets map[string]string
-
-func newSecrets(ids ...string) secrets {
-	s := secrets{}
-	for _, id := range ids {
-		s[id] = apps.NewSecret()
-	}
-	return s
-}
-
-func (s secrets) hash(id string) string {
-	h, err := apps.HashCredential(s[id])
-	if err != nil {
-		panic(err)
-	}
-	return h
 }
 
 // waitFor is testutil.WaitFor with this package's default deadline.
