@@ -2,9 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +10,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 	"github.com/switchboard-dev/switchboard/server"
@@ -21,10 +17,10 @@ import (
 
 // env is a broker behind a real HTTP server on 127.0.0.1.
 type env struct {
-	t   testing.TB
-	b   *broker.Broker
-	srv *httptest.Server
-	ws  string // ws://127.0.0.1:PORT
+	t    testing.TB
+	b    *broker.Broker
+	ws   string // ws://127.0.0.1:PORT
+	addr string // 127.0.0.1:PORT, for raw sockets
 }
 
 func newEnv(t testing.TB, limits broker.Limits) *env {
@@ -32,39 +28,12 @@ func newEnv(t testing.TB, limits broker.Limits) *env {
 	return newEnvWith(t, limits, server.Config{})
 }
 
-// newEnvWith starts a broker whose server has the given settings (Broker,
-// Logger and Dev are filled in), behind the http.Server that serve uses,
-// with a 2 s handshake timeout and 16 KiB of headers.
+// newEnvWith starts a broker whose server has the given settings
+// (testutil.StartBroker fills in the rest).
 func newEnvWith(t testing.TB, limits broker.Limits, sc server.Config) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	cfg := &config.File{}
-	b := broker.New(broker.Config{Logger: log, Limits: limits, Authorize: cfg.Authorizer(true)})
-	sc.Broker, sc.Logger, sc.Dev = b, log, true
-	s := server.New(sc)
-	srv := httptest.NewUnstartedServer(s)
-	srv.Config = s.HTTPServer(2*time.Second, 16<<10)
-	srv.Start()
-	e := &env{t: t, b: b, srv: srv, ws: "ws" + strings.TrimPrefix(srv.URL, "http")}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		srv.Close()
-	})
-	return e
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	b, ws := testutil.StartBroker(t, broker.Config{Limits: limits}, sc)
+	return &env{t: t, b: b, ws: ws, addr: strings.TrimPrefix(ws, "ws://")}
 }
 
 // svc is a service written against the raw protocol, so these tests check

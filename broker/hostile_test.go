@@ -18,7 +18,7 @@ import (
 
 func TestSlowlorisHandshakeTimesOut(t *testing.T) {
 	e := newEnv(t, broker.Limits{}) // 2 s handshake timeout
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestLinkRequiresSubprotocolAndBinary(t *testing.T) {
 
 func TestHeaderFlood(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func rawHandshake(t *testing.T, e *env, path string, extra ...string) []byte {
 // rawHandshakeConn is rawHandshake that leaves the connection open.
 func rawHandshakeConn(t *testing.T, e *env, path string, extra ...string) (net.Conn, []byte) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestMalformedHandshakes(t *testing.T) {
 		{"huge headers", "GET /x/ HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", "431"},
 	}
 	for _, c := range cases {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+		conn, err := net.Dial("tcp", e.addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,19 +2,14 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/internal/wstest"
 	"github.com/switchboard-dev/switchboard/sdk"
 	"github.com/switchboard-dev/switchboard/server"
@@ -26,22 +21,9 @@ const maxMessage = 256 << 10
 // base URL.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := broker.New(broker.Config{Logger: log, Limits: broker.Limits{MaxMessage: maxMessage},
-		Authorize: (&config.File{}).Authorizer(true)})
-	s := server.New(server.Config{Broker: b, Logger: log, Dev: true, Compression: true}) // the clients offer permessage-deflate
-	srv := httptest.NewUnstartedServer(s)
-	srv.Config = s.HTTPServer(5*time.Second, 16<<10)
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("broker shutdown: %v", err)
-		}
-		srv.Close()
-	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
+	_, ws := testutil.StartBroker(t, broker.Config{Limits: broker.Limits{MaxMessage: maxMessage}},
+		server.Config{Compression: true}) // the clients offer permessage-deflate
+	return ws
 }
 
 // echoService attaches an SDK service that accepts every client (choosing

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 type testBroker struct {
 	t   *testing.T
 	b   *broker.Broker
-	srv *httptest.Server
 	url string // ws://127.0.0.1:PORT
 	log *slog.Logger
 }
@@ -31,8 +28,8 @@ const secret = "test-secret"
 
 func startBroker(t *testing.T, limits broker.Limits) *testBroker {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b := broker.New(broker.Config{
+	log := testutil.TestLogger(t)
+	b, ws := testutil.StartBroker(t, broker.Config{
 		Logger: log, Limits: limits,
 		Authorize: func(_ context.Context, req broker.AuthRequest) (string, error) {
 			if req.Credential != secret {
@@ -40,25 +37,8 @@ func startBroker(t *testing.T, limits broker.Limits) *testBroker {
 			}
 			return "tester", nil
 		},
-	})
-	srv := httptest.NewServer(server.New(server.Config{Broker: b, Logger: log, Dev: true}))
-	tb := &testBroker{t: t, b: b, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http"), log: log}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("broker shutdown: %v", err)
-		}
-		srv.Close()
-	})
-	return tb
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	}, server.Config{Dev: true})
+	return &testBroker{t: t, b: b, url: ws, log: log}
 }
 
 // listen attaches a listener to scope (a path such as "/echo/") and closes

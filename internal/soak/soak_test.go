@@ -12,11 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +23,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/streamtest"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/server"
@@ -45,10 +42,7 @@ func TestSoak(t *testing.T) {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b := broker.New(broker.Config{Logger: log, Authorize: (&config.File{}).Authorizer(true)})
-	srv := httptest.NewServer(server.New(server.Config{Broker: b, Logger: log, Dev: true}))
-	defer srv.Close()
-	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+	b, ws := testutil.StartBroker(t, broker.Config{Logger: log}, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
