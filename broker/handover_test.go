@@ -16,9 +16,7 @@ import (
 func TestHandoverAfterCrashRedeliversUnacked(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s1 := e.attach(protocol.Hello{Scope: "/h/", Label: "v1"})
-	res := e.dialAsync("/h/", nil)
-	c := s1.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s1, "/h/")
 	for i := 1; i <= 5; i++ {
 		writeMsg(t, client, websocket.MessageText, fmt.Sprint(i))
 	}
@@ -57,9 +55,7 @@ func TestHandoverAfterCrashRedeliversUnacked(t *testing.T) {
 func TestTakeoverKeepsOrder(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s1 := e.attach(protocol.Hello{Scope: "/t/", Label: "v1"})
-	res := e.dialAsync("/t/", nil)
-	c := s1.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s1, "/t/")
 	writeMsg(t, client, websocket.MessageText, "1")
 	s1.next(protocol.TypeData)
 
@@ -83,17 +79,13 @@ func TestTakeoverKeepsOrder(t *testing.T) {
 		t.Fatalf("seq %d", d.Seq)
 	}
 	// New connect requests go to the new instance.
-	res = e.dialAsync("/t/", nil)
-	s2.acceptNext("")
-	waitDial(t, res)
+	e.open(s2, "/t/")
 }
 
 func TestHandoverTimeoutCloses1012(t *testing.T) {
 	e := newEnv(t, broker.Limits{HandoverTimeout: 200 * time.Millisecond})
 	s1 := e.attach(protocol.Hello{Scope: "/gone/"})
-	res := e.dialAsync("/gone/", nil)
-	s1.acceptNext("")
-	client := waitDial(t, res)
+	_, client := e.open(s1, "/gone/")
 	s1.conn.CloseNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -106,9 +98,7 @@ func TestHandoverTimeoutCloses1012(t *testing.T) {
 func TestWaitingInstanceTakesOverAtOnce(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s1 := e.attach(protocol.Hello{Scope: "/w/", Label: "v1"})
-	res := e.dialAsync("/w/", nil)
-	c := s1.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s1, "/w/")
 	s2 := e.attach(protocol.Hello{Scope: "/w/", Label: "v2"}) // active; s1 waits
 	s2.next(protocol.TypeOpen)
 	if st := s1.next(protocol.TypeState).(*protocol.State); st.Active {
@@ -128,9 +118,7 @@ func TestWaitingInstanceTakesOverAtOnce(t *testing.T) {
 func TestMessageTooBig(t *testing.T) {
 	e := newEnv(t, broker.Limits{MaxMessage: 1024})
 	s := e.attach(protocol.Hello{Scope: "/big/"})
-	res := e.dialAsync("/big/", nil)
-	c := s.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s, "/big/")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = client.Write(ctx, websocket.MessageBinary, make([]byte, 2048))
@@ -146,9 +134,7 @@ func TestMessageTooBig(t *testing.T) {
 func TestInvalidUTF8Closes1007(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s := e.attach(protocol.Hello{Scope: "/u/"})
-	res := e.dialAsync("/u/", nil)
-	c := s.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s, "/u/")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = client.Write(ctx, websocket.MessageText, []byte{0xff, 0xfe})
@@ -164,12 +150,8 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 func TestBackpressureStopsReadingOneClient(t *testing.T) {
 	e := newEnv(t, broker.Limits{Window: 4 << 10, ChannelBuffer: 16 << 10})
 	s := e.attach(protocol.Hello{Scope: "/bp/"})
-	resA := e.dialAsync("/bp/a", nil)
-	a := s.acceptNext("")
-	stalled := waitDial(t, resA)
-	resB := e.dialAsync("/bp/b", nil)
-	b := s.acceptNext("")
-	active := waitDial(t, resB)
+	a, stalled := e.open(s, "/bp/a")
+	b, active := e.open(s, "/bp/b")
 
 	// The service never acks channel a: the broker holds at most
 	// ChannelBuffer, then stops reading, and the client's writes block.
@@ -227,9 +209,7 @@ func TestBackpressureStopsReadingOneClient(t *testing.T) {
 func TestServiceBeyondCreditIsCut(t *testing.T) {
 	e := newEnv(t, broker.Limits{Window: 1024})
 	s := e.attach(protocol.Hello{Scope: "/cr/"})
-	res := e.dialAsync("/cr/", nil)
-	c := s.acceptNext("")
-	waitDial(t, res) // the client never reads
+	c, _ := e.open(s, "/cr/") // the client never reads
 	var frames [][]byte
 	for i := 0; i < 4000; i++ { // far beyond twice the window, even if the client's socket buffers absorb some
 		frames = append(frames, protocol.AppendData(nil, c.Channel, 0, 0, make([]byte, 1000)))

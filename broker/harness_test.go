@@ -203,6 +203,19 @@ func (s *svc) acceptNext(protocolName string, headers ...protocol.Header) *proto
 	return c
 }
 
+// open connects a client to path and has s accept it, returning the
+// connect request and the client.
+func (e *env) open(s *svc, path string) (*protocol.Connect, *websocket.Conn) {
+	e.t.Helper()
+	res := e.dialAsync(path, nil)
+	c := s.acceptNext("")
+	r := <-res
+	if r.err != nil {
+		e.t.Fatalf("dial %s: %v", path, r.err)
+	}
+	return c, r.c
+}
+
 // dial connects a client; it fails the test on error.
 func (e *env) dial(path string, opts *websocket.DialOptions) *websocket.Conn {
 	e.t.Helper()

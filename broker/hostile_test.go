@@ -68,9 +68,7 @@ func TestPerAddressLimit(t *testing.T) {
 func TestGarbageFromServiceHandsChannelsOver(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s1 := e.attach(protocol.Hello{Scope: "/g/"})
-	res := e.dialAsync("/g/", nil)
-	c := s1.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s1, "/g/")
 	writeMsg(t, client, websocket.MessageText, "keep me")
 	s1.next(protocol.TypeData)
 
@@ -174,9 +172,8 @@ func TestTotalBufferLimit(t *testing.T) {
 	s := e.attach(protocol.Hello{Scope: "/tb/"}) // never acknowledges
 	var clients []*websocket.Conn
 	for i := 0; i < 2; i++ {
-		res := e.dialAsync("/tb/", nil)
-		s.acceptNext("")
-		clients = append(clients, waitDial(t, res))
+		_, c := e.open(s, "/tb/")
+		clients = append(clients, c)
 	}
 	payload := make([]byte, 32<<10)
 	fill := func(c *websocket.Conn) int {

@@ -78,9 +78,7 @@ func TestRelayBothWays(t *testing.T) {
 func TestServiceCloseReachesClient(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	s := e.attach(protocol.Hello{Scope: "/svc/"})
-	res := e.dialAsync("/svc/", nil)
-	c := s.acceptNext("")
-	client := waitDial(t, res)
+	c, client := e.open(s, "/svc/")
 	s.send(protocol.AppendData(nil, c.Channel, 0, 0, []byte("before close")),
 		(&protocol.Close{Channel: c.Channel, Code: 4002, Reason: "done here"}).Append(nil))
 	if _, m := readMsg(t, client); m != "before close" {
@@ -98,9 +96,8 @@ func TestPushByPrefix(t *testing.T) {
 	s := e.attach(protocol.Hello{Scope: "/rooms/"})
 	var clients []*websocket.Conn
 	for _, p := range []string{"/rooms/a/1", "/rooms/a/2", "/rooms/b/1"} {
-		res := e.dialAsync(p, nil)
-		s.acceptNext("")
-		clients = append(clients, waitDial(t, res))
+		_, c := e.open(s, p)
+		clients = append(clients, c)
 	}
 	s.send(protocol.AppendPush(nil, 0, "/rooms/a/", []byte("to a")), protocol.AppendPush(nil, 0, "", []byte("to all")))
 	for i, c := range clients {
@@ -119,18 +116,12 @@ func TestPushByPrefix(t *testing.T) {
 func TestLongestScopeWinsAtConnectTime(t *testing.T) {
 	e := newEnv(t, broker.Limits{})
 	wide := e.attach(protocol.Hello{Scope: "/a/"})
-	res := e.dialAsync("/a/b/c", nil)
-	wide.acceptNext("")
-	old := waitDial(t, res)
+	_, old := e.open(wide, "/a/b/c")
 	narrow := e.attach(protocol.Hello{Scope: "/a/b/"})
 	for _, p := range []string{"/a/b", "/a/b/", "/a/b/c"} {
-		res := e.dialAsync(p, nil)
-		narrow.acceptNext("")
-		waitDial(t, res)
+		e.open(narrow, p)
 	}
-	res = e.dialAsync("/a/bc", nil)
-	wide.acceptNext("")
-	waitDial(t, res)
+	e.open(wide, "/a/bc")
 	// The channel made before the narrower scope stays with the wide one.
 	writeMsg(t, old, websocket.MessageText, "still wide")
 	if d := wide.next(protocol.TypeData).(*protocol.Data); string(d.Payload) != "still wide" {
