@@ -15,21 +15,24 @@ import (
 const MinSecretLen = 32
 
 // SecretPrefix starts every secret NewSecret makes, so a leaked one is easy
-// to recognise (and to scan for in repositories).
-const SecretPrefix = "sbapp_"
+// to recognise (and to scan for in repositories). App credentials and the
+// config file's scope credentials are one kind of secret.
+const SecretPrefix = "sb_"
 
 // hashPrefix names the credential hash scheme in the config file.
 const hashPrefix = "sha256$"
 
-// hashDomain separates app credential hashes from every other SHA-256 use,
-// so an app's hash is no use as any other kind of credential.
+// hashDomain separates credential hashes from every other SHA-256 use, so
+// a credential's hash is no use as any other kind of secret. (The name
+// keeps its first use, app credentials, so existing hashes stay valid.)
 const hashDomain = "switchboard app credential v1\x00"
 
 // lowerBase32 is unpadded lower-case base32, used for secrets, tokens and
 // grant ids: safe in URLs, host names and shells.
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// NewSecret returns a fresh random app credential: SecretPrefix and 256
+// NewSecret returns a fresh random credential (for an app or for the
+// config file's scope credentials): SecretPrefix and 256
 // random bits in lower-case base32.
 func NewSecret() string {
 	var b [32]byte
@@ -42,7 +45,7 @@ func NewSecret() string {
 // MinSecretLen.
 func HashCredential(secret string) (string, error) {
 	if len(secret) < MinSecretLen {
-		return "", fmt.Errorf("hash credential: secret is %d characters; app secrets must be at least %d random characters (switchboard app new makes one)", len(secret), MinSecretLen)
+		return "", fmt.Errorf("hash credential: secret is %d characters; secrets must be at least %d random characters (switchboard credential new makes one)", len(secret), MinSecretLen)
 	}
 	sum := hashSecret(secret)
 	return hashPrefix + hex.EncodeToString(sum[:]), nil
@@ -57,12 +60,19 @@ func hashSecret(secret string) [sha256.Size]byte {
 	return sum
 }
 
+// SumSecret is the digest a credential_hash holds for secret: compare it
+// with ParseCredentialHash's result.
+func SumSecret(secret string) [sha256.Size]byte { return hashSecret(secret) }
+
+// ParseCredentialHash reads HashCredential's output.
+func ParseCredentialHash(s string) ([sha256.Size]byte, error) { return parseCredentialHash(s) }
+
 // parseCredentialHash reads HashCredential's output.
 func parseCredentialHash(s string) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	rest, ok := strings.CutPrefix(s, hashPrefix)
 	if !ok {
-		return sum, fmt.Errorf("credential_hash must start with %q (switchboard app new prints one)", hashPrefix)
+		return sum, fmt.Errorf("credential_hash must start with %q (switchboard credential new prints one)", hashPrefix)
 	}
 	b, err := hex.DecodeString(rest)
 	if err != nil || len(b) != sha256.Size {

@@ -10,9 +10,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 // env is a broker behind a real HTTP server on 127.0.0.1.
@@ -25,14 +25,14 @@ type env struct {
 
 func newEnv(t testing.TB, limits broker.Limits) *env {
 	t.Helper()
-	return newEnvWith(t, limits, server.Config{})
+	return newEnvWith(t, daemon.Settings{Limits: limits})
 }
 
-// newEnvWith starts a broker whose server has the given settings
-// (testutil.StartBroker fills in the rest).
-func newEnvWith(t testing.TB, limits broker.Limits, sc server.Config) *env {
+// newEnvWith starts a broker with the given settings (the daemon's
+// defaults fill in the rest).
+func newEnvWith(t testing.TB, s daemon.Settings) *env {
 	t.Helper()
-	b, ws := testutil.StartBroker(t, broker.Config{Limits: limits}, sc)
+	b, ws := testutil.StartBroker(t, s, daemon.Options{})
 	return &env{t: t, b: b, ws: ws, addr: strings.TrimPrefix(ws, "ws://")}
 }
 

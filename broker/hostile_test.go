@@ -12,12 +12,12 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/protocol"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 func TestSlowlorisHandshakeTimesOut(t *testing.T) {
-	e := newEnv(t, broker.Limits{}) // 2 s handshake timeout
+	e := newEnvWith(t, daemon.Settings{HandshakeTimeout: 2 * time.Second})
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestSlowlorisHandshakeTimesOut(t *testing.T) {
 }
 
 func TestPerAddressLimit(t *testing.T) {
-	e := newEnvWith(t, broker.Limits{}, server.Config{MaxConnsPerAddr: 3})
+	e := newEnvWith(t, daemon.Settings{MaxConnsPerAddr: 3})
 	s := e.attach(protocol.Hello{Scope: "/f/"})
 	go func() {
 		for f := range s.frames {

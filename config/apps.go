@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -108,38 +107,6 @@ func (c *File) OpenTokens(configPath string) (*apps.Sealer, *apps.Revocations, e
 	return sealer.WithRevocations(revs), revs, nil
 }
 
-// AppAuthorizer returns the broker's Authorize function for a file with
-// apps: an app credential may listen on scopes its manifest's listen
-// covers (owner "app:ID"); any other credential goes through the
-// "credentials" section (Authorizer). Without a credential, no scope that
-// an app owns can be taken, even in dev mode. dir returns the current
-// directory (it changes on reload); nil or a nil result means no apps.
-func (c *File) AppAuthorizer(dev bool, dir func() *apps.Directory) func(context.Context, broker.AuthRequest) (string, error) {
-	base := c.Authorizer(dev)
-	return func(ctx context.Context, req broker.AuthRequest) (string, error) {
-		var d *apps.Directory
-		if dir != nil {
-			d = dir()
-		}
-		if d == nil {
-			return base(ctx, req)
-		}
-		if req.Credential != "" {
-			if id, ok := d.Authenticate(req.Credential); ok {
-				if err := d.MayListen(id.App, req.Scope.Host, req.Scope.Path); err != nil {
-					return "", fmt.Errorf("app %s may not listen on %s (%s)", id.App, req.Scope, apps.ReasonOf(err))
-				}
-				return AppOwnerPrefix + id.App, nil
-			}
-			return base(ctx, req)
-		}
-		if owner := appOwning(d, req.Scope); owner != "" {
-			return "", fmt.Errorf("scope %s belongs to an app; pass its --credential", req.Scope)
-		}
-		return base(ctx, req)
-	}
-}
-
 // appOwning returns the app whose listen scope overlaps s, or "".
 func appOwning(d *apps.Directory, s broker.Scope) string {
 	for _, id := range d.IDs() {
@@ -160,22 +127,22 @@ func scopeCovers(o, s broker.Scope) bool {
 	return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
 }
 
-// errNoConfig is returned by ReloadApps when the broker runs without a file.
+// errNoConfig is returned by Reload when the broker runs without a file.
 var errNoConfig = errors.New("the broker was started without --config: nothing to reload")
 
-// ReloadApps re-reads the file at path and builds its apps directory. The
-// caller swaps it in only when err is nil.
-func ReloadApps(path string) (*apps.Directory, error) {
+// Reload re-reads the file at path for a running broker and builds its
+// credential lookup. The caller swaps it in only when err is nil.
+func Reload(path string) (*File, *Keys, error) {
 	if path == "" {
-		return nil, errNoConfig
+		return nil, nil, errNoConfig
 	}
 	c, err := Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("reload: %w", err)
+		return nil, nil, fmt.Errorf("reload: %w", err)
 	}
-	d, err := c.Directory()
+	k, err := c.Keys()
 	if err != nil {
-		return nil, fmt.Errorf("reload %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reload %s: %w", path, err)
 	}
-	return d, nil
+	return c, k, nil
 }

@@ -16,7 +16,7 @@ func TestAppsValidation(t *testing.T) {
 	secret := apps.NewSecret()
 	hash, _ := apps.HashCredential(secret)
 	c := `{"apps": [{"id": "chat", "credential_hash": "` + hash + `", "listen": ["/chat/"]}],
-	  "credentials": [{"name": "old", "secret_sha256": "` + HashSecret("x") + `", "scopes": ["/chat/rooms/"]}]}`
+	  "credentials": [{"name": "old", "credential_hash": "` + testHash(t) + `", "scopes": ["/chat/rooms/"]}]}`
 	if _, err := Decode(strings.NewReader(c)); err == nil || !strings.Contains(err.Error(), "overlaps scope /chat/rooms/ of credential old") {
 		t.Fatalf("overlap of an app and a credential: %v", err)
 	}
@@ -36,11 +36,7 @@ func TestAppAuthorizer(t *testing.T) {
 		{ID: "chat", CredentialHash: hc, Listen: []string{"/chat/"}},
 		{ID: "camera", CredentialHash: hk},
 	}}
-	d, err := f.Directory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := f.AppAuthorizer(true, func() *apps.Directory { return d })
+	auth := f.Authorizer(true)
 	req := func(cred, scope string) (string, error) {
 		sc, err := broker.ParseScope(scope, true)
 		if err != nil {

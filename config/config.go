@@ -5,15 +5,10 @@ package config
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -74,12 +69,14 @@ type Limits struct {
 }
 
 // Credential lets whoever holds a secret listen on some scopes. Only the
-// secret's SHA-256 is stored: secrets are random (switchboard credential
-// new makes one), so a plain hash cannot be reversed by guessing.
+// secret's hash is stored, in the one form every credential of the broker
+// uses (an app's too): "sha256$" and 64 hex digits, from
+// apps.HashCredential. Secrets are random (switchboard credential new
+// makes one), so a fast hash cannot be reversed by guessing.
 type Credential struct {
-	Name         string   `json:"name"`
-	SecretSHA256 string   `json:"secret_sha256"`
-	Scopes       []string `json:"scopes"`
+	Name           string   `json:"name"`
+	CredentialHash string   `json:"credential_hash"`
+	Scopes         []string `json:"scopes"`
 }
 
 // Duration is a time.Duration written as a string such as "30s".
@@ -102,7 +99,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the string form.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path. A file with problems gives
+// an *Error listing every one.
 func Load(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -110,57 +108,65 @@ func Load(path string) (*File, error) {
 	}
 	defer f.Close()
 	c, err := Decode(f)
+	var ce *Error
+	if errors.As(err, &ce) {
+		ce.File = path
+		return nil, ce
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Decode reads a config strictly: unknown keys and trailing data are errors.
-func Decode(r io.Reader) (*File, error) {
-	var c File
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the config object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the config object")
-	}
-	return &c, c.Validate()
-}
-
 // Validate checks the file as a whole.
 func (c *File) Validate() error {
 	var errs []error
 	owner := map[string]string{}
+	names := map[string]int{}
+	hashes := map[[sha256.Size]byte]string{}
 	for i, cr := range c.Credentials {
 		if cr.Name == "" {
-			errs = append(errs, fmt.Errorf("credentials[%d]: name is required", i))
+			errs = append(errs, fmt.Errorf("credentials[%d].name: is required", i))
+		} else if j, dup := names[cr.Name]; dup {
+			errs = append(errs, fmt.Errorf("credentials[%d].name: %q is also the name of credentials[%d]", i, cr.Name, j))
+		} else {
+			names[cr.Name] = i
 		}
-		if b, err := hex.DecodeString(cr.SecretSHA256); err != nil || len(b) != sha256.Size {
-			errs = append(errs, fmt.Errorf("credentials[%d] (%s): secret_sha256 must be 64 hex digits (switchboard credential new prints one)", i, cr.Name))
+		if sum, err := apps.ParseCredentialHash(cr.CredentialHash); err != nil {
+			errs = append(errs, fmt.Errorf("credentials[%d].credential_hash: %w", i, err))
+		} else if other, dup := hashes[sum]; dup {
+			errs = append(errs, fmt.Errorf("credentials[%d].credential_hash: the same secret as credential %s; give each its own (switchboard credential new)", i, other))
+		} else {
+			hashes[sum] = cr.Name
 		}
 		if len(cr.Scopes) == 0 {
-			errs = append(errs, fmt.Errorf("credentials[%d] (%s): scopes is empty", i, cr.Name))
+			errs = append(errs, fmt.Errorf("credentials[%d].scopes: is empty", i))
 		}
 		for _, s := range cr.Scopes {
 			sc, err := broker.ParseScope(s, true)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("credentials[%d] (%s): %w", i, cr.Name, err))
+				errs = append(errs, fmt.Errorf("credentials[%d].scopes: %w", i, err))
 				continue
 			}
 			if o, dup := owner[sc.String()]; dup && o != cr.Name {
-				errs = append(errs, fmt.Errorf("scope %s is owned by both %s and %s", sc, o, cr.Name))
+				errs = append(errs, fmt.Errorf("credentials[%d].scopes: scope %s is owned by both %s and %s", i, sc, o, cr.Name))
 			}
 			owner[sc.String()] = cr.Name
 		}
 	}
+	for i, a := range c.Apps {
+		if sum, err := apps.ParseCredentialHash(a.CredentialHash); err == nil {
+			if other, dup := hashes[sum]; dup {
+				errs = append(errs, fmt.Errorf("apps[%d].credential_hash: the same secret as credential %s; give each its own (switchboard credential new)", i, other))
+			}
+		}
+	}
 	errs = append(errs, c.validateApps()...)
-	if c.MaxHeaderBytes < 0 || c.Limits.MaxMessage < 0 || c.Limits.Window < 0 {
+	if c.MaxHeaderBytes < 0 {
+		errs = append(errs, errors.New("max_header_bytes must not be negative"))
+	}
+	if c.Limits.MaxMessage < 0 || c.Limits.Window < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
 	}
 	return errors.Join(errs...)
@@ -175,68 +181,12 @@ func (c *File) BrokerLimits() broker.Limits {
 		PingInterval: time.Duration(l.PingInterval)}
 }
 
-// HashSecret returns the hex SHA-256 of a secret, as secret_sha256 holds it.
-func HashSecret(secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(h[:])
-}
-
-// NewSecret returns a fresh random credential secret.
-func NewSecret() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return "sb_" + hex.EncodeToString(b)
-}
-
-// Authorizer returns the broker's Authorize function: a credential must own
-// the scope (the scope itself or a parent scope listed for it). In dev mode,
-// a loopback process without a credential may take any scope that no
-// credential owns.
-func (c *File) Authorizer(dev bool) func(context.Context, broker.AuthRequest) (string, error) {
-	type owned struct {
-		name  string
-		hash  []byte
-		scope broker.Scope
-	}
-	var all []owned
-	for _, cr := range c.Credentials {
-		h, _ := hex.DecodeString(cr.SecretSHA256)
-		for _, s := range cr.Scopes {
-			sc, _ := broker.ParseScope(s, true)
-			all = append(all, owned{cr.Name, h, sc})
-		}
-	}
-	return func(_ context.Context, req broker.AuthRequest) (string, error) {
-		if req.Credential == "" {
-			for _, o := range all {
-				if o.scope.Overlaps(req.Scope) {
-					return "", fmt.Errorf("scope %s is owned by a credential; pass --credential", req.Scope)
-				}
-			}
-			if dev && req.Remote.Addr().IsLoopback() {
-				return "dev", nil
-			}
-			if dev {
-				return "", fmt.Errorf("scope %s needs a credential that owns it (--dev admits only loopback processes without one)", req.Scope)
-			}
-			return "", fmt.Errorf("scope %s needs a credential that owns it: pass --credential, or run the broker with --dev for unauthenticated loopback use", req.Scope)
-		}
-		sum := sha256.Sum256([]byte(req.Credential))
-		known := false
-		for _, o := range all {
-			if subtle.ConstantTimeCompare(sum[:], o.hash) != 1 {
-				continue
-			}
-			known = true
-			if o.scope.Covers(req.Scope) {
-				return o.name, nil
-			}
-		}
-		if known {
-			return "", fmt.Errorf("the credential does not own scope %s", req.Scope)
-		}
-		return "", errors.New("unknown credential")
-	}
+// NewCredential makes a credential: a random secret and the hash the
+// config file keeps (credential_hash, for a credential or an app).
+func NewCredential() (secret, hash string, err error) {
+	secret = apps.NewSecret()
+	hash, err = apps.HashCredential(secret)
+	return secret, hash, err
 }
 
 // Example returns a documented example file, for docs and tests.
@@ -267,7 +217,7 @@ const exampleJSON = `
   "credentials": [
     {
       "name": "chat-team",
-      "secret_sha256": "4f0dd8a1e5f5f6b6a5c4d0f54c9bd6d07d0b47a2c0f1e2d3c4b5a69788796a5b",
+      "credential_hash": "sha256$4f0dd8a1e5f5f6b6a5c4d0f54c9bd6d07d0b47a2c0f1e2d3c4b5a69788796a5b",
       "scopes": ["/chat/", "chat.example.com/rooms/"]
     }
   ]

@@ -41,11 +41,11 @@ func TestStrict(t *testing.T) {
 		"unknown nested": `{"limits": {"max_mesage": 1}}`,
 		"bad duration":   `{"limits": {"accept_timeout": 10}}`,
 		"trailing":       `{} {}`,
-		"bad hash":       `{"credentials": [{"name": "a", "secret_sha256": "zz", "scopes": ["/a/"]}]}`,
-		"bad scope":      `{"credentials": [{"name": "a", "secret_sha256": "` + HashSecret("x") + `", "scopes": ["/a"]}]}`,
-		"reserved scope": `{"credentials": [{"name": "a", "secret_sha256": "` + HashSecret("x") + `", "scopes": ["/.switchboard/x/"]}]}`,
-		"two owners": `{"credentials": [{"name": "a", "secret_sha256": "` + HashSecret("x") + `", "scopes": ["/a/"]},
-			{"name": "b", "secret_sha256": "` + HashSecret("y") + `", "scopes": ["/a/"]}]}`,
+		"bad hash":       `{"credentials": [{"name": "a", "credential_hash": "zz", "scopes": ["/a/"]}]}`,
+		"bad scope":      `{"credentials": [{"name": "a", "credential_hash": "` + testHash(t) + `", "scopes": ["/a"]}]}`,
+		"reserved scope": `{"credentials": [{"name": "a", "credential_hash": "` + testHash(t) + `", "scopes": ["/.switchboard/x/"]}]}`,
+		"two owners": `{"credentials": [{"name": "a", "credential_hash": "` + testHash(t) + `", "scopes": ["/a/"]},
+			{"name": "b", "credential_hash": "` + testHash(t) + `", "scopes": ["/a/"]}]}`,
 	} {
 		if _, err := Decode(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -53,8 +53,19 @@ func TestStrict(t *testing.T) {
 	}
 }
 
+// testHash is the credential_hash of a fresh secret.
+func testHash(t *testing.T) string {
+	t.Helper()
+	_, h, err := NewCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func TestAuthorizer(t *testing.T) {
-	c, err := Decode(strings.NewReader(`{"credentials": [{"name": "team", "secret_sha256": "` + HashSecret("s3cret") + `", "scopes": ["/chat/"]}]}`))
+	secret, hash, _ := NewCredential()
+	c, err := Decode(strings.NewReader(`{"credentials": [{"name": "team", "credential_hash": "` + hash + `", "scopes": ["/chat/"]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +80,9 @@ func TestAuthorizer(t *testing.T) {
 		owner   string
 		errPart string
 	}{
-		{false, "s3cret", "/chat/", far, "team", ""},
-		{false, "s3cret", "/chat/room/", far, "team", ""},
-		{false, "s3cret", "/other/", far, "", "does not own"},
+		{false, secret, "/chat/", far, "team", ""},
+		{false, secret, "/chat/room/", far, "team", ""},
+		{false, secret, "/other/", far, "", "does not own"},
 		{false, "wrong", "/chat/", far, "", "unknown credential"},
 		{false, "", "/free/", loop, "", "needs a credential"},
 		{true, "", "/free/", loop, "dev", ""},

@@ -9,10 +9,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/internal/wstest"
 	"github.com/switchboard-dev/switchboard/sdk"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 const maxMessage = 256 << 10
@@ -21,8 +21,8 @@ const maxMessage = 256 << 10
 // base URL.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	_, ws := testutil.StartBroker(t, broker.Config{Limits: broker.Limits{MaxMessage: maxMessage}},
-		server.Config{Compression: true}) // the clients offer permessage-deflate
+	_, ws := testutil.StartBroker(t, daemon.Settings{Limits: broker.Limits{MaxMessage: maxMessage}},
+		daemon.Options{}) // compression is on by default: the clients offer permessage-deflate
 	return ws
 }
 

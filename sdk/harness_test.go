@@ -10,9 +10,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 // testBroker is a real in-process broker on a loopback port.
@@ -29,15 +29,15 @@ const secret = "test-secret"
 func startBroker(t *testing.T, limits broker.Limits) *testBroker {
 	t.Helper()
 	log := testutil.TestLogger(t)
-	b, ws := testutil.StartBroker(t, broker.Config{
-		Logger: log, Limits: limits,
+	b, ws := testutil.StartBroker(t, daemon.Settings{Limits: limits, Dev: true}, daemon.Options{
+		Logger: log,
 		Authorize: func(_ context.Context, req broker.AuthRequest) (string, error) {
 			if req.Credential != secret {
 				return "", errors.New("scope " + req.Scope.String() + " needs a credential that owns it")
 			}
 			return "tester", nil
 		},
-	}, server.Config{Dev: true})
+	})
 	return &testBroker{t: t, b: b, url: ws, log: log}
 }
 

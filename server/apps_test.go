@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,25 +87,28 @@ func startEnv(t *testing.T, dir string, cfg *config.File) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.Directory()
+	keys, err := c.Keys()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var live atomic.Pointer[config.Keys]
+	live.Store(keys)
 	sealer, revs, err := c.OpenTokens(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.st = server.NewApps(d, sealer, revs)
+	e.st = server.NewApps(keys.Directory(), sealer, revs)
 	quiet := slog.New(slog.DiscardHandler)
 	e.reg = prometheus.NewRegistry()
-	e.b = broker.New(broker.Config{Logger: quiet, Registerer: e.reg, Authorize: c.AppAuthorizer(false, e.st.Directory)})
+	e.b = broker.New(broker.Config{Logger: quiet, Registerer: e.reg, Authorize: config.Authorizer(false, live.Load)})
 	srv := server.New(server.Config{Broker: e.b, Logger: quiet, Registerer: e.reg, Apps: e.st, AdminToken: c.AdminToken,
 		Reload: func(context.Context) error {
-			d, err := config.ReloadApps(e.cfgPath)
+			_, k, err := config.Reload(e.cfgPath)
 			if err != nil {
 				return err
 			}
-			e.st.Swap(d)
+			live.Store(k)
+			e.st.Swap(k.Directory())
 			return nil
 		}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/version"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -168,24 +170,34 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub strin
 	}
 }
 
-// statusResponse is the admin status: the broker's, plus the port mapping.
+// statusResponse is the admin status: the broker's, plus the build and the
+// port mapping.
 type statusResponse struct {
 	*broker.Status
-	PortMap any `json:"portmap,omitempty"`
+	Version version.Info `json:"version"`
+	PortMap any          `json:"portmap,omitempty"`
 }
 
 func (s *Server) status() statusResponse {
 	st := s.b.Status()
-	resp := statusResponse{Status: &st}
+	resp := statusResponse{Status: &st, Version: version.Get()}
 	if s.cfg.PortMap != nil {
 		resp.PortMap = s.cfg.PortMap()
 	}
 	return resp
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+// healthz answers "ok". With ?verbose it adds the detail an operator
+// checks after an upgrade: the version it runs. (The same
+// version is in the switchboard_build_info metric.)
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
+	if !r.URL.Query().Has("verbose") {
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	v := version.Get()
+	fmt.Fprintf(w, "ok\nversion: %s\nrevision: %s\ngo: %s\n", v.Version, v.Revision, v.GoVersion)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -68,7 +68,10 @@ func startProc(t *testing.T, stdin io.Reader, stdout io.Writer, args ...string) 
 func runProc(t *testing.T, cmd *exec.Cmd, name string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, cmd: cmd, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "SWITCHBOARD_CREDENTIAL=")
+	if p.cmd.Env == nil {
+		p.cmd.Env = os.Environ()
+	}
+	p.cmd.Env = append(p.cmd.Env, "SWITCHBOARD_CREDENTIAL=")
 	errPipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
 )
 
@@ -23,8 +21,8 @@ func (f *clusterFlags) register(fl *flag.FlagSet) {
 	fl.StringVar(&f.prefix, "cluster-prefix", "switchboard", "NATS subject prefix, to run several clusters on one NATS")
 }
 
-// setup prepares the node before the broker exists; apply fills the
-// broker config.
+// setup makes the cluster link before the broker exists; the daemon
+// starts it with the broker and shuts it down.
 func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Registerer) error {
 	if f.url == "" {
 		return nil
@@ -35,34 +33,4 @@ func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Regis
 	}
 	f.c = c
 	return nil
-}
-
-func (f *clusterFlags) apply(cfg *broker.Config) {
-	if f.c != nil {
-		cfg.Cluster = f.c
-		cfg.NodeNum = f.c.NodeNum()
-	}
-}
-
-func (f *clusterFlags) start(b *broker.Broker) error {
-	if f.c == nil {
-		return nil
-	}
-	return f.c.Start(b)
-}
-
-// ready is /readyz's check: a node cut off from NATS serves local traffic
-// but is not ready.
-func (f *clusterFlags) ready() error {
-	if f.c == nil {
-		return nil
-	}
-	return f.c.Ready()
-}
-
-func (f *clusterFlags) shutdown(ctx context.Context) error {
-	if f.c == nil {
-		return nil
-	}
-	return f.c.Shutdown(ctx)
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-func init() { commands["connect"] = runConnect }
+func init() {
+	commands["connect"] = command{runConnect, "talk to a WebSocket URL from the terminal", "connect ws://127.0.0.1:8080/chat/room"}
+}
 
 // runConnect is a terminal WebSocket client: stdin lines become text
 // messages, messages are printed as lines on stdout. It exits 0 when the
@@ -35,7 +37,7 @@ func runConnect(ctx context.Context, args []string) error {
 	origin := fl.String("origin", "", "Origin header to send")
 	fl.Var(&headers, "header", "an extra handshake header, \"Name: value\" (repeatable)")
 	brokerURL := fl.String("broker", "ws://127.0.0.1:8080", "broker for wsapp:// URLs")
-	credential := fl.String("credential", os.Getenv("SWITCHBOARD_CREDENTIAL"), "app secret for wsapp:// URLs (default $SWITCHBOARD_CREDENTIAL); the server app sees only the app id")
+	credential := fl.String("credential", "", "app secret for wsapp:// URLs (default $SWITCHBOARD_CREDENTIAL); the server app sees only the app id")
 	linger := fl.Duration("linger", time.Second, "after end of input, keep printing messages for this long before closing (0: close at once)")
 	caFile := clientTLSFlag(fl)
 	pos, err := parseInterspersed(fl, args)
@@ -43,24 +45,27 @@ func runConnect(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"need exactly one URL, e.g. ws://127.0.0.1:8080/echo/x"}
+		return usageError{msg: "need exactly one URL, e.g. ws://127.0.0.1:8080/echo/x"}
 	}
 	h := http.Header{}
 	for _, kv := range headers {
 		k, v, ok := strings.Cut(kv, ":")
 		if !ok {
-			return usageError{fmt.Sprintf("bad --header %q: want \"Name: value\"", kv)}
+			return usageError{msg: fmt.Sprintf("bad --header %q: want \"Name: value\"", kv)}
 		}
 		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	if *origin != "" {
 		h.Set("Origin", *origin)
 	}
+	if *credential == "" {
+		*credential = os.Getenv("SWITCHBOARD_CREDENTIAL") // read here, so -h never prints it
+	}
 	target := pos[0]
 	if strings.HasPrefix(target, "wsapp://") {
 		u, err := sdk.AppEndpoint(*brokerURL, target)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageError{msg: err.Error()}
 		}
 		target = u
 		if *credential != "" {

@@ -17,7 +17,10 @@ import (
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-func init() { commands["listen"] = runListen }
+func init() {
+	commands["listen"] = command{runListen, "attach a service (echo, forward, exec) to a scope",
+		"listen ws://127.0.0.1:8080/chat/ --to ws://127.0.0.1:3000/"}
+}
 
 func runListen(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("listen", flag.ContinueOnError)
@@ -35,17 +38,17 @@ func runListen(ctx context.Context, args []string) error {
 	var protocols, origins stringList
 	fl.Var(&protocols, "protocol", "a subprotocol the service accepts (repeatable, in order of preference); none: any client")
 	fl.Var(&origins, "origin", "an admitted client origin, e.g. https://a.example (repeatable); none: any origin")
-	version := fl.String("version", "", "version label of this instance, shown by switchboard status")
+	label := fl.String("label", "", "version label of this instance, shown by switchboard status and in the logs; a newer label takes over")
 	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
 	window := fl.Int("window", 0, "bytes of unacknowledged client messages held per channel (0: the broker's default)")
-	logLevel := fl.String("log-level", "info", "log level: debug, info, warn, error")
+	logF := logFlags(fl)
 	caFile := clientTLSFlag(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"need exactly one scope URL, e.g. ws://127.0.0.1:8080/echo/"}
+		return usageError{msg: "need exactly one scope URL, e.g. ws://127.0.0.1:8080/echo/"}
 	}
 	modes := 0
 	for _, on := range []bool{*echo, *to != "", *execCmd != ""} {
@@ -54,19 +57,18 @@ func runListen(ctx context.Context, args []string) error {
 		}
 	}
 	if modes != 1 {
-		return usageError{"choose exactly one of --echo, --to URL, --exec CMD"}
+		return usageError{msg: "choose exactly one of --echo, --to URL, --exec CMD"}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageError{fmt.Sprintf("bad --log-level: %v", err)}
+	log, err := logF.logger()
+	if err != nil {
+		return err
 	}
 	if *credential == "" {
 		*credential = os.Getenv("SWITCHBOARD_CREDENTIAL")
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	svc := &service{
 		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
-		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *version,
+		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *label,
 			Credential: *credential, Window: *window, Logger: log},
 	}
 	if hc, err := clientHTTP(*caFile); err != nil {

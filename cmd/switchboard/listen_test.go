@@ -21,7 +21,7 @@ import (
 
 func TestListenEchoAndConnect(t *testing.T) {
 	base := startServe(t)
-	l := startListen(t, base+"/echo/", "--echo", "--protocol", "chat", "--version", "v1")
+	l := startListen(t, base+"/echo/", "--echo", "--protocol", "chat", "--label", "v1")
 	c := dial(t, base+"/echo/x", "other", "chat")
 	if c.Subprotocol() != "chat" {
 		t.Fatalf("subprotocol %q, want chat", c.Subprotocol())
@@ -188,7 +188,7 @@ func TestListenTakeover(t *testing.T) {
 	c := dial(t, base+"/t/")
 	send(t, c, websocket.MessageText, "1")
 	expect(t, c, websocket.MessageText, "old 1")
-	startListen(t, base+"/t/", "--echo", "--version", "v2")
+	startListen(t, base+"/t/", "--echo", "--label", "v2")
 	if code := old.wait(); code != 0 {
 		t.Fatalf("superseded listen exited %d", code)
 	}

@@ -69,7 +69,7 @@ func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int
 		Logger: log, OnChange: p.observe, CheckInterval: f.checkInterval, RetryMin: f.retryMin,
 	})
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("bad --portmap settings: %v", err)}
+		return nil, usageError{msg: fmt.Sprintf("bad --portmap settings: %v", err)}
 	}
 	p.m = m
 	return p, nil

@@ -14,23 +14,29 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/version"
 )
 
 func init() {
-	commands["status"] = runStatus
-	commands["credential"] = runCredential
+	commands["status"] = command{runStatus, "show registrations, instances and channels of a running broker",
+		"status --broker http://127.0.0.1:8080"}
+	commands["credential"] = command{runCredential, "make a credential secret and the hash the config file keeps",
+		"credential new --json"}
 }
 
 func runStatus(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("status", flag.ContinueOnError)
 	a := adminFlags(fl)
 	asJSON := fl.Bool("json", false, "print the raw JSON")
-	if err := fl.Parse(args); err != nil {
+	if err := parseFlags(fl, args); err != nil {
 		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError{msg: fmt.Sprintf("unexpected argument %q", fl.Arg(0))}
 	}
 	body, err := a.do(ctx, http.MethodGet, "/.switchboard/v1/status", nil)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return err
 	}
 	if *asJSON {
 		_, err := os.Stdout.Write(body)
@@ -40,12 +46,17 @@ func runStatus(ctx context.Context, args []string) error {
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
 	}
-	printStatus(os.Stdout, &st)
-	var pm struct {
+	var extra struct {
+		Version *version.Info  `json:"version"`
 		PortMap *portmapStatus `json:"portmap"`
 	}
-	if json.Unmarshal(body, &pm) == nil && pm.PortMap != nil {
-		printPortmap(os.Stdout, pm.PortMap)
+	_ = json.Unmarshal(body, &extra)
+	if extra.Version != nil {
+		fmt.Printf("broker: %s\n", extra.Version)
+	}
+	printStatus(os.Stdout, &st)
+	if extra.PortMap != nil {
+		printPortmap(os.Stdout, extra.PortMap)
 	}
 	return nil
 }
@@ -83,11 +94,68 @@ func httpURL(u string) string {
 	return u
 }
 
+// runCredential makes a credential: a random secret for the service (or
+// app) that presents it, and the hash the config file keeps. Config
+// credentials and app credentials are one kind of secret with one hash.
 func runCredential(_ context.Context, args []string) error {
-	if len(args) != 1 || args[0] != "new" {
-		return usageError{"usage: switchboard credential new   (prints a secret for --credential and its secret_sha256 for the config file)"}
+	fl := flag.NewFlagSet("credential new", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprintf(fl.Output(), "usage: switchboard credential new [--name NAME] [--scope SCOPE]... [--json]\n"+
+			"       switchboard credential hash < SECRET_FILE   (the credential_hash of an existing secret)\n\n"+
+			"Print a new random secret (give it to the service: --credential or $SWITCHBOARD_CREDENTIAL)\n"+
+			"and its credential_hash (the config file keeps only that). With --json, stdout is an entry\n"+
+			"ready to paste into the config file's \"credentials\" list, and the secret goes to stderr.\n\n")
+		fl.PrintDefaults()
 	}
-	s := config.NewSecret()
-	fmt.Printf("secret:        %s\nsecret_sha256: %s\n", s, config.HashSecret(s))
-	return nil
+	name := fl.String("name", "", "the credential's name, for --json (default: a placeholder to edit)")
+	var scopes stringList
+	fl.Var(&scopes, "scope", "a scope the credential owns, e.g. /chat/ (repeatable), for --json")
+	asJSON := fl.Bool("json", false, "print a config entry as JSON; the secret goes to stderr")
+	if len(args) == 1 && args[0] == "hash" {
+		return credentialHash()
+	}
+	if len(args) == 0 || args[0] != "new" {
+		if len(args) > 0 && isHelp(args[0]) {
+			fl.SetOutput(os.Stdout)
+			fl.Usage()
+			return flag.ErrHelp
+		}
+		return usageError{msg: "usage: switchboard credential new [--name NAME] [--scope SCOPE]... [--json] | credential hash"}
+	}
+	if err := parseFlags(fl, args[1:]); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError{msg: fmt.Sprintf("unexpected argument %q", fl.Arg(0))}
+	}
+	secret, hash, err := config.NewCredential()
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		fmt.Printf("secret:          %s\ncredential_hash: %s\n", secret, hash)
+		return nil
+	}
+	if *name == "" {
+		*name = "CHANGE-ME"
+	}
+	if len(scopes) == 0 {
+		scopes = stringList{"/CHANGE-ME/"}
+	}
+	for _, sc := range scopes {
+		if _, err := broker.ParseScope(sc, true); err != nil {
+			return usageError{msg: fmt.Sprintf("--scope: %v", err)}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "secret (give it to the service; it is not stored anywhere): %s\n", secret)
+	return printJSON(os.Stdout, config.Credential{Name: *name, CredentialHash: hash, Scopes: scopes})
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }

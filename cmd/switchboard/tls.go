@@ -49,12 +49,12 @@ func (f *tlsFlags) enabled() bool {
 func (f *tlsFlags) setup(log *slog.Logger) (*tls.Config, func(context.Context) error, error) {
 	switch {
 	case len(f.acmeDomains) > 0 && (f.certFile != "" || f.keyFile != ""):
-		return nil, nil, usageError{"--acme-domain and --tls-cert/--tls-key exclude each other"}
+		return nil, nil, usageError{msg: "--acme-domain and --tls-cert/--tls-key exclude each other"}
 	case len(f.acmeDomains) > 0:
 		cfg, err := f.acme(log)
 		return cfg, nil, err
 	case f.certFile == "" || f.keyFile == "":
-		return nil, nil, usageError{"--tls-cert and --tls-key go together"}
+		return nil, nil, usageError{msg: "--tls-cert and --tls-key go together"}
 	}
 	r := &certReloader{certFile: f.certFile, keyFile: f.keyFile}
 	if err := r.load(); err != nil {
@@ -91,7 +91,7 @@ func (f *tlsFlags) acme(log *slog.Logger) (*tls.Config, error) {
 	}
 	for _, d := range f.acmeDomains {
 		if !strings.Contains(strings.Trim(d, "."), ".") {
-			return nil, usageError{fmt.Sprintf("--acme-domain %q: need a full DNS name (with a dot)", d)}
+			return nil, usageError{msg: fmt.Sprintf("--acme-domain %q: need a full DNS name (with a dot)", d)}
 		}
 	}
 	m := &autocert.Manager{
@@ -164,7 +164,11 @@ func handleSIGHUP(log *slog.Logger, reloaders []hupReload) *sighup {
 				return
 			case <-sig:
 			}
-			log.Info("SIGHUP: reloading", "what", len(reloaders))
+			names := make([]string, len(reloaders))
+			for i, r := range reloaders {
+				names[i] = r.name
+			}
+			log.Info("SIGHUP: reloading", "what", strings.Join(names, ", "))
 			for _, r := range reloaders {
 				if err := r.reload(ctx); err != nil {
 					log.Error("reload failed; keeping the previous state", "what", r.name, "err", err)

@@ -13,30 +13,29 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
 func init() {
-	commands["token"] = runToken
-	commands["app"] = runApp
+	commands["token"] = command{runToken, "issue, revoke and list chooser tokens on a running broker",
+		"token issue --holder notes --target printer --ttl 24h"}
+	commands["app"] = command{runApp, "make an app secret and the hash the config file keeps", "app new"}
 }
 
-// runApp makes an app secret and the hash the config file keeps.
-func runApp(_ context.Context, args []string) error {
+// runApp makes an app secret: the same credential as `credential new`,
+// kept in an app's credential_hash.
+func runApp(ctx context.Context, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Println("usage: switchboard app new\n\nPrint a new random app secret (for --credential) and its credential_hash for the\n" +
+			"app's entry in the config file. The same as \"switchboard credential new\".")
+		return nil
+	}
 	if len(args) != 1 || args[0] != "new" {
-		return usageError{"usage: switchboard app new   (prints an app secret for --credential and its credential_hash for the config file)"}
+		return usageError{msg: "usage: switchboard app new   (prints an app secret for --credential and its credential_hash for the config file)"}
 	}
-	secret := apps.NewSecret()
-	hash, err := apps.HashCredential(secret)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("secret:          %s\ncredential_hash: %s\n", secret, hash)
-	return nil
+	return runCredential(ctx, args)
 }
 
-// adminClient talks to a broker's admin API.
 // adminClient talks to the broker's admin API for status, token and reload.
 type adminClient struct {
 	broker *string
@@ -48,7 +47,7 @@ type adminClient struct {
 func adminFlags(fl *flag.FlagSet) *adminClient {
 	return &adminClient{
 		broker: fl.String("broker", "http://127.0.0.1:8080", "broker URL (http, https, ws or wss)"),
-		token: fl.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"),
+		token: fl.String("admin-token", "",
 			"admin token (default $SWITCHBOARD_ADMIN_TOKEN); not needed on loopback with --dev"),
 		caFile: clientTLSFlag(fl),
 	}
@@ -73,8 +72,12 @@ func (a *adminClient) do(ctx context.Context, method, path string, body any) ([]
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if *a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+*a.token)
+	tok := *a.token
+	if tok == "" {
+		tok = os.Getenv("SWITCHBOARD_ADMIN_TOKEN") // read here, so -h never prints it
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	c, err := clientHTTP(*a.caFile)
 	if err != nil {
@@ -94,11 +97,13 @@ func (a *adminClient) do(ctx context.Context, method, path string, body any) ([]
 		return nil, fmt.Errorf("read answer of %s: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(string(out))
 		if resp.StatusCode == http.StatusUnauthorized {
-			msg = "pass --admin-token (or $SWITCHBOARD_ADMIN_TOKEN)"
+			if tok == "" {
+				return nil, fmt.Errorf("the broker at %s wants the admin token: pass --admin-token or set $SWITCHBOARD_ADMIN_TOKEN", *a.broker)
+			}
+			return nil, fmt.Errorf("the broker at %s rejected the admin token (401): check --admin-token or $SWITCHBOARD_ADMIN_TOKEN against its admin_token", *a.broker)
 		}
-		return nil, fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, msg)
+		return nil, fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, strings.TrimSpace(string(out)))
 	}
 	return out, nil
 }
@@ -106,7 +111,12 @@ func (a *adminClient) do(ctx context.Context, method, path string, body any) ([]
 func runToken(ctx context.Context, args []string) error {
 	const usage = "usage: switchboard token issue --holder A --target B [--ttl 24h] | revoke --id X | revoke --holder A --target B | list"
 	if len(args) == 0 {
-		return usageError{usage}
+		return usageError{msg: usage}
+	}
+	if isHelp(args[0]) {
+		fmt.Println(usage + "\n\nIssue, revoke and list chooser tokens on a running broker (its admin API).\n" +
+			"Run \"switchboard token issue -h\" (revoke, list) for the flags of each.")
+		return nil
 	}
 	fl := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	a := adminFlags(fl)
@@ -115,11 +125,11 @@ func runToken(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "issue":
 		ttl := fl.Duration("ttl", 24*time.Hour, "how long the token is valid")
-		if err := fl.Parse(args[1:]); err != nil {
+		if err := parseFlags(fl, args[1:]); err != nil {
 			return err
 		}
 		if *holder == "" || *target == "" {
-			return usageError{"token issue needs --holder and --target"}
+			return usageError{msg: "token issue needs --holder and --target"}
 		}
 		b, err := a.do(ctx, http.MethodPost, "/.switchboard/v1/tokens",
 			server.TokenRequest{Holder: *holder, Target: *target, TTL: ttl.String()})
@@ -136,12 +146,12 @@ func runToken(ctx context.Context, args []string) error {
 		return nil
 	case "revoke":
 		id := fl.String("id", "", "the grant id to revoke")
-		if err := fl.Parse(args[1:]); err != nil {
+		if err := parseFlags(fl, args[1:]); err != nil {
 			return err
 		}
 		req := server.RevokeRequest{ID: *id, Holder: *holder, Target: *target}
 		if (*id == "") == (*holder == "" || *target == "") {
-			return usageError{"token revoke needs --id, or --holder and --target"}
+			return usageError{msg: "token revoke needs --id, or --holder and --target"}
 		}
 		if _, err := a.do(ctx, http.MethodPost, "/.switchboard/v1/tokens/revoke", req); err != nil {
 			return err
@@ -150,7 +160,7 @@ func runToken(ctx context.Context, args []string) error {
 		return nil
 	case "list":
 		asJSON := fl.Bool("json", false, "print the raw JSON")
-		if err := fl.Parse(args[1:]); err != nil {
+		if err := parseFlags(fl, args[1:]); err != nil {
 			return err
 		}
 		b, err := a.do(ctx, http.MethodGet, "/.switchboard/v1/tokens", nil)
@@ -176,5 +186,5 @@ func runToken(ctx context.Context, args []string) error {
 		}
 		return w.Flush()
 	}
-	return usageError{usage}
+	return usageError{msg: usage}
 }

@@ -22,10 +22,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/streamtest"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 func TestSoak(t *testing.T) {
@@ -42,7 +41,7 @@ func TestSoak(t *testing.T) {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, ws := testutil.StartBroker(t, broker.Config{Logger: log}, server.Config{})
+	b, ws := testutil.StartBroker(t, daemon.Settings{}, daemon.Options{Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

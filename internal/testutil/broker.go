@@ -4,47 +4,55 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/server"
+	"github.com/switchboard-dev/switchboard/daemon"
 )
 
-// StartBroker runs an in-process broker behind the http.Server that serve
-// uses (2 s handshake timeout, 16 KiB of headers) on 127.0.0.1, and shuts
-// it down when the test ends, failing it if the shutdown does. Nil fields
-// get test defaults: a logger that writes to the test log under -v (and
-// nowhere otherwise), dev-mode authorization, and Dev on the server.
-// server.Config's Broker and Logger are filled in. It returns the broker
-// and its ws:// base URL.
-func StartBroker(t testing.TB, bc broker.Config, sc server.Config) (*broker.Broker, string) {
+// StartBroker runs an in-process broker assembled by package daemon, as
+// `switchboard serve` assembles it (same defaults), on 127.0.0.1, and shuts
+// it down when the test ends, failing the test if the shutdown does or if
+// serving failed. When s has no File and o no Authorize, it runs in dev
+// mode (loopback services attach without a credential). A nil logger is
+// one that writes to the test log under -v. It returns the broker and its
+// ws:// base URL.
+func StartBroker(t testing.TB, s daemon.Settings, o daemon.Options) (*broker.Broker, string) {
 	t.Helper()
-	if bc.Logger == nil {
-		bc.Logger = TestLogger(t)
+	if o.Logger == nil {
+		o.Logger = TestLogger(t)
 	}
-	if bc.Authorize == nil {
-		bc.Authorize = (&config.File{}).Authorizer(true)
-		sc.Dev = true
+	if s.File == nil && o.Authorize == nil {
+		s.Dev = true
 	}
-	b := broker.New(bc)
-	sc.Broker, sc.Logger = b, bc.Logger
-	s := server.New(sc)
-	srv := httptest.NewUnstartedServer(s)
-	srv.Config = s.HTTPServer(2*time.Second, 16<<10)
-	srv.Start()
+	if s.Listen == "" {
+		s.Listen = "127.0.0.1:0"
+	}
+	d, err := daemon.New(s, o)
+	if err != nil {
+		t.Fatalf("assemble broker: %v", err)
+	}
+	ln, err := d.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("broker shutdown: %v", err)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("broker: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("broker shutdown did not finish in 20s")
 		}
-		srv.Close()
 	})
-	return b, "ws" + strings.TrimPrefix(srv.URL, "http")
+	return d.Broker(), "ws://" + ln.Addr().String()
 }
 
 // TestLogger writes to the test log under -v, and nowhere otherwise.
