@@ -226,9 +226,7 @@ func (b *Broker) ToLocalInstance(id uint64, msg []byte) {
 		return
 	}
 	inst.remoteChans.observe(msg)
-	inst.outMu.Lock()
-	inst.out = append(inst.out, msg...)
-	inst.flushLocked()
+	inst.enqueue(false, func(b []byte) []byte { return append(b, msg...) })
 }
 
 // ApplyPush delivers a push from an instance on another node to this

@@ -79,7 +79,7 @@ func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote net
 		return ErrClosed
 	}
 	defer b.wg.Done()
-	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage) + 64<<10)
+	conn.SetReadLimit(int64(protocol.MaxLinkMessage(uint64(b.cfg.Limits.MaxMessage))))
 
 	inst, err := b.hello(ctx, conn, remote)
 	if err != nil {
@@ -278,32 +278,30 @@ func errReason(code uint64) string {
 // are not stuck behind megabytes of messages; a Close stays behind the data
 // of its channel.
 func (inst *Instance) sendFrame(f interface{ Append([]byte) []byte }) {
-	inst.outMu.Lock()
-	if _, inOrder := f.(*protocol.Close); inOrder {
-		inst.out = f.Append(inst.out)
-	} else {
-		inst.ctrl = f.Append(inst.ctrl)
-	}
-	inst.flushLocked()
+	_, inOrder := f.(*protocol.Close)
+	inst.enqueue(!inOrder, f.Append)
 }
 
 func (inst *Instance) sendData(ch, seq uint64, flags byte, p []byte) {
-	inst.outMu.Lock()
-	inst.out = protocol.AppendData(inst.out, ch, seq, flags, p)
-	inst.flushLocked()
+	inst.enqueue(false, func(b []byte) []byte { return protocol.AppendData(b, ch, seq, flags, p) })
 }
 
 func (inst *Instance) sendCredit(ch uint64, n int) {
-	inst.outMu.Lock()
-	inst.ctrl = protocol.AppendCredit(inst.ctrl, ch, uint64(n))
-	inst.flushLocked()
+	inst.enqueue(true, func(b []byte) []byte { return protocol.AppendCredit(b, ch, uint64(n)) })
 }
 
 func (inst *Instance) sendState(active bool) { inst.sendFrame(&protocol.State{Active: active}) }
 
-// flushLocked wakes the writer and releases outMu. A service that lets its
-// queue grow past LinkBuffer is not reading: its link is cut.
-func (inst *Instance) flushLocked() {
+// enqueue appends frames to the writer's queue through add (ctrl: the
+// control queue, written ahead of data) and wakes the writer. A service
+// that lets its queue grow past LinkBuffer is not reading: its link is cut.
+func (inst *Instance) enqueue(ctrl bool, add func([]byte) []byte) {
+	inst.outMu.Lock()
+	if ctrl {
+		inst.ctrl = add(inst.ctrl)
+	} else {
+		inst.out = add(inst.out)
+	}
 	over := len(inst.out)+len(inst.ctrl) > inst.b.cfg.Limits.LinkBuffer
 	inst.outMu.Unlock()
 	if over {
@@ -317,8 +315,10 @@ func (inst *Instance) flushLocked() {
 }
 
 // writeLoop is the link's only writer: it takes everything queued and
-// writes the control frames, then the data, as one WebSocket message each.
+// writes the control frames, then the data, cut into link messages of at
+// most protocol.MaxLinkMessage bytes (the link contract of PROTOCOL.md).
 func (inst *Instance) writeLoop() {
+	limit := protocol.MaxLinkMessage(uint64(inst.b.cfg.Limits.MaxMessage))
 	for {
 		select {
 		case <-inst.wake:
@@ -326,8 +326,8 @@ func (inst *Instance) writeLoop() {
 			return
 		}
 		// Let the goroutines that are about to queue frames (other
-		// clients' readers woken in the same poll) do so first: under load
-		// this turns many small link writes into one.
+		// clients' readers woken in the same poll) do so first: under
+		// load this turns many small link writes into one.
 		runtime.Gosched()
 		inst.outMu.Lock()
 		ctrl, buf := inst.ctrl, inst.out
@@ -335,10 +335,7 @@ func (inst *Instance) writeLoop() {
 		inst.ctrlSpare, inst.spare = nil, nil
 		inst.outMu.Unlock()
 		for _, b := range [2][]byte{ctrl, buf} {
-			if len(b) == 0 {
-				continue
-			}
-			if err := inst.write(b); err != nil {
+			if err := inst.writeBatches(b, limit); err != nil {
 				inst.fail(fmt.Errorf("write to service: %w", err))
 				return
 			}
@@ -347,6 +344,22 @@ func (inst *Instance) writeLoop() {
 		inst.ctrlSpare, inst.spare = keep(ctrl), keep(buf)
 		inst.outMu.Unlock()
 	}
+}
+
+// writeBatches writes b as link messages of whole frames, each at most
+// limit bytes.
+func (inst *Instance) writeBatches(b []byte, limit int) error {
+	for len(b) > 0 {
+		n, err := protocol.CutBatch(b, limit)
+		if err != nil {
+			return err // cannot happen: the broker encoded these frames
+		}
+		if err := inst.write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // write sends one batch down the link (or, for a proxy, to its node).

@@ -110,6 +110,39 @@ const (
 // largest message the broker relays plus the frame's own fields.
 const MaxFrameBody = 64 << 20
 
+// LinkOverhead is how many bytes a link message may carry beyond the
+// largest relayed message: the fields of the frame around the largest
+// payload, and the small frames batched with it.
+const LinkOverhead = 64 << 10
+
+// MaxLinkMessage is the largest link message, in either direction, on a
+// link to a broker that relays messages of up to maxMessage bytes
+// (Welcome.MaxMessage): every writer cuts its batches at it and every
+// reader accepts it (docs/PROTOCOL.md, "The link").
+func MaxLinkMessage(maxMessage uint64) int {
+	return int(min(maxMessage, MaxFrameBody)) + LinkOverhead
+}
+
+// CutBatch returns the length of the longest run of whole frames at the
+// start of b that fits in limit bytes: where a writer ends one link message.
+// It is at least the first frame's length, even when that frame alone is
+// larger (the writer's own checks keep single frames within the limit).
+func CutBatch(b []byte, limit int) (int, error) {
+	n := 0
+	for n < len(b) {
+		_, _, rest, err := Next(b[n:])
+		if err != nil {
+			return 0, fmt.Errorf("cut batch at byte %d: %w", n, err)
+		}
+		k := len(b) - n - len(rest)
+		if n > 0 && n+k > limit {
+			break
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // Errors returned by the decoders. They are wrapped with the frame type.
 var (
 	ErrShort    = errors.New("protocol: truncated frame")

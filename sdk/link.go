@@ -198,7 +198,7 @@ func (l *Listener) queueRequest(r *Request) {
 }
 
 // writeLoop is the only writer of the link. It takes every queued frame at
-// once and writes them as few link messages as batchLimit allows.
+// once and writes them as few link messages as the link contract allows.
 func (l *Listener) writeLoop() {
 	defer close(l.writerDone)
 	var spare []byte
@@ -239,7 +239,7 @@ func (l *Listener) writeLoop() {
 			l.fail(fmt.Errorf("write service link: %w", err))
 			return
 		}
-		if cap(b) <= 4*batchLimit {
+		if cap(b) <= 4*outLimit {
 			spare = b[:0]
 		} else {
 			spare = nil
@@ -250,21 +250,13 @@ func (l *Listener) writeLoop() {
 	}
 }
 
-// writeBatches writes b, cut at frame boundaries into messages of at most
-// batchLimit bytes (a single larger frame goes alone).
+// writeBatches writes b, cut at frame boundaries into link messages of at
+// most the link contract's limit (protocol.MaxLinkMessage).
 func (l *Listener) writeBatches(b []byte) error {
 	for len(b) > 0 {
-		n := 0
-		for n < len(b) {
-			_, _, rest, err := protocol.Next(b[n:])
-			if err != nil {
-				return fmt.Errorf("queued frame: %w", err) // cannot happen: we encoded it
-			}
-			k := len(b) - n - len(rest)
-			if n > 0 && n+k > batchLimit {
-				break
-			}
-			n += k
+		n, err := protocol.CutBatch(b, l.linkLimit)
+		if err != nil {
+			return fmt.Errorf("queued frame: %w", err) // cannot happen: we encoded it
 		}
 		if err := l.conn.Write(l.ctx, websocket.MessageBinary, b[:n]); err != nil {
 			return err
@@ -298,6 +290,9 @@ func (l *Listener) enqueueAnswer(frame []byte) error {
 }
 
 func (l *Listener) enqueueFrame(frame []byte, first bool) error {
+	if len(frame) > l.linkLimit {
+		return fmt.Errorf("%w: a %d-byte frame exceeds the largest link message (%d bytes)", ErrTooBig, len(frame), l.linkLimit)
+	}
 	select {
 	case <-l.done:
 		return l.linkErr()

@@ -54,6 +54,9 @@ type Listener struct {
 	log     *slog.Logger
 	welcome protocol.Welcome // static after Listen
 	window  int              // static: receive window asked for (upper bound of a channel's queue)
+	// linkLimit is the largest link message either side writes
+	// (protocol.MaxLinkMessage of Welcome.MaxMessage); static after Listen.
+	linkLimit int
 
 	ctx    context.Context // ends when the link ends
 	cancel context.CancelFunc
@@ -89,9 +92,6 @@ type Listener struct {
 // frames (Ack, Accept, Close, ...) are never held back by it.
 const outLimit = 1 << 20
 
-// batchLimit bounds one link message written by the writer.
-const batchLimit = 256 << 10
-
 // defaultWindow is the broker's default receive window (PROTOCOL.md), used
 // to bound a channel's queue when the listener asked for the default.
 const defaultWindow = 256 << 10
@@ -123,7 +123,9 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		conn.Close(websocket.StatusProtocolError, "subprotocol not negotiated")
 		return nil, fmt.Errorf("dial service link %s: broker did not negotiate %s", linkURL, protocol.Subprotocol)
 	}
-	conn.SetReadLimit(protocol.MaxFrameBody + 64<<10)
+	// Until Welcome says the broker's limit, the first message may be as
+	// large as a frame can be.
+	conn.SetReadLimit(protocol.MaxFrameBody + protocol.LinkOverhead)
 
 	hello := protocol.Hello{
 		Version: protocol.Version, Scope: scopeURL, Label: opts.Version, Credential: opts.Credential,
@@ -187,6 +189,8 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		return nil, errors.New("read welcome: broker granted a zero window")
 	}
 	l.active = l.welcome.Active
+	l.linkLimit = protocol.MaxLinkMessage(l.welcome.MaxMessage)
+	conn.SetReadLimit(int64(l.linkLimit))
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.log.Info("service link attached", "scope", l.welcome.Scope, "url", l.welcome.PublicURL,
 		"instance", l.welcome.Instance, "active", l.welcome.Active)
@@ -424,8 +428,8 @@ func (l *Listener) Send(ctx context.Context, channel uint64, typ websocket.Messa
 // target URL path starts with prefix ("" for all). Push takes no credit: a
 // client whose queue at the broker is full is closed with 1013.
 func (l *Listener) Push(ctx context.Context, prefix string, typ websocket.MessageType, p []byte) error {
-	if uint64(len(p)) > l.welcome.MaxMessage {
-		return ErrTooBig
+	if uint64(len(p)) > l.welcome.MaxMessage || len(prefix) > protocol.LinkOverhead/2 {
+		return fmt.Errorf("push: %w (%d bytes, prefix %d bytes; the broker relays %d)", ErrTooBig, len(p), len(prefix), l.welcome.MaxMessage)
 	}
 	flags := flagsOf(typ)
 	return l.enqueueFunc(ctx, func(b []byte) []byte { return protocol.AppendPush(b, flags, prefix, p) })

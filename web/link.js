@@ -18,7 +18,7 @@
 
 import {
   VERSION, SUBPROTOCOL, LINK_PATH, HELLO_PRIVATE, FLAG_BINARY, ErrorCode,
-  encodeFrames, decodeFrames, ProtocolError,
+  encodeBatches, decodeFrames, maxLinkMessage, ProtocolError,
 } from './protocol.js';
 
 /** LinkError is an Error frame from the broker, or the link failing. */
@@ -52,9 +52,17 @@ export class Channel {
   /** bufferedAmount is the payload bytes waiting for credit. */
   get bufferedAmount() { return this.queued; }
 
-  /** send queues one message; it goes out as credit allows. */
+  /**
+   * send queues one message; it goes out as credit allows. A message larger
+   * than the broker relays (Welcome.maxMessage) throws a RangeError: the
+   * broker would end the link for it.
+   */
   send(payload, binary) {
     if (this.closed || this.closing) return false;
+    const max = this.link.welcome?.maxMessage;
+    if (max && payload.length > max) {
+      throw new RangeError(`switchboard: a message of ${payload.length} bytes is larger than the broker relays (${max} bytes)`);
+    }
     this.outq.push([payload, binary ? FLAG_BINARY : 0]);
     this.queued += payload.length;
     this.flush();
@@ -301,6 +309,11 @@ export class Link {
 
   /** push sends one message to every channel whose target path starts with prefix. */
   push(payload, binary, prefix = '') {
+    const max = this.welcome?.maxMessage;
+    if (max && payload.length > max) {
+      throw new RangeError(`switchboard: a push of ${payload.length} bytes is larger than the broker relays (${max} bytes)`);
+    }
+    if (new TextEncoder().encode(prefix).length > 32 << 10) throw new RangeError('switchboard: a push prefix longer than 32 KiB');
     this.send({ type: 'push', flags: binary ? FLAG_BINARY : 0, prefix, payload });
   }
 
@@ -326,15 +339,21 @@ export class Link {
     queueMicrotask(() => this.flush());
   }
 
+  /**
+   * flush writes every queued frame, cut into link messages no larger than
+   * the link contract allows (maxLinkMessage of Welcome.maxMessage; before
+   * Welcome only Hello is sent).
+   */
   flush() {
     this.flushing = false;
     if (this.closed || !this.ws || this.ws.readyState !== 1) return;
     for (const [channel, seq] of this.acks) this.out.push({ type: 'ack', channel, seq });
     this.acks.clear();
     if (this.out.length === 0) return;
-    const msg = encodeFrames(this.out);
+    const limit = maxLinkMessage(this.welcome?.maxMessage ?? 1 << 20);
+    const msgs = encodeBatches(this.out, limit);
     this.out = [];
-    this.ws.send(msg);
+    for (const m of msgs) this.ws.send(m);
   }
 
   /** drained detaches a superseded instance once it handled all it holds. */

@@ -14,6 +14,18 @@ export const SUBPROTOCOL = 'switchboard.v1';
 export const RESERVED_PREFIX = '/.switchboard/';
 export const LINK_PATH = RESERVED_PREFIX + 'v1/link';
 export const MAX_FRAME_BODY = 64 << 20;
+/**
+ * LINK_OVERHEAD is how many bytes a link message may carry beyond the
+ * largest relayed message (Welcome.maxMessage); see maxLinkMessage.
+ */
+export const LINK_OVERHEAD = 64 << 10;
+
+/**
+ * maxLinkMessage is the largest link message in either direction on a link
+ * to a broker that relays messages of up to maxMessage bytes: every writer
+ * cuts its batches at it (docs/PROTOCOL.md, "The link").
+ */
+export function maxLinkMessage(maxMessage) { return Math.min(maxMessage, MAX_FRAME_BODY) + LINK_OVERHEAD; }
 
 /** Data and Push flag: the message is binary (otherwise UTF-8 text). */
 export const FLAG_BINARY = 1;
@@ -132,6 +144,27 @@ export function encodeFrames(frames) {
   const w = new Writer();
   for (const f of frames) encodeInto(w, f);
   return w.result().slice();
+}
+
+/**
+ * encodeBatches encodes frames into link messages of whole frames, each at
+ * most limit bytes (a single larger frame goes alone), in order.
+ */
+export function encodeBatches(frames, limit) {
+  const w = new Writer();
+  const cuts = [0];
+  for (const f of frames) {
+    const at = w.n;
+    encodeInto(w, f);
+    if (w.n - cuts[cuts.length - 1] > limit && at > cuts[cuts.length - 1]) cuts.push(at);
+  }
+  const all = w.result();
+  const out = [];
+  for (let i = 0; i < cuts.length; i++) {
+    const end = i + 1 < cuts.length ? cuts[i + 1] : all.length;
+    if (end > cuts[i]) out.push(all.slice(cuts[i], end));
+  }
+  return out;
 }
 
 /** encodeFrame encodes a single frame. */

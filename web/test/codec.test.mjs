@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { encodeFrame, encodeFrames, decodeFrames, FRAMES, ProtocolError } from '../protocol.js';
+import { encodeFrame, encodeFrames, encodeBatches, decodeFrames, maxLinkMessage, FRAMES, ProtocolError } from '../protocol.js';
 
 const vectorsPath = fileURLToPath(new URL('../../protocol/testdata/vectors.json', import.meta.url));
 const vectors = JSON.parse(readFileSync(vectorsPath, 'utf8'));
@@ -79,4 +79,25 @@ test('integers up to 2^53 round-trip; larger are refused', () => {
   const f = { type: 'ack', channel: Number.MAX_SAFE_INTEGER, seq: 1 };
   assert.deepEqual(decodeFrames(encodeFrame(f))[0], f);
   assert.throws(() => encodeFrame({ type: 'ack', channel: 2 ** 60, seq: 1 }), RangeError);
+});
+
+test('encodeBatches cuts at the link contract, in order, whole frames only', () => {
+  const limit = maxLinkMessage(1 << 20);
+  assert.equal(limit, (1 << 20) + (64 << 10));
+  const frames = [];
+  for (let i = 0; i < 5; i++) frames.push({ type: 'data', channel: i + 1, seq: 0, flags: 1, payload: new Uint8Array(250 << 10).fill(i) });
+  frames.push({ type: 'ack', channel: 9, seq: 3 });
+  frames.push({ type: 'data', channel: 7, seq: 0, flags: 0, payload: new Uint8Array(limit + 10) }); // alone, larger
+  frames.push({ type: 'ack', channel: 9, seq: 4 });
+  const msgs = encodeBatches(frames, limit);
+  const back = [];
+  for (const m of msgs) {
+    const fs = decodeFrames(m);
+    assert.ok(m.length <= limit || fs.length === 1, `a ${m.length}-byte message of ${fs.length} frames`);
+    back.push(...fs);
+  }
+  assert.equal(msgs.length, 4);
+  assert.deepEqual(back.map((f) => [f.type, f.channel, f.seq]), frames.map((f) => [f.type, f.channel, f.seq]));
+  assert.deepEqual(encodeBatches([], limit), []);
+  assert.deepEqual(encodeBatches([frames[5]], limit), [encodeFrame(frames[5])]);
 });
