@@ -326,6 +326,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if herr != nil {
 		herr = fmt.Errorf("http shutdown: %w", herr)
 	}
+	d.srv.Close()
 	return errors.Join(berr, cerr, herr)
 }
 

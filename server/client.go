@@ -73,11 +73,13 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
 // the caller releases the address when the connection ends.
 func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (netip.AddrPort, bool) {
 	if status, msg := checkHandshake(w, r); status != 0 {
+		s.rejects.note("bad_handshake", r.URL.Path, r.RemoteAddr)
 		http.Error(w, msg, status)
 		return netip.AddrPort{}, false
 	}
 	remote := remoteAddr(r)
 	if !s.admitAddr(remote.Addr()) {
+		s.rejects.note("per_address_limit", r.URL.Path, r.RemoteAddr)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return netip.AddrPort{}, false
 	}
@@ -96,7 +98,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 	}
 	switch d.Outcome {
 	case broker.Rejected:
-		s.log.Debug("client rejected", "target", hs.Target, "remote", r.RemoteAddr, "reason", d.Reason)
+		s.rejects.note(d.Reason, r.URL.Path, r.RemoteAddr)
 		writeReject(w)
 		return
 	case broker.Responded:

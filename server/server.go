@@ -78,6 +78,7 @@ type Server struct {
 	metrics http.Handler
 	web     http.Handler
 	apps    *appsServer // static
+	rejects *rejectLog  // static
 
 	mu      sync.Mutex
 	perAddr map[netip.Addr]int // guarded by mu
@@ -89,7 +90,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, perAddr: make(map[netip.Addr]int),
-		apps: newAppsServer(cfg.Registerer)}
+		apps: newAppsServer(cfg.Registerer), rejects: newRejectLog(cfg.Logger)}
 	if cfg.Gatherer != nil {
 		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	}
@@ -98,6 +99,10 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// Close logs the pending summary of refused handshakes and stops its
+// timer. The daemon calls it at shutdown.
+func (s *Server) Close() { s.rejects.close() }
 
 // HTTPServer returns an http.Server for s with the handshake limits set:
 // headers must arrive within handshakeTimeout and fit in maxHeaderBytes.

@@ -140,6 +140,7 @@ type service struct {
 func (svc *service) run(ctx context.Context) error {
 	defer svc.stopAll()
 	backoff := 100 * time.Millisecond
+	var retries retrySummary
 	for {
 		l, err := sdk.Listen(ctx, svc.scopeURL, &svc.opts)
 		if err != nil {
@@ -150,7 +151,7 @@ func (svc *service) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			svc.log.Warn("attach failed; retrying", "err", err, "in", backoff)
+			retries.failed(svc.log, err, backoff)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -160,6 +161,7 @@ func (svc *service) run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		retries.succeeded(svc.log)
 		fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
 		superseded := svc.serveLink(ctx, l)
 		if ctx.Err() != nil {
@@ -172,6 +174,37 @@ func (svc *service) run(ctx context.Context) error {
 		l.Close()
 		svc.log.Warn("service link lost; reattaching", "err", l.Err())
 	}
+}
+
+// retrySummary keeps attach retries to a few log lines: the first failure
+// at WARN, then one WARN a minute saying how many tries failed since, and
+// one INFO when attaching works again. Each try is at DEBUG.
+type retrySummary struct {
+	tries     int       // failed tries since the last success
+	since     time.Time // the first failure
+	lastShown time.Time
+}
+
+func (r *retrySummary) failed(log *slog.Logger, err error, next time.Duration) {
+	now := time.Now()
+	r.tries++
+	switch {
+	case r.tries == 1:
+		r.since, r.lastShown = now, now
+		log.Warn("attach failed; retrying with backoff (summarised every minute)", "err", err, "in", next)
+	case now.Sub(r.lastShown) >= time.Minute:
+		r.lastShown = now
+		log.Warn("attach still failing", "tries", r.tries, "since", r.since.Format(time.RFC3339), "last_err", err, "next_in", next)
+	default:
+		log.Debug("attach failed; retrying", "try", r.tries, "err", err, "in", next)
+	}
+}
+
+func (r *retrySummary) succeeded(log *slog.Logger) {
+	if r.tries > 0 {
+		log.Info("attached after retrying", "tries", r.tries, "for", time.Since(r.since).Round(time.Millisecond))
+	}
+	*r = retrySummary{}
 }
 
 // serveLink serves one link until it ends, ctx ends, or this instance is
@@ -279,7 +312,7 @@ func (svc *service) handle(ctx context.Context, l *sdk.Listener, r *sdk.Request,
 	}
 	loc, proto, err := svc.mode.open(ctx, svc, r)
 	if err != nil {
-		svc.log.Info("client rejected", "channel", r.Channel, "target", r.Target, "origin", r.Origin, "err", err)
+		svc.log.Warn("client rejected: the local side failed", "channel", r.Channel, "target", r.Target, "origin", r.Origin, "err", err)
 		r.Reject(ctx)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -61,6 +62,7 @@ type execLocal struct {
 	cmd    *exec.Cmd
 	stdout io.Reader
 	exited chan struct{} // closed when the process was waited for
+	killed atomic.Bool   // we signalled it: its exit status is ours, not a failure
 
 	mu    sync.Mutex
 	stdin io.WriteCloser // guarded by mu
@@ -103,12 +105,17 @@ func (e *execLocal) run(_ context.Context, s *session) {
 	var ee *exec.ExitError
 	switch {
 	case tooLong:
+		s.svc.log.Warn("--exec process printed a line over the limit; killed", "channel", s.id, "limit", maxLine)
 		s.finish(websocket.StatusMessageTooBig, "output line too long")
 	case err == nil:
 		s.finish(websocket.StatusNormalClosure, "")
 	case errors.As(err, &ee):
+		if !e.killed.Load() { // a process we ended is no failure of its own
+			s.svc.log.Warn("--exec process failed", "channel", s.id, "status", ee.ProcessState.String())
+		}
 		s.finish(websocket.StatusInternalError, ee.ProcessState.String())
 	default:
+		s.svc.log.Warn("--exec process failed", "channel", s.id, "err", err)
 		s.finish(websocket.StatusInternalError, "process failed")
 	}
 }
@@ -120,6 +127,7 @@ func (e *execLocal) kill(sig syscall.Signal) {
 		return
 	default:
 	}
+	e.killed.Store(true)
 	_ = syscall.Kill(-e.cmd.Process.Pid, sig)
 }
 

@@ -94,6 +94,7 @@ func (t *toLocal) run(_ context.Context, s *session) {
 			var ce websocket.CloseError
 			switch code := websocket.CloseStatus(err); {
 			case code == -1:
+				s.svc.log.Warn("--to backend connection lost", "channel", s.id, "err", err)
 				s.finish(websocket.StatusInternalError, "local server connection lost")
 			case code == websocket.StatusNoStatusRcvd:
 				s.finish(websocket.StatusNormalClosure, "")
