@@ -136,15 +136,15 @@ func Authorizer(dev bool, keys func() *Keys) func(context.Context, broker.AuthRe
 		if req.Credential == "" {
 			switch who := k.claimant(req.Scope); {
 			case who != "" && who[:4] == "app ":
-				return "", fmt.Errorf("scope %s belongs to an app; pass its --credential", req.Scope)
+				return "", fmt.Errorf("scope %s belongs to an app; present that app's credential", req.Scope)
 			case who != "":
-				return "", fmt.Errorf("scope %s is owned by a credential; pass --credential", req.Scope)
+				return "", fmt.Errorf("scope %s is owned by a credential; present it", req.Scope)
 			case dev && req.Remote.Addr().IsLoopback():
 				return "dev", nil
 			case dev:
-				return "", fmt.Errorf("scope %s needs a credential that owns it (--dev admits only loopback processes without one)", req.Scope)
+				return "", fmt.Errorf("scope %s needs a credential that owns it (a dev-mode broker admits only loopback services without one)", req.Scope)
 			}
-			return "", fmt.Errorf("scope %s needs a credential that owns it: pass --credential, or run the broker with --dev for unauthenticated loopback use", req.Scope)
+			return "", fmt.Errorf("scope %s needs a credential that owns it (or a dev-mode broker, for unauthenticated loopback use)", req.Scope)
 		}
 		owner, ok := k.Lookup(req.Credential)
 		if !ok {

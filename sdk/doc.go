@@ -18,6 +18,12 @@
 // it, and messages that were delivered but not acknowledged are delivered
 // again to the next listener.
 //
+// No client is left waiting: a Request whose Accept or Respond fails is
+// rejected at once (Request.Choose picks a subprotocol Accept always
+// takes), at most ListenOptions.MaxPending requests wait for Accept (more
+// are rejected at once), and requests that waited past the broker's accept
+// timeout are dropped; Listener.Stats counts each case.
+//
 // Memory is bounded: the broker never sends a channel more unacknowledged
 // bytes than the window the listener asked for, and Channel.Write waits for
 // credit from the broker, so a client that does not read holds back only its

@@ -16,7 +16,11 @@ type LinkError struct {
 }
 
 func (e *LinkError) Error() string {
-	return fmt.Sprintf("switchboard broker: %s (error %d: %s)", e.Message, e.Code, codeName(e.Code))
+	hint := ""
+	if e.Code == protocol.ErrCodeUnauthorized {
+		hint = "; set ListenOptions.Credential to a credential that owns the scope"
+	}
+	return fmt.Sprintf("switchboard broker: %s (error %d: %s%s)", e.Message, e.Code, codeName(e.Code), hint)
 }
 
 func codeName(c uint64) string {
@@ -55,6 +59,9 @@ var (
 	ErrUnknownChannel = errors.New("sdk: unknown channel")
 	// ErrAnswered is returned when a connect request is answered twice.
 	ErrAnswered = errors.New("sdk: connect request already answered")
+	// ErrExpired is returned when a connect request is answered after its
+	// deadline: the broker has rejected the client already.
+	ErrExpired = errors.New("sdk: connect request expired")
 	// ErrTooBig is returned for a message larger than the broker relays.
 	ErrTooBig = errors.New("sdk: message larger than the broker's maximum")
 )

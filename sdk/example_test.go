@@ -55,7 +55,10 @@ func ExampleListen() {
 			if err != nil {
 				return // the listener was closed
 			}
-			ch, err := req.Accept(ctx, "chat", nil)
+			// Choose takes "chat" if the client offered it, none otherwise:
+			// Accept cannot fail for a subprotocol the client did not
+			// offer. Had it failed, the client would be rejected at once.
+			ch, err := req.Accept(ctx, req.Choose("chat"), nil)
 			if err != nil {
 				continue
 			}

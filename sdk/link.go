@@ -162,6 +162,7 @@ func (l *Listener) onConnect(f *protocol.Connect) {
 	r := &Request{
 		Channel: f.Channel, Remote: f.Remote, Origin: f.Origin, Target: f.Target, App: f.App,
 		FirstLine: f.FirstLine, Protocols: f.Protocols, Headers: f.Headers, Body: f.Body, l: l,
+		deadline: time.Now().Add(l.reqTimeout),
 	}
 	l.queueRequest(r)
 }
@@ -188,13 +189,6 @@ func (l *Listener) onOpen(f *protocol.ChannelInfo) {
 	l.mu.Unlock()
 	l.log.Debug("channel handed over", "channel", f.Channel, "target", f.Target)
 	l.queueRequest(r)
-}
-
-func (l *Listener) queueRequest(r *Request) {
-	l.mu.Lock()
-	l.requests = append(l.requests, r)
-	l.mu.Unlock()
-	signal(l.reqWake)
 }
 
 // writeLoop is the only writer of the link. It takes every queued frame at

@@ -38,6 +38,15 @@ type ListenOptions struct {
 	// names only the broker (e.g. ws://127.0.0.1:8080/) and URL says where
 	// clients connect.
 	Private bool
+	// MaxPending bounds the connect requests waiting for Accept; a request
+	// beyond it is rejected at once (Stats.Overflow). 0: 1024, the broker's
+	// own bound.
+	MaxPending int
+	// RequestTimeout is how long the broker waits for an answer to a
+	// connect request (the broker's accept_timeout). Accept drops requests
+	// older than that unanswered (Stats.Expired): the broker has rejected
+	// them already. 0: 10 s, the broker's default.
+	RequestTimeout time.Duration
 	// Logger receives the listener's logs. nil: discard.
 	Logger *slog.Logger
 	// Dial configures the WebSocket dial of the link (TLS configuration
@@ -85,7 +94,13 @@ type Listener struct {
 	reqWake  chan struct{}                // cap 1: requests is not empty
 	lists    map[uint64]chan []ClientInfo // pending List requests; guarded by mu
 	nextList uint64                       // guarded by mu
-	idle     chan struct{}                // closed when a channel's acks catch up; guarded by mu
+	pending  int                          // new requests (not Resumed) in requests; guarded by mu
+
+	maxPending int           // static
+	reqTimeout time.Duration // static
+
+	nRequests, nExpired, nOverflow, nRefused atomic.Uint64 // Stats
+	idle                                     chan struct{} // closed when a channel's acks catch up; guarded by mu
 }
 
 // outLimit bounds the bytes queued for the writer by Write and Push; control
@@ -165,6 +180,13 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 	}
 	if l.window <= 0 {
 		l.window = defaultWindow
+	}
+	l.maxPending, l.reqTimeout = opts.MaxPending, opts.RequestTimeout
+	if l.maxPending <= 0 {
+		l.maxPending = defaultMaxPending
+	}
+	if l.reqTimeout <= 0 {
+		l.reqTimeout = defaultRequestTimeout
 	}
 	switch ft {
 	case protocol.TypeError:
@@ -329,13 +351,12 @@ func (l *Listener) Close() error {
 
 // Accept returns the next connect request, or a channel handed over to this
 // instance (Request.Resumed). It fails when ctx ends or the link ends.
+// Requests that waited past their deadline (ListenOptions.RequestTimeout)
+// are skipped: the broker has rejected them already.
 func (l *Listener) Accept(ctx context.Context) (*Request, error) {
 	for {
 		l.mu.Lock()
-		if len(l.requests) > 0 {
-			r := l.requests[0]
-			l.requests[0] = nil
-			l.requests = l.requests[1:]
+		if r := l.nextRequestLocked(time.Now()); r != nil {
 			if len(l.requests) > 0 {
 				signal(l.reqWake)
 			}

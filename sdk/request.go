@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -15,7 +16,9 @@ import (
 
 // Request is a connect request: a client's handshake that matched this
 // listener's scope, waiting for Accept, Respond or Reject. The broker
-// rejects it if no answer comes within its accept timeout (10 s by default).
+// rejects it if no answer comes within its accept timeout (10 s by default;
+// see Deadline). A request is never left unanswered by a failing call:
+// when Accept or Respond fails, the client is rejected at once.
 //
 // A Request with Resumed set is not a new client but an open channel handed
 // over to this listener (the previous instance went away): Accept returns
@@ -39,27 +42,68 @@ type Request struct {
 	Protocol string
 
 	l        *Listener
-	ch       *Channel // set for Resumed
+	ch       *Channel  // set for Resumed
+	deadline time.Time // when the broker gives up on an answer (ListenOptions.RequestTimeout)
 	answered atomic.Bool
 }
 
+// Deadline is when the broker stops waiting for an answer and rejects the
+// client itself (as ListenOptions.RequestTimeout estimates it). Answers
+// after it fail with ErrExpired.
+func (r *Request) Deadline() time.Time { return r.deadline }
+
+// Choose returns the first subprotocol the client offered that is among
+// supported, or "" (no subprotocol) when there is none: a protocol that
+// Accept always takes.
+func (r *Request) Choose(supported ...string) string {
+	for _, p := range r.Protocols {
+		if slices.Contains(supported, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// refuse rejects the client at once because answering failed, and returns
+// err: a failed Accept or Respond never leaves a client waiting for the
+// broker's timeout.
+func (r *Request) refuse(err error) error {
+	r.l.nRefused.Add(1)
+	r.sendReject()
+	return err
+}
+
+// claim marks r answered; it fails for a second answer or an expired
+// request.
+func (r *Request) claim() error {
+	if !r.answered.CompareAndSwap(false, true) {
+		return ErrAnswered
+	}
+	if time.Now().After(r.deadline) {
+		r.l.nExpired.Add(1)
+		return fmt.Errorf("answer channel %d: %w", r.Channel, ErrExpired)
+	}
+	return nil
+}
+
 // Accept opens the channel. protocol is the chosen subprotocol: one of
-// r.Protocols, or "" for none. headers are extra response headers; the
-// broker refuses (and rejects the client) names that would break the
-// handshake. For a resumed request Accept returns the channel and sends
-// nothing.
+// r.Protocols, or "" for none (Choose picks one). headers are extra
+// response headers; the broker refuses (and rejects the client) names that
+// would break the handshake. If Accept fails (a subprotocol the client did
+// not offer, ctx ended), the client is rejected at once. For a resumed
+// request Accept returns the channel and sends nothing.
 func (r *Request) Accept(ctx context.Context, protocol string, headers http.Header) (*Channel, error) {
 	if r.Resumed {
 		return r.ch, nil
 	}
-	if protocol != "" && !slices.Contains(r.Protocols, protocol) {
-		return nil, fmt.Errorf("accept channel %d: subprotocol %q was not offered", r.Channel, protocol)
+	if err := r.claim(); err != nil {
+		return nil, err
 	}
-	if !r.answered.CompareAndSwap(false, true) {
-		return nil, ErrAnswered
+	if protocol != "" && !slices.Contains(r.Protocols, protocol) {
+		return nil, r.refuse(fmt.Errorf("accept channel %d: subprotocol %q was not offered (the client offered %q); the client was rejected", r.Channel, protocol, r.Protocols))
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, r.refuse(fmt.Errorf("accept channel %d: %w; the client was rejected", r.Channel, err))
 	}
 	info := ClientInfo{Channel: r.Channel, Origin: r.Origin, Target: r.Target, Protocol: protocol,
 		App: r.App, Remote: r.Remote}
@@ -72,6 +116,9 @@ func (r *Request) Accept(ctx context.Context, protocol string, headers http.Head
 	f := protocolAccept(r.Channel, protocol, headers)
 	if err := r.l.enqueueAnswer(f); err != nil {
 		r.l.dropChannel(c)
+		if errors.Is(err, ErrTooBig) { // headers too large for a link message
+			return nil, r.refuse(fmt.Errorf("accept channel %d: %w; the client was rejected", r.Channel, err))
+		}
 		return nil, fmt.Errorf("accept channel %d: %w", r.Channel, err)
 	}
 	return c, nil
@@ -108,17 +155,20 @@ func (r *Request) Respond(ctx context.Context, status int, headers http.Header, 
 	if r.Resumed {
 		return fmt.Errorf("respond to channel %d: %w (it is open already)", r.Channel, ErrAnswered)
 	}
-	if status < 200 || status > 599 || status == http.StatusSwitchingProtocols {
-		return fmt.Errorf("respond to channel %d: status %d not allowed", r.Channel, status)
+	if err := r.claim(); err != nil {
+		return err
 	}
-	if !r.answered.CompareAndSwap(false, true) {
-		return ErrAnswered
+	if status < 200 || status > 599 || status == http.StatusSwitchingProtocols {
+		return r.refuse(fmt.Errorf("respond to channel %d: status %d not allowed; the client was rejected", r.Channel, status))
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return r.refuse(fmt.Errorf("respond to channel %d: %w; the client was rejected", r.Channel, err))
 	}
 	f := protocol.Respond{Channel: r.Channel, Status: uint64(status), Headers: headerList(headers), Body: body}
 	if err := r.l.enqueueAnswer(f.Append(nil)); err != nil {
+		if errors.Is(err, ErrTooBig) {
+			return r.refuse(fmt.Errorf("respond to channel %d: %w; the client was rejected", r.Channel, err))
+		}
 		return fmt.Errorf("respond to channel %d: %w", r.Channel, err)
 	}
 	return nil
@@ -133,6 +183,10 @@ func (r *Request) Reject(ctx context.Context) error {
 	}
 	if !r.answered.CompareAndSwap(false, true) {
 		return ErrAnswered
+	}
+	if time.Now().After(r.deadline) {
+		r.l.nExpired.Add(1)
+		return nil // the broker rejected the client already
 	}
 	f := protocol.Reject{Channel: r.Channel}
 	if err := r.l.enqueueAnswer(f.Append(nil)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,7 +113,10 @@ func TestMissingCredentialIsALinkError(t *testing.T) {
 	if !errors.As(err, &le) || le.Code != protocol.ErrCodeUnauthorized || le.Message == "" {
 		t.Fatalf("listen without credential: %v, want LinkError code 3", err)
 	}
-	t.Logf("broker said: %v", err)
+	// In the Go caller's words, not the CLI's.
+	if msg := err.Error(); !strings.Contains(msg, "ListenOptions.Credential") || strings.Contains(msg, "--credential") {
+		t.Fatalf("error %q should point at ListenOptions.Credential and not at a CLI flag", msg)
+	}
 }
 
 // The context of Listen bounds only the attach.

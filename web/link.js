@@ -227,7 +227,9 @@ export class Link {
         this.ready = null;
         return;
       case 'error':
-        this.error = new LinkError(f.message, f.code);
+        this.error = new LinkError(f.code === ErrorCode.unauthorized
+          ? `${f.message}; pass a credential that owns the scope with configure({ credential }) or the credential option`
+          : f.message, f.code);
         return;
       case 'state':
         this.active = f.active;

@@ -145,6 +145,10 @@ func (svc *service) run(ctx context.Context) error {
 		l, err := sdk.Listen(ctx, svc.scopeURL, &svc.opts)
 		if err != nil {
 			var le *sdk.LinkError
+			if errors.As(err, &le) && le.Code == protocol.ErrCodeUnauthorized {
+				// In the CLI's words (the SDK's error names ListenOptions).
+				return fmt.Errorf("switchboard broker: %s (error 3: unauthorized; pass --credential or set $SWITCHBOARD_CREDENTIAL)", le.Message)
+			}
 			if errors.As(err, &le) && le.Code != protocol.ErrCodeShutdown && le.Code != protocol.ErrCodeInternal {
 				return err // the broker refused: retrying will not help
 			}

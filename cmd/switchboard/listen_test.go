@@ -233,5 +233,5 @@ func TestListenNeedsCredential(t *testing.T) {
 	if code := l.wait(); code != 1 {
 		t.Fatalf("listen without a credential exited %d, want 1", code)
 	}
-	l.waitLine(`needs a credential.*error 3`)
+	l.waitLine(`needs a credential.*error 3.*pass --credential`)
 }

@@ -72,3 +72,17 @@ test('AppSocket is refused where the manifest says so and accepted with a token'
   assert.deepEqual(seen.map((r) => r.peer), ['wsapp://notes/', 'wsapp://camera/'], 'the server saw only admitted callers, never the token');
   for (const p of [chat, notes, camera]) await p.close();
 });
+
+test('a refused listener is told in the page\'s words: configure({ credential }), not a CLI flag', async () => {
+  const page = await libraryPage(browser.ctx, URL_);
+  const err = await page.evaluate(async () => {
+    const l = new sb.WebSocketListener('/chatapp/');
+    const events = [];
+    l.onerror = (e) => events.push(e.message ?? String(e.error));
+    try { await l.ready; return 'listening'; } catch (e) { return { name: e.name, code: e.code, message: e.message, events }; }
+  });
+  assert.equal(err.code, 3, JSON.stringify(err));
+  assert.match(err.message, /configure\(\{ credential \}\)/);
+  assert.doesNotMatch(err.message, /--credential|--dev/);
+  await page.close();
+});
