@@ -6,7 +6,8 @@
 //   l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); };
 //
 // Exports: configure, WebSocketListener (seed 002), BrowserSocket (seed 001),
-// connect and registerService (seed 003), AppSocket and setMessageHandler
+// connect and registerService with ServicePort, CrossOriginClient and
+// ServiceRegistration (seed 003), AppSocket and setMessageHandler
 // (seed 000). Types: switchboard.d.ts. The module finds the broker from its
 // own URL (import.meta.url) unless configure({broker}) says otherwise.
 
@@ -227,5 +228,5 @@ export class BrowserSocket extends EventTarget {
 }
 handlerAttributes(BrowserSocket, ['error']);
 
-export { connect, registerService } from './service.js';
+export { connect, registerService, ServicePort, CrossOriginClient, ServiceRegistration } from './service.js';
 export { AppSocket, setMessageHandler } from './app.js';
