@@ -25,6 +25,9 @@ type Broker struct {
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
 
+	stopCtx    context.Context // cancelled when Shutdown starts, like shutdown
+	stopCancel context.CancelFunc
+
 	wg       sync.WaitGroup // every goroutine the broker starts or serves in
 	nextID   atomic.Uint64  // channel and instance ids
 	buffered atomic.Int64   // client bytes held, over all channels
@@ -68,6 +71,7 @@ func New(cfg Config) *Broker {
 		shutdown:  make(chan struct{}),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.stopCtx, b.stopCancel = context.WithCancel(context.Background())
 	b.m = newMetrics(cfg.Registerer, func() float64 { return float64(b.buffered.Load()) })
 	b.track(b.keepalive)
 	return b
@@ -115,6 +119,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	var regs []*Registration
 	if first {
 		close(b.shutdown)
+		b.stopCancel()
 		regs = b.registrationsLocked()
 	}
 	b.mu.Unlock()
@@ -156,7 +161,7 @@ func (b *Broker) cutAll() {
 			conn := ch.conn
 			ch.mu.Unlock()
 			if conn != nil {
-				conn.CloseNow()
+				conn.abort()
 			}
 		})
 	}

@@ -1,11 +1,8 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -25,7 +22,7 @@ type Channel struct {
 	info protocol.ChannelInfo // static
 
 	mu   sync.Mutex
-	conn *websocket.Conn // set by Serve; nil while the client handshake completes
+	conn clientConn // set by Serve; nil while the client handshake completes
 
 	// Client → service, guarded by mu. q holds every client message not yet
 	// acknowledged, in sequence order; q[:sent] went to inst.
@@ -37,17 +34,17 @@ type Channel struct {
 	inflight  int // payload bytes of q[:sent]
 	buffered  int // payload bytes of q
 	nextSeq   uint64
-	space     chan struct{} // cap 1: room was made in q
-	closeSent bool          // the client's Close went to inst
-	blocked   bool          // the reader waits for room (backpressure)
+	closeSent bool    // the client's Close went to inst
+	held      *[]byte // a client message read while q had no room for it (backpressure)
+	heldFlags byte
+	blocked   bool // held is set: the transport reads nothing more from the client
 
 	// Service → client, guarded by mu. out[head:] waits for the writer.
 	out      []outMsg
 	head     int
-	outBytes int           // all queued bytes
-	outData  int           // queued bytes of Data frames, which the service sent on credit
-	owed     int           // bytes written to the client, not yet credited to the service
-	wake     chan struct{} // cap 1: out has messages for the writer
+	outBytes int // all queued bytes
+	outData  int // queued bytes of Data frames, which the service sent on credit
+	owed     int // bytes written to the client, not yet credited to the service
 
 	clientGone    bool // the client's connection ended
 	serviceClosed bool // the service (or the broker) closed the channel
@@ -73,46 +70,72 @@ type outMsg struct {
 }
 
 func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *Channel {
-	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, servedBy: inst.id,
-		space: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, servedBy: inst.id}
 }
 
-// deliver queues a client message for the service, waiting while the
-// channel's buffer (or the broker's total) is full: that stops reading from
-// this client only.
-func (ch *Channel) deliver(ctx context.Context, flags byte, data *[]byte) error {
-	n := len(*data)
-	lim := ch.b.cfg.Limits
+// received takes a message the transport read from the client. When the
+// channel's buffer (or the broker's total) has no room for it, the channel
+// holds it and the transport must read nothing more from this client until
+// the channel calls its resume: that stops reading from this client only.
+func (ch *Channel) received(flags byte, data *[]byte) recvResult {
 	ch.mu.Lock()
-	for ch.buffered > 0 && (ch.buffered+n > lim.ChannelBuffer || ch.b.buffered.Load()+int64(n) > lim.TotalBuffer) {
-		ch.blocked = true
-		ch.mu.Unlock()
-		select {
-		case <-ch.space:
-		case <-ctx.Done():
-			bufpool.Put(data)
-			return ctx.Err()
-		case <-ch.b.shutdown:
-			bufpool.Put(data)
-			return ErrClosed
-		}
-		ch.mu.Lock()
-		ch.blocked = false
-	}
+	defer ch.mu.Unlock()
 	if ch.serviceClosed {
-		ch.mu.Unlock()
 		bufpool.Put(data)
-		return errChannelClosed
+		return recvClosed
 	}
+	if !ch.roomLocked(len(*data)) {
+		ch.held, ch.heldFlags, ch.blocked = data, flags, true
+		return recvHeld
+	}
+	ch.queueLocked(flags, data)
+	return recvQueued
+}
+
+// recvResult is what the transport does after Channel.received.
+type recvResult int
+
+const (
+	recvQueued recvResult = iota // read on
+	recvHeld                     // stop reading until resume
+	recvClosed                   // the channel is closed: stop reading, the writer closes the client
+)
+
+// roomLocked reports whether q takes n more bytes. A channel holding
+// nothing takes any message the size limit allows.
+func (ch *Channel) roomLocked(n int) bool {
+	lim := ch.b.cfg.Limits
+	return ch.buffered == 0 || (ch.buffered+n <= lim.ChannelBuffer && ch.b.buffered.Load()+int64(n) <= lim.TotalBuffer)
+}
+
+func (ch *Channel) queueLocked(flags byte, data *[]byte) {
+	n := len(*data)
 	ch.nextSeq++
 	ch.q = append(ch.q, inMsg{seq: ch.nextSeq, flags: flags, data: data})
 	ch.buffered += n
 	ch.b.buffered.Add(int64(n))
 	ch.pumpLocked()
-	ch.mu.Unlock()
 	ch.b.m.msgIn.Inc()
 	ch.b.m.bytesIn.Add(float64(n))
-	return nil
+}
+
+// roomMadeLocked queues the held message once there is room for it (or
+// drops it once the channel is closed), and lets the transport read on.
+func (ch *Channel) roomMadeLocked() {
+	if ch.held == nil {
+		return
+	}
+	if ch.serviceClosed {
+		bufpool.Put(ch.held)
+	} else if ch.roomLocked(len(*ch.held)) {
+		ch.queueLocked(ch.heldFlags, ch.held)
+	} else {
+		return
+	}
+	ch.held, ch.blocked = nil, false
+	if ch.conn != nil {
+		ch.conn.resume()
+	}
 }
 
 var errChannelClosed = errors.New("channel closed")
@@ -186,12 +209,11 @@ func (ch *Channel) ack(inst *Instance, seq uint64) {
 		ch.inflight -= freed
 		ch.buffered -= freed
 		ch.b.buffered.Add(-int64(freed))
-		select {
-		case ch.space <- struct{}{}:
-		default:
-		}
 	}
 	ch.pumpLocked()
+	if i > 0 {
+		ch.roomMadeLocked()
+	}
 	done := ch.done
 	ch.mu.Unlock()
 	if done {
@@ -255,89 +277,68 @@ func (ch *Channel) toClient(flags byte, p []byte, push bool) error {
 	return nil
 }
 
-// startWriterLocked wakes the channel's writer.
+// startWriterLocked tells the transport that out has messages to write.
 func (ch *Channel) startWriterLocked() {
-	if ch.head == len(ch.out) {
+	if ch.head == len(ch.out) || ch.conn == nil {
 		return
 	}
-	select {
-	case ch.wake <- struct{}{}:
-	default:
+	ch.conn.wake()
+}
+
+// nextOut takes the next message queued for the client: its writer calls
+// it until ok is false. An empty queue returns the credit owed to the
+// service; once the client is gone (gone), the queue is freed instead.
+func (ch *Channel) nextOut() (m outMsg, ok, gone bool) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.clientGone {
+		ch.releaseOutLocked()
+		return outMsg{}, false, true
+	}
+	if ch.head == len(ch.out) {
+		ch.out = ch.out[:0]
+		ch.head = 0
+		if ch.owed > 0 {
+			ch.creditLocked()
+		}
+		return outMsg{}, false, false
+	}
+	m = ch.out[ch.head]
+	ch.out[ch.head] = outMsg{}
+	ch.head++
+	return m, true, false
+}
+
+// wroteOut accounts for a data message taken by nextOut once the
+// transport wrote it (err nil) or failed to (the client is gone); the
+// transport puts m.data back to the pool.
+func (ch *Channel) wroteOut(m outMsg, err error) {
+	n := len(*m.data)
+	ch.mu.Lock()
+	ch.outBytes -= n
+	if !m.push {
+		ch.outData -= n
+	}
+	if err != nil {
+		ch.clientGone = true // the reader sees the same failure and reports it
+	} else if !m.push { // a push took no credit, so it gives none back
+		ch.owed += n
+		if ch.owed >= ch.b.cfg.Limits.Window/4 {
+			ch.creditLocked()
+		}
+	}
+	ch.mu.Unlock()
+	if err == nil {
+		ch.b.m.msgOut.Inc()
+		ch.b.m.bytesOut.Add(float64(n))
 	}
 }
 
-// writeLoop is the client connection's only writer. It drains the queue on
-// each wake-up and returns once stop is closed and nothing is left to
-// write, or the client is gone.
-func (ch *Channel) writeLoop(conn *websocket.Conn, stop <-chan struct{}) {
-	for {
-		select {
-		case <-ch.wake:
-		case <-stop:
-			// The reader ended. What is still queued (a close frame from
-			// the service above all) is written unless the client is gone.
-			ch.drain(conn)
-			ch.mu.Lock()
-			ch.releaseOutLocked()
-			ch.mu.Unlock()
-			return
-		}
-		if !ch.drain(conn) {
-			return
-		}
-	}
-}
-
-// drain writes queued messages until the queue is empty. It returns false
-// when the client is gone.
-func (ch *Channel) drain(conn *websocket.Conn) bool {
-	for {
-		ch.mu.Lock()
-		if ch.clientGone {
-			ch.releaseOutLocked()
-			ch.mu.Unlock()
-			return false
-		}
-		if ch.head == len(ch.out) {
-			ch.out = ch.out[:0]
-			ch.head = 0
-			if ch.owed > 0 {
-				ch.creditLocked()
-			}
-			ch.mu.Unlock()
-			return true
-		}
-		m := ch.out[ch.head]
-		ch.out[ch.head] = outMsg{}
-		ch.head++
-		ch.mu.Unlock()
-
-		if m.close {
-			ch.closeClient(conn, m.code, m.reason)
-			continue
-		}
-		n := len(*m.data)
-		err := conn.Write(ioCtx, m.typ, *m.data)
-		bufpool.Put(m.data)
-		ch.mu.Lock()
-		ch.outBytes -= n
-		if !m.push {
-			ch.outData -= n
-		}
-		if err != nil {
-			ch.clientGone = true // the reader sees the same failure and reports it
-		} else if !m.push { // a push took no credit, so it gives none back
-			ch.owed += n
-			if ch.owed >= ch.b.cfg.Limits.Window/4 {
-				ch.creditLocked()
-			}
-		}
-		ch.mu.Unlock()
-		if err == nil {
-			ch.b.m.msgOut.Inc()
-			ch.b.m.bytesOut.Add(float64(n))
-		}
-	}
+// outDone frees what is still queued once the writer has stopped.
+func (ch *Channel) outDone() {
+	ch.mu.Lock()
+	ch.releaseOutLocked()
+	ch.mu.Unlock()
 }
 
 // creditLocked returns written bytes to the active instance as credit.
@@ -359,8 +360,10 @@ func (ch *Channel) releaseOutLocked() {
 	ch.outBytes, ch.outData = 0, 0
 }
 
-// closeClient runs the WebSocket close handshake with the client.
-func (ch *Channel) closeClient(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+// closeFrame returns the code and reason to send in a close frame: a code
+// that may not be sent becomes 1000, a reason is cut to fit, on a rune
+// boundary.
+func closeFrame(code websocket.StatusCode, reason string) (websocket.StatusCode, string) {
 	if code < 1000 || code >= 5000 || code == 1004 || code == 1005 || code == 1006 || code == 1015 || (code >= 1016 && code < 3000) {
 		code = websocket.StatusNormalClosure
 	}
@@ -370,7 +373,7 @@ func (ch *Channel) closeClient(conn *websocket.Conn, code websocket.StatusCode, 
 			reason = reason[:len(reason)-1]
 		}
 	}
-	_ = conn.Close(code, reason)
+	return code, reason
 }
 
 // serviceClose closes the channel at the service's request: messages already
@@ -423,10 +426,7 @@ func (ch *Channel) dropInLocked() {
 	}
 	ch.q, ch.qh = ch.q[:0], 0
 	ch.sent, ch.inflight = 0, 0
-	select {
-	case ch.space <- struct{}{}:
-	default:
-	}
+	ch.roomMadeLocked()
 }
 
 // clientClosed records that the client's connection ended with code and
@@ -447,81 +447,6 @@ func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
 	ch.mu.Unlock()
 	if done {
 		ch.reg.removeChannel(ch)
-	}
-}
-
-// readLoop reads client messages into pooled buffers until the client goes.
-func (ch *Channel) readLoop(ctx context.Context, conn *websocket.Conn) {
-	max := ch.b.cfg.Limits.MaxMessage
-	for {
-		typ, r, err := conn.Reader(ctx)
-		if err != nil {
-			ch.readFailed(conn, err)
-			return
-		}
-		data, err := readPooled(r)
-		if err != nil {
-			bufpool.Put(data)
-			ch.readFailed(conn, err)
-			return
-		}
-		if len(*data) > max { // the library enforces the limit; this keeps the invariant local
-			bufpool.Put(data)
-			ch.protocolClose(conn, websocket.StatusMessageTooBig, "message too big")
-			return
-		}
-		var flags byte
-		if typ == websocket.MessageBinary {
-			flags = protocol.FlagBinary
-		} else if !utf8.Valid(*data) {
-			bufpool.Put(data)
-			ch.protocolClose(conn, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
-			return
-		}
-		if err := ch.deliver(ctx, flags, data); err != nil {
-			return // the service or broker closed the channel; the writer closes the client
-		}
-	}
-}
-
-// readPooled reads one message into a pooled buffer.
-func readPooled(r io.Reader) (*[]byte, error) {
-	data := bufpool.Get(2048)
-	for {
-		if len(*data) == cap(*data) {
-			data = bufpool.Grow(data)
-		}
-		b := *data
-		n, err := r.Read(b[len(b):cap(b)])
-		*data = b[:len(b)+n]
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			bufpool.Put(data)
-			return nil, err
-		}
-	}
-}
-
-// protocolClose closes a client that broke a rule, and tells the service.
-func (ch *Channel) protocolClose(conn *websocket.Conn, code websocket.StatusCode, reason string) {
-	_ = conn.Close(code, reason)
-	ch.clientClosed(code, reason)
-}
-
-// readFailed turns a read error into the close code the service is told.
-func (ch *Channel) readFailed(conn *websocket.Conn, err error) {
-	var ce websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		ch.clientClosed(ce.Code, ce.Reason)
-	case strings.Contains(err.Error(), "read limited"):
-		conn.CloseNow() // the library already sent 1009
-		ch.clientClosed(websocket.StatusMessageTooBig, "message too big")
-	default:
-		conn.CloseNow()
-		ch.clientClosed(websocket.StatusAbnormalClosure, "")
 	}
 }
 

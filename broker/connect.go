@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -274,9 +275,11 @@ func (b *Broker) Abandon(d Decision) {
 }
 
 // Serve relays an accepted client until its channel ends; conn is the
-// upgraded connection. It takes no context: the channel ends when the
+// upgraded connection and raw the hijacked connection under it (nil when
+// the transport has none), which is closed to cut a client that stalls its
+// closing handshake. It takes no context: the channel ends when the
 // client, the service or the broker ends it (Shutdown), not with a request.
-func (b *Broker) Serve(d Decision, conn *websocket.Conn) {
+func (b *Broker) Serve(d Decision, conn *websocket.Conn, raw net.Conn) {
 	ch := d.channel
 	if ch == nil {
 		conn.Close(websocket.StatusInternalError, "")
@@ -289,22 +292,13 @@ func (b *Broker) Serve(d Decision, conn *websocket.Conn) {
 	}
 	defer b.wg.Done()
 	conn.SetReadLimit(int64(b.cfg.Limits.MaxMessage))
+	c := newWSClient(b, ch, conn, raw)
 	ch.mu.Lock()
-	ch.conn = conn
+	ch.conn = c
 	ch.startWriterLocked()
 	ch.mu.Unlock()
 	b.m.clients.Inc()
-
-	stop := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		ch.writeLoop(conn, stop)
-	}()
-	ch.readLoop(ioCtx, conn)
-	close(stop)
-	<-writerDone
-	conn.CloseNow() // after a close handshake, a no-op; otherwise the connection is not left open
+	c.run()
 }
 
 func admits(origins []string, origin string) bool {

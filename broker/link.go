@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/internal/bufpool"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -407,7 +407,8 @@ func (inst *Instance) pingLoop() {
 // readLoop reads link messages and dispatches their frames until the link
 // fails. The read buffer is reused for every message.
 func (inst *Instance) readLoop() error {
-	buf := make([]byte, 0, 64<<10)
+	buf := bufpool.Get(64 << 10)
+	defer func() { bufpool.Put(buf) }()
 	var fwd forwarder
 	for {
 		typ, r, err := inst.conn.Reader(ioCtx)
@@ -417,11 +418,12 @@ func (inst *Instance) readLoop() error {
 		if typ != websocket.MessageBinary {
 			return protoErr("link messages must be binary")
 		}
-		buf, err = readAll(r, buf[:0])
+		*buf = (*buf)[:0]
+		buf, err = bufpool.ReadAll(r, buf)
 		if err != nil {
 			return fmt.Errorf("read from service: %w", err)
 		}
-		msg := buf
+		msg := *buf
 		for len(msg) > 0 {
 			ft, body, rest, err := protocol.Next(msg)
 			if err != nil {
@@ -439,25 +441,8 @@ func (inst *Instance) readLoop() error {
 			}
 		}
 		fwd.flush(inst)
-		if cap(buf) > 4<<20 {
-			buf = make([]byte, 0, 64<<10)
-		}
-	}
-}
-
-// readAll appends all of r to buf, growing it as needed.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
+		if cap(*buf) > 4<<20 { // oversize, not pooled: do not keep it
+			buf = bufpool.Get(64 << 10)
 		}
 	}
 }

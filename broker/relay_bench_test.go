@@ -8,25 +8,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/bufpool"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
 // readInto reads one message of r into buf, reusing it.
-func readInto(r io.Reader, buf []byte) ([]byte, error) {
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+func readInto(r io.Reader, buf *[]byte) (*[]byte, error) {
+	*buf = (*buf)[:0]
+	return bufpool.ReadAll(r, buf)
 }
 
 // runEchoLink attaches a minimal echo service on the raw protocol that
@@ -45,7 +34,7 @@ func runEchoLink(tb testing.TB, e *env, scope string) {
 		tb.Fatal(err)
 	}
 	go func() {
-		buf := make([]byte, 0, 64<<10)
+		buf := bufpool.Get(64 << 10)
 		out := make([]byte, 0, 64<<10)
 		for {
 			_, r, err := conn.Reader(ctx)
@@ -56,7 +45,7 @@ func runEchoLink(tb testing.TB, e *env, scope string) {
 				return
 			}
 			out = out[:0]
-			for msg := buf; len(msg) > 0; {
+			for msg := *buf; len(msg) > 0; {
 				typ, body, rest, err := protocol.Next(msg)
 				if err != nil {
 					return
@@ -98,7 +87,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		return err == nil
 	})
 	msg := make([]byte, 1024)
-	buf := make([]byte, 0, 4096)
+	buf := bufpool.Get(4096)
 	b.SetBytes(1024)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -110,7 +99,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if buf, err = readInto(r, buf); err != nil || len(buf) != 1024 {
+		if buf, err = readInto(r, buf); err != nil || len(*buf) != 1024 {
 			b.Fatal(err)
 		}
 	}
@@ -133,7 +122,7 @@ func TestRelayDoesNotAllocate(t *testing.T) {
 		return err == nil
 	})
 	msg := make([]byte, 1024)
-	buf := make([]byte, 0, 4096)
+	buf := bufpool.Get(4096)
 	roundTrip := func() {
 		if err := client.Write(ctx, websocket.MessageBinary, msg); err != nil {
 			t.Fatal(err)
@@ -142,7 +131,7 @@ func TestRelayDoesNotAllocate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if buf, err = readInto(r, buf); err != nil || len(buf) != 1024 {
+		if buf, err = readInto(r, buf); err != nil || len(*buf) != 1024 {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -122,13 +124,27 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 	if s.cfg.Compression {
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
 	}
-	conn, err := websocket.Accept(w, r, opts)
+	hj := &hijackRecorder{ResponseWriter: w}
+	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		s.log.Debug("client handshake failed after accept", "target", hs.Target, "err", err)
 		s.b.Abandon(d)
 		return
 	}
-	s.b.Serve(d, conn)
+	s.b.Serve(d, conn, hj.conn)
+}
+
+// hijackRecorder keeps the connection that the WebSocket library hijacks,
+// so that the broker can cut a client that stalls its closing handshake.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = conn
+	return conn, brw, err
 }
 
 // handshakeOf turns the request into the broker's Handshake. Go's HTTP

@@ -2,7 +2,10 @@
 // path reuses memory instead of allocating per message.
 package bufpool
 
-import "sync"
+import (
+	"io"
+	"sync"
+)
 
 // classes are the capacities handed out; a request larger than the last
 // class is allocated and not pooled.
@@ -71,4 +74,24 @@ func Grow(b *[]byte) *[]byte {
 	*nb = append((*nb)[:0], (*b)[:n]...)
 	Put(b)
 	return nb
+}
+
+// ReadAll reads r to its end, appending to b (a buffer from Get) and growing
+// it within the size classes. It returns the buffer that holds the bytes,
+// which may not be b, also with an error: the caller puts it back.
+func ReadAll(r io.Reader, b *[]byte) (*[]byte, error) {
+	for {
+		if len(*b) == cap(*b) {
+			b = Grow(b)
+		}
+		buf := *b
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		*b = buf[:len(buf)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
