@@ -18,6 +18,12 @@
 // it, and messages that were delivered but not acknowledged are delivered
 // again to the next listener.
 //
+// Attach keeps an instance attached across lost links and broker restarts
+// (backoff with jitter): its Service.Accept goes on from link to link, the
+// channels that stayed open come back as resumed requests, and a Service
+// that a newer instance supersedes drains and detaches. `switchboard
+// listen` is built on it. Listen is a single link.
+//
 // No client is left waiting: a Request whose Accept or Respond fails is
 // rejected at once (Request.Choose picks a subprotocol Accept always
 // takes), at most ListenOptions.MaxPending requests wait for Accept (more

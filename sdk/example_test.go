@@ -176,3 +176,57 @@ func ExampleListener_Push() {
 	// sports: hello everyone
 	// weather: hello everyone
 }
+
+// The README's service: Attach keeps it attached across lost links and
+// broker restarts, and Choose means Accept cannot fail for a subprotocol
+// the client did not offer, so a client that offers none is served too.
+func ExampleAttach() {
+	brokerURL, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+
+	svc, err := sdk.Attach(ctx, brokerURL+"/echo/", &sdk.AttachOptions{
+		ListenOptions: sdk.ListenOptions{Protocols: []string{"chat"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+	go func() {
+		for {
+			req, err := svc.Accept(ctx)
+			if err != nil {
+				return // the service was closed
+			}
+			ch, err := req.Accept(ctx, req.Choose("chat"), nil)
+			if err != nil {
+				continue // the client was rejected at once
+			}
+			go func() {
+				for {
+					typ, p, err := ch.Read(ctx)
+					if err != nil {
+						return
+					}
+					if err := ch.Write(ctx, typ, p); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+
+	for _, offer := range [][]string{{"chat"}, nil} {
+		c, _, err := websocket.Dial(ctx, brokerURL+"/echo/room", &websocket.DialOptions{Subprotocols: offer})
+		if err != nil {
+			log.Fatal(err)
+		}
+		c.Write(ctx, websocket.MessageText, []byte("hello"))
+		_, p, _ := c.Read(ctx)
+		fmt.Printf("%s (subprotocol %q)\n", p, c.Subprotocol())
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	// Output:
+	// hello (subprotocol "chat")
+	// hello (subprotocol "")
+}

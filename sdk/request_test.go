@@ -68,6 +68,7 @@ func TestFailedAcceptRejectsAtOnce(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 requests refused", s)
 	}
 }
+
 // Choose cannot pick a subprotocol the client did not offer, so the
 // README's loop serves clients that offer none and clients that offer it.
 func TestChooseServesEveryClient(t *testing.T) {

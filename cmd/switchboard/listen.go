@@ -119,8 +119,10 @@ type local interface {
 // holds before it detaches.
 const drainTimeout = 30 * time.Second
 
-// service is one `switchboard listen`: it keeps a link to the broker,
-// reattaching when it breaks, and keeps its sessions across links.
+// service is one `switchboard listen`: an sdk.Service (which keeps the
+// instance attached, reattaching with backoff when the link breaks and
+// draining when a newer instance takes over) and the sessions it keeps
+// across links.
 type service struct {
 	scopeURL  string
 	opts      sdk.ListenOptions
@@ -128,140 +130,56 @@ type service struct {
 	mode      mode
 	log       *slog.Logger
 
-	wg sync.WaitGroup // session pumps
+	wg sync.WaitGroup // session pumps and per-link reconciles
 
 	mu       sync.Mutex
 	sessions map[uint64]*session // by channel id; guarded by mu
 	scope    string              // the registered scope path; guarded by mu
 }
 
-// run attaches, serves, and reattaches with backoff until ctx ends or a
-// newer instance takes over.
+// run attaches and serves until ctx ends or a newer instance takes over.
 func (svc *service) run(ctx context.Context) error {
 	defer svc.stopAll()
-	backoff := 100 * time.Millisecond
-	var retries retrySummary
-	for {
-		l, err := sdk.Listen(ctx, svc.scopeURL, &svc.opts)
-		if err != nil {
-			var le *sdk.LinkError
-			if errors.As(err, &le) && le.Code == protocol.ErrCodeUnauthorized {
-				// In the CLI's words (the SDK's error names ListenOptions).
-				return fmt.Errorf("switchboard broker: %s (error 3: unauthorized; pass --credential or set $SWITCHBOARD_CREDENTIAL)", le.Message)
-			}
-			if errors.As(err, &le) && le.Code != protocol.ErrCodeShutdown && le.Code != protocol.ErrCodeInternal {
-				return err // the broker refused: retrying will not help
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			retries.failed(svc.log, err, backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
+	s, err := sdk.Attach(ctx, svc.scopeURL, &sdk.AttachOptions{
+		ListenOptions: svc.opts, DrainTimeout: drainTimeout,
+		OnAttach: func(l *sdk.Listener) {
+			fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
+			svc.mu.Lock()
+			svc.scope = l.Scope()
+			svc.mu.Unlock()
+			svc.wg.Add(1)
+			go func() { defer svc.wg.Done(); svc.reconcile(ctx, l) }()
+		},
+	})
+	if err != nil {
+		var le *sdk.LinkError
+		if errors.As(err, &le) && le.Code == protocol.ErrCodeUnauthorized {
+			// In the CLI's words (the SDK's error names ListenOptions).
+			return fmt.Errorf("switchboard broker: %s (error 3: unauthorized; pass --credential or set $SWITCHBOARD_CREDENTIAL)", le.Message)
 		}
-		backoff = 100 * time.Millisecond
-		retries.succeeded(svc.log)
-		fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
-		superseded := svc.serveLink(ctx, l)
 		if ctx.Err() != nil {
-			svc.log.Info("detaching")
-			return l.Close()
-		}
-		if superseded {
 			return nil
 		}
-		l.Close()
-		svc.log.Warn("service link lost; reattaching", "err", l.Err())
+		return err
 	}
-}
-
-// retrySummary keeps attach retries to a few log lines: the first failure
-// at WARN, then one WARN a minute saying how many tries failed since, and
-// one INFO when attaching works again. Each try is at DEBUG.
-type retrySummary struct {
-	tries     int       // failed tries since the last success
-	since     time.Time // the first failure
-	lastShown time.Time
-}
-
-func (r *retrySummary) failed(log *slog.Logger, err error, next time.Duration) {
-	now := time.Now()
-	r.tries++
-	switch {
-	case r.tries == 1:
-		r.since, r.lastShown = now, now
-		log.Warn("attach failed; retrying with backoff (summarised every minute)", "err", err, "in", next)
-	case now.Sub(r.lastShown) >= time.Minute:
-		r.lastShown = now
-		log.Warn("attach still failing", "tries", r.tries, "since", r.since.Format(time.RFC3339), "last_err", err, "next_in", next)
-	default:
-		log.Debug("attach failed; retrying", "try", r.tries, "err", err, "in", next)
-	}
-}
-
-func (r *retrySummary) succeeded(log *slog.Logger) {
-	if r.tries > 0 {
-		log.Info("attached after retrying", "tries", r.tries, "for", time.Since(r.since).Round(time.Millisecond))
-	}
-	*r = retrySummary{}
-}
-
-// serveLink serves one link until it ends, ctx ends, or this instance is
-// no longer active; it reports the latter.
-func (svc *service) serveLink(ctx context.Context, l *sdk.Listener) (superseded bool) {
-	svc.mu.Lock()
-	svc.scope = l.Scope()
-	svc.mu.Unlock()
-	lctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup // this link's readers and its accept loop
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		svc.reconcile(lctx, l)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			r, err := l.Accept(lctx)
-			if err != nil {
-				return
-			}
-			svc.handle(lctx, l, r, &wg)
-		}
-	}()
+	var wg sync.WaitGroup // channel readers
 	for {
-		changed := l.ActiveChanged()
-		wasActive := l.Active()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-l.Done():
-			return false
-		case <-changed:
-			if wasActive && !l.Active() {
-				// The readers go on until every message this instance
-				// holds is handled and acknowledged.
-				svc.log.Info("a newer instance took over; finishing and detaching")
-				dctx, cancel := context.WithTimeout(ctx, drainTimeout)
-				err := l.Drain(dctx)
-				cancel()
-				if err != nil {
-					svc.log.Warn("detached before every message was handled", "err", err)
-				}
-				l.Close()
-				return true
-			}
+		r, err := s.Accept(ctx)
+		if err != nil {
+			break
 		}
+		svc.handle(ctx, r, &wg)
+	}
+	if ctx.Err() != nil {
+		svc.log.Info("detaching")
+	}
+	s.Close()
+	wg.Wait()
+	switch err := s.Err(); {
+	case errors.Is(err, sdk.ErrClosed), errors.Is(err, sdk.ErrSuperseded):
+		return nil
+	default:
+		return err
 	}
 }
 
@@ -292,7 +210,7 @@ func (svc *service) reconcile(ctx context.Context, l *sdk.Listener) {
 }
 
 // handle answers one connect request or adopts one handed-over channel.
-func (svc *service) handle(ctx context.Context, l *sdk.Listener, r *sdk.Request, wg *sync.WaitGroup) {
+func (svc *service) handle(ctx context.Context, r *sdk.Request, wg *sync.WaitGroup) {
 	if r.Resumed {
 		ch, _ := r.Accept(ctx, "", nil)
 		svc.mu.Lock()

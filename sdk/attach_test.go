@@ -1,0 +1,106 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/sdk"
+)
+
+// echoService serves svc with echo until it ends.
+func echoService(t *testing.T, svc *sdk.Service) {
+	done := make(chan struct{})
+	t.Cleanup(func() { svc.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			r, err := svc.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go echo(r)
+		}
+	}()
+}
+
+// A newer instance takes over: the older Service drains, detaches and
+// ends with ErrSuperseded; its clients go on with the newer one.
+func TestServiceSupersededDrains(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	opts := func() *sdk.AttachOptions {
+		return &sdk.AttachOptions{ListenOptions: sdk.ListenOptions{Credential: secret, Logger: tb.log}}
+	}
+	old, err := sdk.Attach(ctxT(t), tb.url+"/sup/", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoService(t, old)
+	c := tb.dial("/sup/a")
+	mustWrite(t, c, websocket.MessageText, "one")
+	mustRead(t, c, websocket.MessageText, "one")
+
+	next, err := sdk.Attach(ctxT(t), tb.url+"/sup/", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoService(t, next)
+	select {
+	case <-old.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("the superseded Service did not end")
+	}
+	if !errors.Is(old.Err(), sdk.ErrSuperseded) || old.State() != sdk.Superseded || old.Listener() != nil {
+		t.Fatalf("old Service: err %v state %s", old.Err(), old.State())
+	}
+	if _, err := old.Accept(ctxT(t)); !errors.Is(err, sdk.ErrSuperseded) {
+		t.Fatalf("Accept on the superseded Service: %v", err)
+	}
+	// The client's channel was handed to the newer instance.
+	mustWrite(t, c, websocket.MessageText, "two")
+	mustRead(t, c, websocket.MessageText, "two")
+	if next.State() != sdk.Attached {
+		t.Fatalf("newer Service state %s", next.State())
+	}
+}
+
+// A refusal is not retried: Attach returns the broker's reason at once.
+func TestServiceRefusedAtOnce(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	start := time.Now()
+	_, err := sdk.Attach(ctxT(t), tb.url+"/nocred/", &sdk.AttachOptions{ListenOptions: sdk.ListenOptions{Credential: "wrong"}})
+	var le *sdk.LinkError
+	if !errors.As(err, &le) || le.Code != protocol.ErrCodeUnauthorized {
+		t.Fatalf("Attach with a wrong credential: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refusal took %v", d)
+	}
+}
+
+// Close ends the Service: its instance detaches, the channel stays with
+// the registration, and Accept fails with ErrClosed.
+func TestServiceClose(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	svc, err := sdk.Attach(ctxT(t), tb.url+"/close/", &sdk.AttachOptions{ListenOptions: sdk.ListenOptions{Credential: secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Listener() == nil || svc.State() != sdk.Attached {
+		t.Fatalf("state %s", svc.State())
+	}
+	accepted := make(chan error, 1)
+	go func() { _, err := svc.Accept(context.Background()); accepted <- err }()
+	svc.Close()
+	if err := <-accepted; !errors.Is(err, sdk.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+	if svc.State() != sdk.Closed || !errors.Is(svc.Err(), sdk.ErrClosed) {
+		t.Fatalf("state %s err %v", svc.State(), svc.Err())
+	}
+}
