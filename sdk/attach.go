@@ -132,9 +132,11 @@ func permanent(err error) bool {
 // ctx ends.
 func (s *Service) attach(ctx context.Context) (*Listener, error) {
 	backoff := s.opts.MinBackoff
+	var retries retrySummary
 	for {
 		l, err := Listen(ctx, s.scopeURL, &s.opts.ListenOptions)
 		if err == nil {
+			retries.succeeded(s.log)
 			if s.opts.OnAttach != nil {
 				s.opts.OnAttach(l)
 			}
@@ -146,7 +148,7 @@ func (s *Service) attach(ctx context.Context) (*Listener, error) {
 		// Jitter: many services losing one broker do not all come back
 		// at the same instant.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Warn("attach failed; retrying", "scope", s.scopeURL, "err", err, "in", wait)
+		retries.failed(s.log, err, wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -305,4 +307,35 @@ func (s *Service) Close() error {
 	s.cancel()
 	<-s.done
 	return nil
+}
+
+// retrySummary keeps attach retries to a few log lines: the first failure
+// at WARN, then one WARN a minute saying how many tries failed since, and
+// one INFO when attaching works again. Each try is at DEBUG.
+type retrySummary struct {
+	tries     int       // failed tries since the last success
+	since     time.Time // the first failure
+	lastShown time.Time
+}
+
+func (r *retrySummary) failed(log *slog.Logger, err error, next time.Duration) {
+	now := time.Now()
+	r.tries++
+	switch {
+	case r.tries == 1:
+		r.since, r.lastShown = now, now
+		log.Warn("attach failed; retrying with backoff (summarised every minute)", "err", err, "in", next)
+	case now.Sub(r.lastShown) >= time.Minute:
+		r.lastShown = now
+		log.Warn("attach still failing", "tries", r.tries, "since", r.since.Format(time.RFC3339), "last_err", err, "next_in", next)
+	default:
+		log.Debug("attach failed; retrying", "try", r.tries, "err", err, "in", next)
+	}
+}
+
+func (r *retrySummary) succeeded(log *slog.Logger) {
+	if r.tries > 0 {
+		log.Info("attached after retrying", "tries", r.tries, "for", time.Since(r.since).Round(time.Millisecond))
+	}
+	*r = retrySummary{}
 }
