@@ -66,6 +66,9 @@ type Limits struct {
 	TotalBuffer        int64    `json:"total_buffer,omitempty"`
 	LinkBuffer         int      `json:"link_buffer,omitempty"`
 	PingInterval       Duration `json:"ping_interval,omitempty"`
+	// RefusalFloor and RefusalJitter time refused handshakes (server.Config).
+	RefusalFloor  Duration `json:"refusal_floor,omitempty"`
+	RefusalJitter Duration `json:"refusal_jitter,omitempty"`
 }
 
 // Credential lets whoever holds a secret listen on some scopes. Only the
@@ -212,7 +215,9 @@ const exampleJSON = `
     "channel_buffer": 1048576,
     "total_buffer": 268435456,
     "link_buffer": 67108864,
-    "ping_interval": "30s"
+    "ping_interval": "30s",
+    "refusal_floor": "100ms",
+    "refusal_jitter": "20ms"
   },
   "credentials": [
     {

@@ -40,6 +40,12 @@ const (
 	DefaultMaxHeaderBytes   = 16 << 10
 	DefaultMaxConnsPerAddr  = 4096
 	DefaultShutdownGrace    = 10 * time.Second
+	// A refused handshake is answered no earlier than DefaultRefusalFloor
+	// after its start, plus up to DefaultRefusalJitter: more than a
+	// service's round trip (a browser tab's is tens of milliseconds), so
+	// a refusal's time does not tell its cause.
+	DefaultRefusalFloor  = 100 * time.Millisecond
+	DefaultRefusalJitter = 20 * time.Millisecond
 )
 
 // Settings are a broker's settings. Zero fields take the defaults above.
@@ -63,6 +69,9 @@ type Settings struct {
 	MaxConnsPerAddr int
 	// Limits are the broker core's limits.
 	Limits broker.Limits
+	// RefusalFloor and RefusalJitter time refused handshakes (see
+	// server.Config); negative: none.
+	RefusalFloor, RefusalJitter time.Duration
 	// ShutdownGrace is how long Run's shutdown waits for channels to
 	// close before cutting them.
 	ShutdownGrace time.Duration
@@ -81,6 +90,7 @@ func FromFile(path string, f *config.File) Settings {
 		Listen: f.Listen, Dev: f.Dev, Node: f.Node, AdminToken: f.AdminToken, Compression: f.Compression,
 		HandshakeTimeout: time.Duration(f.HandshakeTimeout), MaxHeaderBytes: f.MaxHeaderBytes,
 		MaxConnsPerAddr: f.MaxConnsPerAddr, Limits: f.BrokerLimits(), ConfigPath: path, File: f,
+		RefusalFloor: time.Duration(f.Limits.RefusalFloor), RefusalJitter: time.Duration(f.Limits.RefusalJitter),
 	}
 }
 
@@ -107,6 +117,12 @@ func (s Settings) withDefaults() Settings {
 		s.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	case s.MaxConnsPerAddr < 0:
 		s.MaxConnsPerAddr = 0 // the server's "no limit"
+	}
+	if s.RefusalFloor == 0 {
+		s.RefusalFloor = DefaultRefusalFloor
+	}
+	if s.RefusalJitter == 0 {
+		s.RefusalJitter = DefaultRefusalJitter
 	}
 	if s.ShutdownGrace <= 0 {
 		s.ShutdownGrace = DefaultShutdownGrace
@@ -219,6 +235,7 @@ func New(s Settings, o Options) (*Daemon, error) {
 	d.srv = server.New(server.Config{
 		Broker: d.b, Gatherer: d.reg, Registerer: d.reg, Logger: d.log, Web: o.Web, Dev: s.Dev,
 		AdminToken: s.AdminToken, Compression: *s.Compression, MaxConnsPerAddr: s.MaxConnsPerAddr,
+		RefusalFloor: s.RefusalFloor, RefusalJitter: s.RefusalJitter,
 		Apps: d.apps, Reload: reload, PortMap: o.PortMap, Ready: ready,
 	})
 	d.http = d.srv.HTTPServer(s.HandshakeTimeout, s.MaxHeaderBytes)

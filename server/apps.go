@@ -81,9 +81,9 @@ const appPrefix = protocol.ReservedPrefix + "v1/app/"
 // caller, resolves the target (an app id or a chooser token), checks both
 // sides' rules, and offers the connection to the target app's
 // registration. Every refusal is the uniform rejection.
-func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveApp(w http.ResponseWriter, r *http.Request, start time.Time) {
 	if !isUpgrade(r) {
-		writeReject(w)
+		s.refuse(w, r, start)
 		return
 	}
 	remote, ok := s.admitHandshake(w, r)
@@ -97,10 +97,10 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		reason := string(apps.ReasonOf(err))
 		s.apps.denials.WithLabelValues(reason).Inc()
 		s.log.Info("wsapp connection refused", "reason", reason, "remote", r.RemoteAddr, "err", err)
-		writeReject(w)
+		s.refuse(w, r, start)
 		return
 	}
-	s.connect(w, r, hs)
+	s.connect(w, r, hs, start)
 }
 
 // denyf is a refusal that package apps has no reason for.
@@ -120,7 +120,8 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	path = "/" + path
 	if authority == "" || strings.Contains(path, "/../") || strings.Contains(path, "/./") ||
 		strings.HasSuffix(path, "/..") || strings.HasSuffix(path, "/.") || strings.Contains(path, "//") {
-		return nil, denyf("bad_url", "malformed wsapp path "+r.URL.EscapedPath())
+		// The path is not logged: its first segment may be a chooser token.
+		return nil, denyf("bad_url", "malformed wsapp path (dot segments, empty segments or no app)")
 	}
 	caller, err := callerOf(dir, r)
 	if err != nil {

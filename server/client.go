@@ -3,14 +3,18 @@ package server
 import (
 	"bufio"
 	"encoding/base64"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
@@ -19,6 +23,38 @@ import (
 // refusal, timeout, origin and subprotocol mismatch all send exactly these
 // bytes (the Date header aside), so a client cannot tell them apart.
 const rejectBody = "Not Found\n"
+
+// refuse answers a refused client handshake, whose headers were read at
+// start, with the uniform rejection, no earlier than the refusal floor
+// (plus jitter) after start. So the time a refusal takes does not tell
+// its cause: no scope, a policy, or a service's answer, which arrives
+// within the floor. A refusal decided after the floor (a service that
+// holds its answer) is answered when decided. The wait is a timer in the
+// handler's own goroutine: nothing else is held per waiting refusal.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, start time.Time) {
+	s.holdRefusal(r, start)
+	writeReject(w)
+}
+
+func (s *Server) holdRefusal(r *http.Request, start time.Time) {
+	floor := s.cfg.RefusalFloor
+	if floor <= 0 {
+		return
+	}
+	d := floor - time.Since(start)
+	if j := s.cfg.RefusalJitter; j > 0 {
+		d += rand.N(j)
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done(): // the client left
+	}
+}
 
 func writeReject(w http.ResponseWriter) {
 	h := w.Header()
@@ -60,14 +96,29 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
 	return 0, ""
 }
 
-// serveClient runs the connect flow for a client handshake.
-func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
+// serveClient runs the connect flow for a client handshake whose headers
+// were read at start.
+func (s *Server) serveClient(w http.ResponseWriter, r *http.Request, start time.Time) {
 	remote, ok := s.admitHandshake(w, r)
 	if !ok {
 		return
 	}
 	defer s.releaseAddr(remote.Addr())
-	s.connect(w, r, handshakeOf(r, remote))
+	s.connect(w, r, handshakeOf(r, remote), start)
+}
+
+// loggablePath is a request path as logs may show it: a wsapp path's
+// authority is replaced by "TOKEN" when it is a chooser token.
+func loggablePath(p string) string {
+	rest, ok := strings.CutPrefix(p, appPrefix)
+	if !ok {
+		return p
+	}
+	authority, tail, _ := strings.Cut(rest, "/")
+	if len(authority) > apps.MaxIDLen {
+		return appPrefix + "TOKEN/" + tail
+	}
+	return p
 }
 
 // admitHandshake checks a client handshake and counts it against its
@@ -75,13 +126,13 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request) {
 // the caller releases the address when the connection ends.
 func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (netip.AddrPort, bool) {
 	if status, msg := checkHandshake(w, r); status != 0 {
-		s.rejects.note("bad_handshake", r.URL.Path, r.RemoteAddr)
+		s.rejects.note("bad_handshake", loggablePath(r.URL.Path), r.RemoteAddr)
 		http.Error(w, msg, status)
 		return netip.AddrPort{}, false
 	}
 	remote := remoteAddr(r)
 	if !s.admitAddr(remote.Addr()) {
-		s.rejects.note("per_address_limit", r.URL.Path, r.RemoteAddr)
+		s.rejects.note("per_address_limit", loggablePath(r.URL.Path), r.RemoteAddr)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return netip.AddrPort{}, false
 	}
@@ -91,17 +142,17 @@ func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (netip.A
 // connect offers hs to the broker and answers the client: the uniform
 // rejection, the service's own response, or the upgrade and the relay.
 // Client handshakes by URL and by wsapp:// share it.
-func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Handshake) {
+func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Handshake, start time.Time) {
 	d := s.b.Offer(r.Context(), hs)
 	if d.Outcome == broker.Accepted && d.Protocol != "" && !contains(hs.Protocols, d.Protocol) {
-		s.log.Warn("service chose a subprotocol the client did not offer", "protocol", d.Protocol, "target", hs.Target)
+		s.log.Warn("service chose a subprotocol the client did not offer", "protocol", d.Protocol, "path", hs.Path)
 		s.b.Abandon(d)
 		d = broker.Decision{Outcome: broker.Rejected}
 	}
 	switch d.Outcome {
 	case broker.Rejected:
-		s.rejects.note(d.Reason, r.URL.Path, r.RemoteAddr)
-		writeReject(w)
+		s.rejects.note(d.Reason, hs.Path, r.RemoteAddr)
+		s.refuse(w, r, start)
 		return
 	case broker.Responded:
 		h := w.Header()
@@ -127,7 +178,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 	hj := &hijackRecorder{ResponseWriter: w}
 	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
-		s.log.Debug("client handshake failed after accept", "target", hs.Target, "err", err)
+		s.log.Debug("client handshake failed after accept", "path", hs.Path, "err", err)
 		s.b.Abandon(d)
 		return
 	}

@@ -47,6 +47,16 @@ type Config struct {
 	// negotiable with clients.
 	Compression bool
 
+	// RefusalFloor is the earliest a refused client handshake is answered,
+	// measured from when its headers were read, so that the time of a
+	// refusal does not tell its cause (see refuse). It should cover a
+	// service's round trip, a browser tab's included. 0: no floor (the
+	// daemon applies its default).
+	RefusalFloor time.Duration
+	// RefusalJitter adds a uniformly random delay in [0, RefusalJitter)
+	// to each refusal's floor. 0: none.
+	RefusalJitter time.Duration
+
 	// MaxConnsPerAddr bounds concurrent client connections and handshakes
 	// from one IP address; over it, handshakes get 429. 0: no limit.
 	MaxConnsPerAddr int
@@ -116,13 +126,14 @@ func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) 
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // the handshake's start, for the refusal floor
 	path := r.URL.Path
 	if strings.HasPrefix(path, protocol.ReservedPrefix) {
-		s.serveReserved(w, r, path[len(protocol.ReservedPrefix)-1:])
+		s.serveReserved(w, r, path[len(protocol.ReservedPrefix)-1:], start)
 		return
 	}
 	if isUpgrade(r) {
-		s.serveClient(w, r)
+		s.serveClient(w, r, start)
 		return
 	}
 	switch path {
@@ -150,12 +161,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveReserved serves the broker's own endpoints; sub starts with "/".
-func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub string) {
+func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub string, start time.Time) {
 	switch {
 	case sub == "/v1/link":
 		s.serveLink(w, r)
 	case strings.HasPrefix(sub, "/v1/app/"):
-		s.serveApp(w, r)
+		s.serveApp(w, r, start)
 	case s.serveAdmin(w, r, sub):
 	case sub == "/healthz":
 		s.healthz(w, r)
