@@ -45,6 +45,14 @@ type AuthRequest struct {
 	Credential string
 	Scope      Scope
 	Remote     netip.AddrPort
+	// Origin is the Origin header of the link's handshake (a page's
+	// origin), set by the transport with WithLinkOrigin; empty without one.
+	Origin string
+	// Private is set when the service asked for a fresh private scope
+	// (Scope is that scope, made by the broker).
+	Private bool
+	// Terms, never nil, may be filled in to bound the attachment.
+	Terms *Terms
 }
 
 // Limits bounds what the broker accepts and holds. Zero fields take the

@@ -85,6 +85,9 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	if len(inst.policy.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, inst.policy.protocols) == "" {
 		return b.reject("subprotocol")
 	}
+	if reg.overChannelCap(inst) {
+		return b.reject("channel_cap")
+	}
 	reg.mu.Lock()
 	if reg.pending >= b.cfg.Limits.MaxPendingConnects {
 		reg.mu.Unlock()

@@ -32,6 +32,9 @@ type Instance struct {
 
 	remoteChans remoteChannels // channels of other nodes this local instance serves
 
+	terms       *Terms // static: what Authorize bound the attachment to (nil for proxies)
+	maxChannels int    // static: terms.MaxChannels
+
 	dead atomic.Bool
 	done chan struct{} // closed when the link ends
 	once sync.Once
@@ -94,6 +97,7 @@ func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote net
 	}
 	b.m.instances.Inc()
 	defer b.m.instances.Dec()
+	stopTerms := inst.startTerms(inst.terms)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -101,6 +105,7 @@ func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote net
 	go func() { defer wg.Done(); inst.pingLoop() }()
 	err = inst.readLoop()
 	inst.fail(err)
+	stopTerms()
 	wg.Wait()
 	info := inst.info()
 	inst.reg.detach(inst)
@@ -159,9 +164,12 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	if h.Version != protocol.Version {
 		return nil, &linkError{protocol.ErrCodeVersion, fmt.Sprintf("protocol version %d not supported; this broker speaks %d", h.Version, protocol.Version)}
 	}
+	private := h.Flags&protocol.HelloPrivate != 0
 	scope, err := ParseScope(h.Scope, false)
-	if h.Flags&protocol.HelloPrivate != 0 {
-		scope, err = Scope{Path: "/~" + randomToken(10) + "/"}, nil
+	if private && err == nil {
+		// A fresh private scope under the path the service gave ("/" for
+		// most): "/~TOKEN/" or "/pages/~TOKEN/".
+		scope, err = Scope{Path: scope.Path + "~" + randomToken(10) + "/"}, nil
 	}
 	if err != nil {
 		return nil, &linkError{protocol.ErrCodeScope, err.Error()}
@@ -169,10 +177,18 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	if b.cfg.Authorize == nil {
 		return nil, &linkError{protocol.ErrCodeUnauthorized, "this broker admits no services (no credentials configured)"}
 	}
-	owner, err := b.cfg.Authorize(ctx, AuthRequest{Credential: h.Credential, Scope: scope, Remote: remote})
+	terms := &Terms{}
+	owner, err := b.cfg.Authorize(ctx, AuthRequest{Credential: h.Credential, Scope: scope, Remote: remote,
+		Origin: linkOrigin(ctx), Private: private, Terms: terms})
 	if err != nil {
 		return nil, &linkError{protocol.ErrCodeUnauthorized, err.Error()}
 	}
+	attached := false
+	defer func() {
+		if !attached && terms.Release != nil {
+			terms.Release()
+		}
+	}()
 	window := int(h.Window)
 	if window <= 0 || window > b.cfg.Limits.ChannelBuffer {
 		window = b.cfg.Limits.Window
@@ -180,6 +196,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	inst := &Instance{
 		b: b, conn: conn, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: time.Now(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
+		terms: terms, maxChannels: terms.MaxChannels,
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
 
@@ -203,8 +220,9 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	b.links[inst] = struct{}{}
 	b.mu.Unlock()
 
+	attached = true
 	public := h.Scope
-	if h.Flags&protocol.HelloPrivate != 0 {
+	if private {
 		public = joinURL(h.Scope, scope.Path)
 	}
 	if b.cfg.PublicURL != nil {

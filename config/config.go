@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/grant"
 )
 
 // File is the configuration file. Every field is optional.
@@ -47,6 +48,12 @@ type File struct {
 	// Apps are the apps with their manifests; see docs/CONFIG.md and
 	// package apps. Re-read on reload.
 	Apps []apps.AppConfig `json:"apps,omitempty"`
+	// Grants lists the keys that verify listen grants (JWTs a site's
+	// backend mints for its pages); see docs/BROWSER.md.
+	Grants *grant.Config `json:"grants,omitempty"`
+	// PrivateScopes lets pages without a credential or grant create fresh
+	// private scopes; off unless set. See docs/BROWSER.md.
+	PrivateScopes *grant.PrivateConfig `json:"private_scopes,omitempty"`
 	// TokenKey is the chooser-token key file (32 bytes, created 0600 on
 	// first start). Default: token.key next to the config file.
 	TokenKey string `json:"token_key,omitempty"`
@@ -166,6 +173,7 @@ func (c *File) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateApps()...)
+	errs = append(errs, c.validateGrants()...)
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("max_header_bytes must not be negative"))
 	}

@@ -173,15 +173,16 @@ type Options struct {
 
 // Daemon is an assembled broker.
 type Daemon struct {
-	s    Settings // static, defaults applied
-	o    Options  // static
-	log  *slog.Logger
-	reg  *prometheus.Registry
-	keys atomic.Pointer[config.Keys]
-	apps *server.Apps
-	b    *broker.Broker
-	srv  *server.Server
-	http *http.Server
+	s      Settings // static, defaults applied
+	o      Options  // static
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	keys   atomic.Pointer[config.Keys]
+	listen *config.ListenAuth // static; its keys change on reload
+	apps   *server.Apps
+	b      *broker.Broker
+	srv    *server.Server
+	http   *http.Server
 
 	reloadMu sync.Mutex   // one reload at a time
 	file     *config.File // the file in force; guarded by reloadMu
@@ -210,9 +211,12 @@ func New(s Settings, o Options) (*Daemon, error) {
 	if d.apps, err = openApps(s, keys); err != nil {
 		return nil, err
 	}
+	if d.listen, err = s.File.ListenAuth(s.ConfigPath); err != nil { // listen grants, private-scope policy
+		return nil, err
+	}
 	bc := broker.Config{
 		Logger: d.log, Registerer: d.reg, Node: s.Node, Limits: s.Limits,
-		Authorize: config.Authorizer(s.Dev, d.keys.Load), PublicURL: o.PublicURL,
+		Authorize: d.listen.Authorizer(config.Authorizer(s.Dev, d.keys.Load)), PublicURL: o.PublicURL,
 	}
 	if o.Authorize != nil {
 		bc.Authorize = o.Authorize

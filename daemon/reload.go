@@ -26,11 +26,17 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.listen.Reload(f); err != nil { // grant keys: rotation
+		return err
+	}
 	old := d.keys.Load()
 	oldFile := d.file
 	d.keys.Store(keys)
 	d.apps.Swap(keys.Directory())
 	revoked := d.b.Revoke(func(owner string, sc broker.Scope) bool {
+		if kept, decided := d.listen.Keeps(owner); decided {
+			return kept
+		}
 		return keys.Owns(owner, sc) && keys.Unchanged(old, owner)
 	})
 	attrs := []any{"config", d.s.ConfigPath}

@@ -92,7 +92,7 @@ const (
 
 // Hello flags.
 const (
-	HelloPrivate uint64 = 1 << 0 // ask the broker for a fresh private scope; Scope gives only the broker URL
+	HelloPrivate uint64 = 1 << 0 // ask the broker for a fresh private scope; Scope gives the broker URL and the path to make it under ("/" for most)
 )
 
 // Error codes carried by an Error frame.

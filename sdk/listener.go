@@ -31,6 +31,12 @@ type ListenOptions struct {
 	// Credential is the secret that owns the scope. A broker run with --dev
 	// admits loopback services without one.
 	Credential string
+	// Grant is a listen grant (a JWT a site's backend minted with a key the
+	// broker's config lists; see docs/BROWSER.md), sent instead of
+	// Credential when set. A grant expires: the broker then ends the link
+	// with a LinkError saying so, and a listener that goes on attaches
+	// again with a fresh grant.
+	Grant string
 	// Window is how many bytes of unacknowledged client messages this
 	// listener holds per channel. 0: the broker's default.
 	Window int
@@ -145,6 +151,9 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 	hello := protocol.Hello{
 		Version: protocol.Version, Scope: scopeURL, Label: opts.Version, Credential: opts.Credential,
 		Protocols: opts.Protocols, Origins: opts.Origins, Window: uint64(max(opts.Window, 0)),
+	}
+	if opts.Grant != "" {
+		hello.Credential = opts.Grant // the broker tells a grant from a secret by its JWT form
 	}
 	if opts.Private {
 		hello.Flags |= protocol.HelloPrivate

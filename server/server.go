@@ -105,7 +105,7 @@ func New(cfg Config) *Server {
 		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	}
 	if cfg.Web != nil {
-		s.web = http.StripPrefix(protocol.ReservedPrefix+"web/", http.FileServerFS(cfg.Web))
+		s.web = newWebHandler(cfg.Web)
 	}
 	return s
 }
@@ -258,7 +258,8 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("service link handshake failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	_ = s.b.ServeLink(context.WithoutCancel(r.Context()), conn, remoteAddr(r))
+	ctx := broker.WithLinkOrigin(context.WithoutCancel(r.Context()), r.Header.Get("Origin")) // for listen grants bound to a page origin
+	_ = s.b.ServeLink(ctx, conn, remoteAddr(r))
 }
 
 func isUpgrade(r *http.Request) bool {

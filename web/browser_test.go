@@ -97,6 +97,8 @@ func TestBrowser(t *testing.T) {
 	url := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0")
 	config, secrets := appsConfig(t)
 	appsURL := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0", "--config", config)
+	prodConfig, grantKey := productionConfig(t, config)
+	prodURL := startBroker(t, bin, "serve", "--listen", "127.0.0.1:0", "--config", prodConfig)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +107,8 @@ func TestBrowser(t *testing.T) {
 		"SWITCHBOARD_URL=" + url,
 		"SWITCHBOARD_APPS_URL=" + appsURL,
 		"SWITCHBOARD_APP_SECRETS=" + secrets,
+		"SWITCHBOARD_PROD_URL=" + prodURL,
+		"SWITCHBOARD_GRANT_KEY=" + grantKey,
 		"SWITCHBOARD_BIN=" + bin,
 		"CHROMIUM=" + chromium,
 		"SWITCHBOARD_ARTIFACTS=" + filepath.Join(root, "artifacts", "screenshots"),

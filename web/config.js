@@ -4,7 +4,7 @@
 import { Link } from './link.js';
 
 /** settings in force for services and clients started after a change. */
-export const settings = { broker: defaultBroker(), credential: '' };
+export const settings = { broker: defaultBroker(), credential: '', token: null };
 
 function defaultBroker() {
   const u = new URL(import.meta.url);
@@ -27,12 +27,15 @@ export function wsURL(url, base = settings.broker) {
 
 /**
  * configure sets the broker URL (ws, wss, http or https) and the credential
- * that services started afterwards present. It returns the settings in force.
- * @param {{broker?: string, credential?: string}} [o]
+ * or listen grant (token: a JWT from the site's backend, or a function
+ * that returns one, called for each service link) that services started
+ * afterwards present. It returns the settings in force.
+ * @param {{broker?: string, credential?: string, token?: string|(() => string|Promise<string>)|null}} [o]
  */
 export function configure(o = {}) {
   if (o.broker != null) settings.broker = wsURL(o.broker, globalThis.location?.href).href;
   if (o.credential != null) settings.credential = String(o.credential);
+  if (o.token !== undefined) settings.token = o.token;
   return { ...settings };
 }
 
@@ -47,6 +50,7 @@ export function portOf(url) {
 export function newLink(owner, scope, o = {}) {
   return new Link({
     broker: o.broker ?? settings.broker, credential: o.credential ?? settings.credential,
+    token: o.token ?? (o.credential ? null : settings.token),
     scope, label: o.label, protocols: o.protocols, origins: o.origins, window: o.window, owner,
   });
 }

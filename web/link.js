@@ -20,6 +20,7 @@ import {
   VERSION, SUBPROTOCOL, LINK_PATH, HELLO_PRIVATE, FLAG_BINARY, ErrorCode,
   encodeBatches, decodeFrames, maxLinkMessage, ProtocolError,
 } from './protocol.js';
+import { grantNow, helloWithGrant } from './grant.js';
 
 /** LinkError is an Error frame from the broker, or the link failing. */
 export class LinkError extends Error {
@@ -148,6 +149,7 @@ export class Link {
    */
   constructor(o) {
     this.owner = o.owner;
+    this.token = o.token ?? null; // listen grant or a function that returns one (grant.js)
     const broker = brokerFrom(o.broker);
     this.hello = {
       type: 'hello', version: VERSION,
@@ -183,7 +185,13 @@ export class Link {
       this.ws = ws;
       ws.binaryType = 'arraybuffer';
       this.ready = { resolve, reject };
-      ws.onopen = () => { this.send(this.hello); };
+      ws.onopen = () => {
+        if (!this.token) { this.send(this.hello); return; }
+        grantNow(this.token).then((g) => { // a listen grant: fresh for each link
+          helloWithGrant(this.hello, g, (this.hello.flags & HELLO_PRIVATE) !== 0);
+          this.send(this.hello);
+        }, (err) => { this.error = new LinkError(`no listen grant: ${err.message}`); ws.close(); });
+      };
       // No later instance can take over a private scope: when the page goes
       // away, close its clients now (1001) rather than at the handover timeout.
       if (this.hello.flags & HELLO_PRIVATE && 'onpagehide' in globalThis) {

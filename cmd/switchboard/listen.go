@@ -40,6 +40,7 @@ func runListen(ctx context.Context, args []string) error {
 	fl.Var(&origins, "origin", "an admitted client origin, e.g. https://a.example (repeatable); none: any origin")
 	label := fl.String("label", "", "version label of this instance, shown by switchboard status and in the logs; a newer label takes over")
 	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
+	grantTok := fl.String("grant", "", "listen grant (a JWT from `switchboard grant mint` or a site's backend) instead of a credential (default $SWITCHBOARD_GRANT)")
 	window := fl.Int("window", 0, "bytes of unacknowledged client messages held per channel (0: the broker's default)")
 	logF := logFlags(fl)
 	caFile := clientTLSFlag(fl)
@@ -66,10 +67,13 @@ func runListen(ctx context.Context, args []string) error {
 	if *credential == "" {
 		*credential = os.Getenv("SWITCHBOARD_CREDENTIAL")
 	}
+	if *grantTok == "" {
+		*grantTok = os.Getenv("SWITCHBOARD_GRANT")
+	}
 	svc := &service{
 		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
 		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *label,
-			Credential: *credential, Window: *window, Logger: log},
+			Credential: *credential, Grant: *grantTok, Window: *window, Logger: log},
 	}
 	if hc, err := clientHTTP(*caFile); err != nil {
 		return err

@@ -18,13 +18,16 @@ export const ARTIFACTS = process.env.SWITCHBOARD_ARTIFACTS ?? join(process.cwd()
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/** launch starts Chromium with a fresh profile; close() removes it. */
-export async function launch() {
+/**
+ * launch starts Chromium with a fresh profile; close() removes it. extraArgs
+ * are more command-line flags.
+ */
+export async function launch(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...extraArgs],
     viewport: { width: 1280, height: 800 },
   });
   ctx.setDefaultTimeout(15000);

@@ -1,0 +1,57 @@
+package web
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard/grant"
+)
+
+// Page origins of the production suite (test/browser/production.test.mjs):
+// Chromium is served these pages by the test (Playwright routes), so they
+// are real origins to the browser and to the broker.
+const (
+	siteOrigin  = "http://site.localhost"
+	otherOrigin = "http://other.localhost"
+)
+
+// productionConfig writes the config of a production broker (started with
+// it and without --dev): the apps of appsConfig, an HS256 listen-grant key
+// whose grants may cover /site/, and private scopes for siteOrigin's pages
+// only. It returns the config file and the grant key's secret file, which
+// the test backend mints with.
+func productionConfig(t *testing.T, appsConfigPath string) (path, grantKey string) {
+	t.Helper()
+	var cfg map[string]any
+	b, err := os.ReadFile(appsConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	secret, _, err := grant.GenerateKey("HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grantKey = filepath.Join(dir, "site-grant.key")
+	if err := os.WriteFile(grantKey, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg["grants"] = map[string]any{"max_lifetime": "1h", "keys": []map[string]any{
+		{"id": "site-1", "alg": "HS256", "owner": "site", "scopes": []string{"/site/"}, "secret_file": "site-grant.key"},
+	}}
+	cfg["private_scopes"] = map[string]any{"origins": []string{siteOrigin}, "per_address": 64, "lifetime": "10m"}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, "switchboard.json")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, grantKey
+}
