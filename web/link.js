@@ -235,7 +235,8 @@ export class Link {
         this.ready = null;
         return;
       case 'error':
-        this.error = new LinkError(f.code === ErrorCode.unauthorized
+        // Grant and private-scope refusals say what to do themselves (docs/BROWSER.md).
+        this.error = new LinkError(f.code === ErrorCode.unauthorized && !this.token && !/grant|private_scopes/.test(f.message)
           ? `${f.message}; pass a credential that owns the scope with configure({ credential }) or the credential option`
           : f.message, f.code);
         return;

@@ -85,6 +85,10 @@ func TestGrantMintListenRotate(t *testing.T) {
 	c2 := dial(t, base+"/pages/c/")
 	send(t, c2, websocket.MessageText, "ed")
 	expect(t, c2, websocket.MessageText, "ed")
+	// The reload kept the first grant's registration (its key is still listed).
+	c3 := dial(t, base+"/pages/a/y")
+	send(t, c3, websocket.MessageText, "still")
+	expect(t, c3, websocket.MessageText, "still")
 	l.signal(syscall.SIGTERM)
 	l.wait()
 }
