@@ -12,9 +12,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
-	"github.com/switchboard-dev/switchboard/server"
 )
 
 // TestTerms: what Authorize puts into AuthRequest.Terms bounds the
@@ -38,8 +38,7 @@ func TestTerms(t *testing.T) {
 		}
 		return "owner", nil
 	}
-	b, ws := testutil.StartBroker(t, broker.Config{Authorize: auth}, server.Config{})
-	_ = b
+	_, ws := testutil.StartBroker(t, daemon.Settings{}, daemon.Options{Authorize: auth})
 	e := &env{t: t, ws: ws, addr: strings.TrimPrefix(ws, "ws://")}
 
 	s := e.attach(protocol.Hello{Scope: "/capped/"})
