@@ -133,6 +133,11 @@ func Load(path string) (*File, error) {
 func (c *File) Validate() error {
 	var errs []error
 	owner := map[string]string{}
+	type claim struct {
+		name  string
+		scope broker.Scope
+	}
+	var claimed []claim
 	names := map[string]int{}
 	hashes := map[[sha256.Size]byte]string{}
 	for i, cr := range c.Credentials {
@@ -161,8 +166,15 @@ func (c *File) Validate() error {
 			}
 			if o, dup := owner[sc.String()]; dup && o != cr.Name {
 				errs = append(errs, fmt.Errorf("credentials[%d].scopes: scope %s is owned by both %s and %s", i, sc, o, cr.Name))
+			} else {
+				for _, o := range claimed {
+					if o.name != cr.Name && o.scope.String() != sc.String() && o.scope.Overlaps(sc) {
+						errs = append(errs, fmt.Errorf("credentials[%d].scopes: scope %s of %s overlaps scope %s of %s: either could listen where they meet; give each credential scopes that do not nest", i, sc, cr.Name, o.scope, o.name))
+					}
+				}
 			}
 			owner[sc.String()] = cr.Name
+			claimed = append(claimed, claim{cr.Name, sc})
 		}
 	}
 	for i, a := range c.Apps {
@@ -174,12 +186,7 @@ func (c *File) Validate() error {
 	}
 	errs = append(errs, c.validateApps()...)
 	errs = append(errs, c.validateGrants()...)
-	if c.MaxHeaderBytes < 0 {
-		errs = append(errs, errors.New("max_header_bytes must not be negative"))
-	}
-	if c.Limits.MaxMessage < 0 || c.Limits.Window < 0 {
-		errs = append(errs, errors.New("limits must not be negative"))
-	}
+	errs = append(errs, c.validateLimits()...)
 	return errors.Join(errs...)
 }
 

@@ -81,6 +81,7 @@ func Decode(r io.Reader) (*File, error) {
 	if err := json.Unmarshal(data, &c); err != nil && len(w.problems) == 0 {
 		w.add("", 0, err.Error())
 	}
+	w.zeroLimits(&c)
 	if verr := c.Validate(); verr != nil {
 		for _, line := range strings.Split(verr.Error(), "\n") {
 			w.addValidation(line)
@@ -425,6 +426,10 @@ func (w *walker) addValidation(line string) {
 	m := validationPath.FindStringSubmatch(line)
 	if m == nil {
 		for path := range w.pos { // a top-level key named first: "limits ..."
+			if strings.HasPrefix(line, path+": ") { // "limits.window: ..."
+				w.add(path, w.pos[path], strings.TrimPrefix(line, path+": "))
+				return
+			}
 			if strings.HasPrefix(line, path+" ") && !strings.ContainsAny(path, ".[") {
 				w.add(path, w.pos[path], strings.TrimPrefix(line, path+" "))
 				return

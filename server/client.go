@@ -79,9 +79,9 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
 	if r.Host == "" {
 		return http.StatusBadRequest, "missing Host header"
 	}
-	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
-		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version; this server speaks 13"
+		return http.StatusUpgradeRequired, "unsupported or repeated Sec-WebSocket-Version; this server speaks 13 only"
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 {

@@ -89,6 +89,9 @@ type Server struct {
 	web     http.Handler
 	apps    *appsServer // static
 	rejects *rejectLog  // static
+	// maxHeader is the header limit, enforced exactly (net/http lets 4 KiB
+	// more through); set by HTTPServer before serving, static after.
+	maxHeader int
 
 	mu      sync.Mutex
 	perAddr map[netip.Addr]int // guarded by mu
@@ -117,6 +120,7 @@ func (s *Server) Close() { s.rejects.close() }
 // HTTPServer returns an http.Server for s with the handshake limits set:
 // headers must arrive within handshakeTimeout and fit in maxHeaderBytes.
 func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) *http.Server {
+	s.maxHeader = maxHeaderBytes
 	return &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: handshakeTimeout,
@@ -127,6 +131,12 @@ func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) 
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // the handshake's start, for the refusal floor
+	if s.maxHeader > 0 && headerBytes(r) > s.maxHeader {
+		s.rejects.note("header_too_large", loggablePath(r.URL.Path), r.RemoteAddr)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request headers too large", http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
 	path := r.URL.Path
 	if strings.HasPrefix(path, protocol.ReservedPrefix) {
 		s.serveReserved(w, r, path[len(protocol.ReservedPrefix)-1:], start)
@@ -158,6 +168,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// headerBytes is the size of r's request line and header lines as they
+// were sent (net/http keeps the Host header apart).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	n += len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 // serveReserved serves the broker's own endpoints; sub starts with "/".

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// limit is one numeric setting of the file, by key path.
+type limit struct {
+	path string
+	v    int64
+}
+
+// limits lists the file's numeric limits with their key paths.
+func (c *File) limits() []limit {
+	l := c.Limits
+	d := func(x Duration) int64 { return int64(time.Duration(x)) }
+	return []limit{
+		{"handshake_timeout", d(c.HandshakeTimeout)},
+		{"max_header_bytes", int64(c.MaxHeaderBytes)},
+		{"max_conns_per_addr", int64(c.MaxConnsPerAddr)},
+		{"limits.max_message", int64(l.MaxMessage)},
+		{"limits.accept_timeout", d(l.AcceptTimeout)},
+		{"limits.handover_timeout", d(l.HandoverTimeout)},
+		{"limits.max_pending_connects", int64(l.MaxPendingConnects)},
+		{"limits.window", int64(l.Window)},
+		{"limits.channel_buffer", int64(l.ChannelBuffer)},
+		{"limits.total_buffer", l.TotalBuffer},
+		{"limits.link_buffer", int64(l.LinkBuffer)},
+		{"limits.ping_interval", d(l.PingInterval)},
+		{"limits.refusal_floor", d(l.RefusalFloor)},
+		{"limits.refusal_jitter", d(l.RefusalJitter)},
+	}
+}
+
+// validateLimits refuses negative limits (max_conns_per_addr's -1, "no
+// limit", aside): a default never silently replaces them.
+func (c *File) validateLimits() []error {
+	var errs []error
+	for _, l := range c.limits() {
+		if l.v < 0 && !(l.path == "max_conns_per_addr" && l.v == -1) {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", l.path))
+		}
+	}
+	return errs
+}
+
+// zeroLimits records a problem for each limit written in the file as 0 (or
+// "0s"): leaving the key out gives the default, and 0 would silently mean
+// it too.
+func (w *walker) zeroLimits(c *File) {
+	for _, l := range c.limits() {
+		if off, written := w.pos[l.path]; written && l.v == 0 {
+			w.add(l.path, off, "must be positive; leave the key out for the default")
+		}
+	}
+}
