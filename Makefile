@@ -18,14 +18,19 @@ fuzz:
 	scripts/fuzz.sh 60s
 
 # Benchmarks (bench/, docs/BENCHMARKS.md): Switchboard side by side with a
-# direct echo server, nginx and Pushpin, all on loopback.
+# direct echo server, nginx (1 and 2 workers), HAProxy (1 and 2 threads) and
+# Pushpin, all on loopback; "the best proxy" is the best of nginx and HAProxy.
 .PHONY: bench bench-quick bench-smoke
 
-# Full benchmark: 5 interleaved rounds, idle memory at 10,000 and 100,000.
+# Full benchmark: 5 interleaved rounds, idle memory at 10,000 and 100,000 (all
+# targets; 100,000 needs a file limit above it) and Switchboard's curve at 1,000,
+# 5,000 and 19,000, idle memory per wss:// and per permessage-deflate client.
 bench:
 	go run ./bench/cmd/loadgen -mode full -v -doc docs/BENCHMARKS.md
 
-# Quick benchmark (under 3 minutes): 3 rounds, idle memory at 10,000; publishes
+# Quick benchmark (about 6 minutes): 3 rounds, idle memory at 10,000 (all
+# targets), Switchboard's curve at 1,000, 5,000 and 19,000 and its wss:// and
+# permessage-deflate idle memory; publishes
 # its report as bench/results/published.json and into docs/BENCHMARKS.md.
 bench-quick:
 	go run ./bench/cmd/loadgen -mode quick -v -doc docs/BENCHMARKS.md -out bench/results/published.json

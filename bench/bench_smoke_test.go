@@ -153,6 +153,22 @@ func TestSetINI(t *testing.T) {
 	}
 }
 
+func TestIdleSlope(t *testing.T) {
+	// 2 KiB per connection on top of a fixed 1 MiB: the slope is 2 KiB
+	// whatever the fixed part, which the per-connection figures hide.
+	var ps []IdlePoint
+	for _, k := range []int{1000, 5000, 19000} {
+		ps = append(ps, IdlePoint{Conns: k, RelayRSSPerConnBytes: (2048*float64(k) + 1<<20) / float64(k)})
+	}
+	ps = append(ps, IdlePoint{Conns: 10000, Error: "not run"})
+	if got := idleSlope(ps); got < 2047 || got > 2049 {
+		t.Fatalf("slope %v, want 2048", got)
+	}
+	if got := idleSlope(ps[:1]); got != 0 {
+		t.Fatalf("slope of one point %v, want 0", got)
+	}
+}
+
 func TestFeasibleConns(t *testing.T) {
 	for _, c := range []struct {
 		target string
@@ -163,6 +179,8 @@ func TestFeasibleConns(t *testing.T) {
 	}{
 		{Direct, 10000, 20000, 10000, true},
 		{Nginx, 10000, 20000, 9872, true},
+		{HAProxy2, 10000, 20000, 9872, true},
+		{Switchboard, 19000, 20000, 19000, true},
 		{Direct, 100000, 20000, 0, false},
 		{Nginx, 100000, 1 << 20, 100000, true},
 		{Pushpin, 10000, 20000, pushpinMaxConns, true},

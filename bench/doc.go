@@ -1,5 +1,6 @@
 // Package bench is Switchboard's benchmark harness: it starts Switchboard and
-// its peers (a direct echo server, nginx, Pushpin) side by side on loopback,
+// its peers (a direct echo server, nginx with one and two workers, HAProxy
+// with one and two threads, Pushpin) side by side on loopback,
 // drives each with the same github.com/coder/websocket load generator, and
 // reports every figure as a ratio against the direct echo server and
 // against each peer, measured in the same run.
@@ -8,7 +9,11 @@
 // latency at a fixed rate, connect rate, idle memory per connection,
 // fan-out delivery time, and cross-node relay in a cluster. Targets are
 // measured interleaved, in rounds, and the median of the rounds is
-// reported, because the machine is small and noisy.
+// reported, because the machine is small and noisy. "The best proxy" in the
+// goals is, figure by figure, the best of the four nginx and HAProxy runs.
+// Switchboard's idle memory is also measured at more points (each on a
+// fresh broker), with the least-squares slope, and per wss:// and per
+// permessage-deflate client.
 //
 // The cluster scenario (issue 7) runs two brokers clustered over Debian's
 // nats-server and compares a client on the echo service's node with a

@@ -26,10 +26,11 @@ func (r *Report) ResultsMarkdown() string {
 	b.WriteString(r.Table())
 	b.WriteString("\n![Round trips per second against connections](bench/throughput.png)\n\n")
 	b.WriteString("![Latency CDF at half the direct maximum](bench/latency-cdf.png)\n\n")
+	b.WriteString("![Relay RSS growth against idle connections](bench/" + IdlePlot + ")\n\n")
 	if c := r.Cluster; c != nil && c.Single != nil && c.Cross != nil && c.Single.Latency != nil && c.Cross.Latency != nil {
 		b.WriteString("![Cluster latency CDF, single-node against cross-node](bench/" + ClusterPlot + ")\n\n")
 	}
-	b.WriteString("Goals (issues 6 and 7), judged on this run:\n\n| goal | status | figure |\n|---|---|---|\n")
+	b.WriteString("Goals (issues 6, 7 and 15), judged on this run:\n\n| goal | status | figure |\n|---|---|---|\n")
 	for _, g := range r.Goals() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", g.Text, g.Status, g.Figure)
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +20,24 @@ import (
 // than one ephemeral port range can be open at once. Every connection is
 // closed with SO_LINGER 0, so the harness leaves no TIME_WAIT behind.
 type dialer struct {
-	clients []*http.Client
-	next    atomic.Uint64
+	clients  []*http.Client
+	next     atomic.Uint64
+	compress websocket.CompressionMode // CompressionDisabled unless set
+}
+
+// withDeflate makes the dialer offer permessage-deflate without context
+// takeover.
+func (d *dialer) withDeflate() *dialer {
+	d.compress = websocket.CompressionNoContextTakeover
+	return d
+}
+
+// withTLS makes the dialer trust cfg's roots for wss:// URLs.
+func (d *dialer) withTLS(cfg *tls.Config) *dialer {
+	for _, c := range d.clients {
+		c.Transport.(*http.Transport).TLSClientConfig = cfg
+	}
+	return d
 }
 
 // sourceAddrs is how many 127.0.0.x addresses spread connections use
@@ -32,7 +49,7 @@ func newDialer(spread bool) *dialer {
 	if spread {
 		n = sourceAddrs
 	}
-	d := &dialer{}
+	d := &dialer{compress: websocket.CompressionDisabled}
 	for i := range n {
 		nd := &net.Dialer{Timeout: 30 * time.Second}
 		if spread {
@@ -60,7 +77,7 @@ func (d *dialer) dial(ctx context.Context, url string) (*websocket.Conn, error) 
 	cl := d.clients[d.next.Add(1)%uint64(len(d.clients))]
 	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
 		HTTPClient:      cl,
-		CompressionMode: websocket.CompressionDisabled,
+		CompressionMode: d.compress,
 	})
 	if resp != nil && resp.Body != nil && err != nil {
 		resp.Body.Close()

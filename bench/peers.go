@@ -49,7 +49,7 @@ func lastLine(b []byte) string {
 
 const nginxConf = `daemon off;
 %s
-worker_processes 1;
+worker_processes %d;
 worker_rlimit_nofile 1048576;
 pid {{dir}}/nginx.pid;
 error_log {{dir}}/error.log warn;
@@ -85,10 +85,11 @@ http {
 }
 `
 
-// startNginx starts Debian's nginx with a config of its own in dir, one
-// worker, proxying WebSocket to a direct echo server listening on several
-// ports (so upstream connections are not bound by one port range).
-func startNginx(ctx context.Context, e env, dir string) (*running, error) {
+// startNginx starts Debian's nginx with a config of its own in dir and the
+// given number of workers, proxying WebSocket to a direct echo server of its
+// own listening on several ports (so upstream connections are not bound by
+// one port range).
+func startNginx(ctx context.Context, e env, dir, name string, workers int) (*running, error) {
 	echo, addrs, err := startEchoServer(ctx, e, dir, "echoserver")
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func startNginx(ctx context.Context, e env, dir string) (*running, error) {
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must read the temp dir, which is root's
 	}
-	conf := fmt.Sprintf(nginxConf, user, ups.String(), port)
+	conf := fmt.Sprintf(nginxConf, user, workers, ups.String(), port)
 	conf = strings.ReplaceAll(conf, "{{dir}}", dir)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
@@ -119,7 +120,7 @@ func startNginx(ctx context.Context, e env, dir string) (*running, error) {
 		return nil, err
 	}
 	return &running{
-		name:      Nginx,
+		name:      name,
 		wsBase:    fmt.Sprintf("ws://127.0.0.1:%d/echo/", port),
 		broadcast: "http://" + addrs[0] + "/broadcast",
 		relay:     []*child{ng},

@@ -17,6 +17,9 @@ var targetColors = map[string]color.Color{
 	Direct:      color.RGBA{R: 0x33, G: 0x33, B: 0x33, A: 0xff},
 	Switchboard: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	Nginx:       color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	Nginx2:      color.RGBA{R: 0x98, G: 0xdf, B: 0x8a, A: 0xff},
+	HAProxy:     color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	HAProxy2:    color.RGBA{R: 0xc5, G: 0xb0, B: 0xd5, A: 0xff},
 	Pushpin:     color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }
 
@@ -31,7 +34,11 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	plots := map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat}
+	idle, err := r.idlePlot()
+	if err != nil {
+		return nil, err
+	}
+	plots := map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat, IdlePlot: idle}
 	if c := r.Cluster; c != nil && c.Single != nil && c.Cross != nil && c.Single.Latency != nil && c.Cross.Latency != nil {
 		cp, err := cdfPlot(fmt.Sprintf("Cluster latency at %.0f round trips/s (half the single-node maximum)", c.LatencyRatePerSec),
 			[]cdfSeries{{"single-node (clients on b)", targetColors[Switchboard], c.Single.Latency}, {"cross-node (clients on a)", crossColor, c.Cross.Latency}})
@@ -87,6 +94,48 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 		p.Legend.Add(t.Name, l, pts)
 	}
 	p.Y.Min = 0
+	return p, nil
+}
+
+// IdlePlot is the file name of the idle memory curve.
+const IdlePlot = "idle-memory.png"
+
+// idlePlot draws each relay's RSS growth against idle connections, with
+// Switchboard's least-squares line.
+func (r *Report) idlePlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Idle connections: relay RSS growth"
+	p.X.Label.Text = "idle connections"
+	p.Y.Label.Text = "MiB"
+	p.Y.Tick.Marker = intTicks{}
+	p.Legend.Top, p.Legend.Left = true, true
+	for _, t := range r.Targets {
+		var xy plotter.XYs
+		for _, pt := range t.Idle {
+			if pt.Error == "" && pt.Conns > 0 {
+				xy = append(xy, plotter.XY{X: float64(pt.Conns), Y: pt.RelayRSSPerConnBytes * float64(pt.Conns) / (1 << 20)})
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return int(a.X - b.X) })
+		l, pts, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return nil, fmt.Errorf("idle line for %s: %w", t.Name, err)
+		}
+		l.Color, pts.Color = targetColors[t.Name], targetColors[t.Name]
+		l.Width = vg.Points(2)
+		pts.Shape = draw.CircleGlyph{}
+		p.Add(l, pts)
+		name := t.Name
+		if t.IdleSlopeBytes > 0 {
+			name = fmt.Sprintf("%s (slope %.2f KiB/conn)", t.Name, t.IdleSlopeBytes/1024)
+		}
+		p.Legend.Add(name, l, pts)
+	}
+	p.X.Min, p.Y.Min = 0, 0
+	p.Add(plotter.NewGrid())
 	return p, nil
 }
 

@@ -29,6 +29,9 @@ type Report struct {
 	// Cluster is the cross-node scenario; nil when Switchboard was not
 	// among the targets.
 	Cluster *Cluster `json:"cluster,omitempty"`
+	// Variants is Switchboard's idle memory per wss:// client and per
+	// permessage-deflate client.
+	Variants []IdleVariant `json:"idle_variants,omitempty"`
 	// Ratios[metric][a][b] is a's figure divided by b's, for every pair of
 	// targets measured in this run.
 	Ratios map[string]map[string]map[string]float64 `json:"ratios"`
@@ -49,8 +52,12 @@ type TargetResult struct {
 	Latency        *LatencyResult `json:"latency,omitempty"`
 	ConnectsPerSec float64        `json:"connects_per_sec"`
 	Idle           []IdlePoint    `json:"idle"`
-	Fanout         *Fanout        `json:"fanout,omitempty"`
-	Errors         []string       `json:"errors,omitempty"`
+	// IdleSlopeBytes is the relay's RSS per added idle connection, the
+	// least-squares slope of its RSS growth over the idle points (two or
+	// more); what a million connections would take is a million times it.
+	IdleSlopeBytes float64  `json:"idle_slope_bytes_per_conn,omitempty"`
+	Fanout         *Fanout  `json:"fanout,omitempty"`
+	Errors         []string `json:"errors,omitempty"`
 }
 
 // EchoPoint is ping-pong throughput at one connection count (median of
@@ -245,9 +252,12 @@ func fmtFloat(v float64) string {
 	}
 }
 
-// finish computes every pairwise ratio.
+// finish computes every pairwise ratio and the idle slopes.
 func (r *Report) finish() {
 	r.Finished = time.Now().UTC()
+	for _, t := range r.Targets {
+		t.IdleSlopeBytes = idleSlope(t.Idle)
+	}
 	r.Ratios = map[string]map[string]map[string]float64{}
 	for _, m := range r.metrics() {
 		for _, a := range r.Targets {
@@ -349,4 +359,56 @@ func revision(repo string) string {
 		rev += "+dirty"
 	}
 	return rev
+}
+
+// idleSlope fits the relay's RSS growth (per-connection figure times
+// connections) against connections by least squares and returns the
+// slope in bytes per connection; 0 with fewer than two points.
+func idleSlope(ps []IdlePoint) float64 {
+	var n, sx, sy, sxx, sxy float64
+	for _, p := range ps {
+		if p.Error != "" || p.Conns == 0 {
+			continue
+		}
+		x, y := float64(p.Conns), p.RelayRSSPerConnBytes*float64(p.Conns)
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	if n < 2 || n*sxx == sx*sx {
+		return 0
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+}
+
+// bestProxy returns the best of Proxies' figures for m in this run (the
+// highest when higher is better, else the lowest) and whose it is.
+func (r *Report) bestProxy(m metric) (float64, string, bool) {
+	best, who, found := 0.0, "", false
+	for _, n := range Proxies {
+		t := r.Result(n)
+		if t == nil {
+			continue
+		}
+		v, ok := m.get(t)
+		if !ok || v <= 0 {
+			continue
+		}
+		if !found || (m.higher && v > best) || (!m.higher && v < best) {
+			best, who, found = v, n, true
+		}
+	}
+	return best, who, found
+}
+
+// metric returns the metric with key, if this report has it.
+func (r *Report) metric(key string) (metric, bool) {
+	for _, m := range r.metrics() {
+		if m.key == key {
+			return m, true
+		}
+	}
+	return metric{}, false
 }

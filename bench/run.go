@@ -24,6 +24,12 @@ type Mode struct {
 	LatencyConns int
 	ConnectPar   int   // dials in flight in the connect scenario
 	IdleConns    []int // idle memory points; the first one is also the fan-out size
+	// CurveConns are more idle memory points, for Switchboard only: its
+	// memory curve, whose slope says what a million clients would take.
+	CurveConns []int
+	// Variants measures Switchboard's idle memory per wss:// client and per
+	// client that negotiated permessage-deflate, at the first IdleConns.
+	Variants     bool
 	Settle       time.Duration
 	ClusterConns int           // cluster scenario: connections for echo and latency
 	ClusterDur   time.Duration // cluster scenario: per measurement
@@ -38,10 +44,12 @@ var Modes = map[string]Mode{
 		IdleConns: []int{200}, Settle: 100 * time.Millisecond, ClusterConns: 8, ClusterDur: 300 * time.Millisecond},
 	"quick": {Name: "quick", Rounds: 3, EchoDur: 2 * time.Second, LatencyDur: 2 * time.Second,
 		ConnectDur: time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
-		IdleConns: []int{10000}, Settle: time.Second, ClusterConns: 50, ClusterDur: 2 * time.Second, Install: true, Plots: true},
+		IdleConns: []int{10000}, CurveConns: []int{1000, 5000, 19000}, Variants: true,
+		Settle: time.Second, ClusterConns: 50, ClusterDur: 2 * time.Second, Install: true, Plots: true},
 	"full": {Name: "full", Rounds: 5, EchoDur: 5 * time.Second, LatencyDur: 5 * time.Second,
 		ConnectDur: 3 * time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
-		IdleConns: []int{10000, 100000}, Settle: 2 * time.Second, ClusterConns: 50, ClusterDur: 5 * time.Second, Install: true, Plots: true},
+		IdleConns: []int{10000, 100000}, CurveConns: []int{1000, 5000, 19000}, Variants: true,
+		Settle: 2 * time.Second, ClusterConns: 50, ClusterDur: 5 * time.Second, Install: true, Plots: true},
 }
 
 // MessageSize is the ping-pong and latency payload.
@@ -60,7 +68,7 @@ type Config struct {
 }
 
 // AllTargets lists every target in table order.
-var AllTargets = []string{Direct, Switchboard, Nginx, Pushpin}
+var AllTargets = []string{Direct, Switchboard, Nginx, Nginx2, HAProxy, HAProxy2, Pushpin}
 
 // Run builds the Go binaries, starts every available target, runs every
 // scenario against each of them interleaved, stops them, and returns the
@@ -138,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			// the others do, and fans out on a second set of clients.
 			sepFan := r.fanURL != ""
 			quiesce(ctx, targets)
-			res, err := runIdle(ctx, r, r.wsBase+"fan", k, i == 0 && !sepFan, m.Settle)
+			res, err := runIdle(ctx, r, newDialer(true), r.wsBase+"fan", k, i == 0 && !sepFan, m.Settle)
 			if err != nil {
 				log.Warn("idle memory failed", "target", n, "conns", k, "err", err)
 				pt.Error = err.Error()
@@ -149,12 +157,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.result(n).Idle = append(rep.result(n).Idle, pt)
 			if i == 0 && sepFan {
 				quiesce(ctx, targets)
-				res, err = runIdle(ctx, r, r.fanURL, k, true, 0)
+				res, err = runIdle(ctx, r, newDialer(true), r.fanURL, k, true, 0)
 			}
 			if i == 0 {
 				rep.result(n).Fanout = fanoutOf(want, k, res, err)
 			}
 			log.Info("idle", "target", n, "conns", k, "rss_per_conn", res.rssPerConn, "relay_rss_per_conn", res.relayRSSPerConn, "fanout_ms", res.fanDeliveryMs)
+		}
+	}
+
+	// Switchboard's memory curve, each point on a broker of its own (a Go
+	// process keeps the heap of connections that closed).
+	if targets[Switchboard] != nil {
+		for _, want := range m.CurveConns {
+			pt := curvePoint(ctx, e, want, fdLimit, m.Settle)
+			rep.result(Switchboard).Idle = append(rep.result(Switchboard).Idle, pt)
+		}
+	}
+
+	// wss:// and permessage-deflate clients, on brokers of their own.
+	if m.Variants && targets[Switchboard] != nil && len(m.IdleConns) > 0 {
+		if k, why := feasibleConns(Switchboard, m.IdleConns[0], fdLimit); why == "" {
+			rep.Variants = runVariants(ctx, e, k)
+		} else {
+			rep.Variants = []IdleVariant{{Name: VariantWSS, Error: why}, {Name: VariantDeflate, Error: why}}
 		}
 	}
 
@@ -311,8 +337,8 @@ const pushpinMaxConns = 1000
 func feasibleConns(target string, want int, limit uint64) (int, string) {
 	const spare = 256 // listeners, logs, links, pipes
 	per := 1
-	if target == Nginx {
-		per = 2
+	if slices.Contains(Proxies, target) {
+		per = 2 // nginx's workers and HAProxy hold a client and an upstream socket
 	}
 	room := (int(min(limit, 1<<30)) - spare) / per
 	if target == Pushpin {

@@ -93,10 +93,10 @@ type idleResult struct {
 // reads the target's RSS growth per connection and, when fan is set and the
 // target has a fan-out trigger (a broadcast URL or a push service), has the
 // service send one message to all of them and times the delivery.
-func runIdle(ctx context.Context, r *running, url string, n int, fan bool, settle time.Duration) (idleResult, error) {
+func runIdle(ctx context.Context, r *running, d *dialer, url string, n int, fan bool, settle time.Duration) (idleResult, error) {
 	res := idleResult{conns: n}
 	baseAll, baseRelay := r.usage()
-	cs, err := newDialer(true).dialMany(ctx, url, n, 64)
+	cs, err := d.dialMany(ctx, url, n, 64)
 	if err != nil {
 		return res, fmt.Errorf("open %d idle connections: %w", n, err)
 	}

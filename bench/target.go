@@ -17,9 +17,16 @@ import (
 const (
 	Direct      = "direct"
 	Switchboard = "switchboard"
-	Nginx       = "nginx"
+	Nginx       = "nginx"      // one worker
+	Nginx2      = "nginx-2w"   // two workers
+	HAProxy     = "haproxy"    // one thread
+	HAProxy2    = "haproxy-2t" // two threads
 	Pushpin     = "pushpin"
 )
+
+// Proxies are the peers "the best proxy" is chosen from: the fastest of
+// them in the same run, figure by figure.
+var Proxies = []string{Nginx, Nginx2, HAProxy, HAProxy2}
 
 // env is what starting a target needs.
 type env struct {
@@ -119,11 +126,16 @@ func startTarget(ctx context.Context, e env, name string) (r *running, skip stri
 			return nil, e.bins.noSBReason, nil
 		}
 		r, err = startSwitchboard(ctx, e, dir)
-	case Nginx:
+	case Nginx, Nginx2:
 		if skip = ensurePeer(ctx, e, "nginx", "nginx"); skip != "" {
 			return nil, skip, nil
 		}
-		r, err = startNginx(ctx, e, dir)
+		r, err = startNginx(ctx, e, dir, name, map[string]int{Nginx: 1, Nginx2: 2}[name])
+	case HAProxy, HAProxy2:
+		if skip = ensurePeer(ctx, e, "haproxy", "haproxy"); skip != "" {
+			return nil, skip, nil
+		}
+		r, err = startHAProxy(ctx, e, dir, name, map[string]int{HAProxy: 1, HAProxy2: 2}[name])
 	case Pushpin:
 		if skip = ensurePeer(ctx, e, "pushpin", "pushpin"); skip != "" {
 			return nil, skip, nil

@@ -29,7 +29,7 @@ func main() {
 	out := flag.String("out", "", "JSON report path (default bench/results/MODE-TIME.json)")
 	plots := flag.String("plots", "docs/bench", "directory for the PNG plots (quick and full modes)")
 	doc := flag.String("doc", "", "write the results into this Markdown file (e.g. docs/BENCHMARKS.md)")
-	targets := flag.String("targets", "", "comma-separated targets (default all: direct,switchboard,nginx,pushpin)")
+	targets := flag.String("targets", "", "comma-separated targets (default all: direct,switchboard,nginx,nginx-2w,haproxy,haproxy-2t,pushpin)")
 	verbose := flag.Bool("v", false, "log every measurement")
 	idle := flag.Int("idle", 0, "override the mode's idle connection count (one point)")
 	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
