@@ -79,11 +79,23 @@ func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *C
 // the channel calls its resume: that stops reading from this client only.
 func (ch *Channel) received(flags byte, data *[]byte) recvResult {
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
 	if ch.serviceClosed {
+		// The transport stops reading this client and only writes the
+		// close: nothing more can come from either side, so the channel
+		// leaves its registration now (a client blocked by backpressure
+		// would otherwise never report its end, and a handover that
+		// timed out would leave its channels behind for the next
+		// instance).
 		bufpool.Put(data)
+		finish := !ch.done
+		ch.done = true
+		ch.mu.Unlock()
+		if finish {
+			ch.reg.removeChannel(ch)
+		}
 		return recvClosed
 	}
+	defer ch.mu.Unlock()
 	if !ch.roomLocked(len(*data)) {
 		ch.held, ch.heldFlags, ch.blocked = data, flags, true
 		return recvHeld
