@@ -36,6 +36,19 @@ export class SwitchboardErrorEvent extends Event {
 }
 
 /** closeEvent makes a CloseEvent where the platform has one. */
+/**
+ * StateChangeEvent tells a page where its service is: 'attached',
+ * 'reattaching' (the link was lost; error says why; the library attaches
+ * again by itself, with backoff) or 'closed'.
+ */
+export class StateChangeEvent extends Event {
+  constructor(state, error = null) {
+    super('statechange');
+    this.state = state;
+    this.error = error;
+  }
+}
+
 export function closeEvent(code, reason, wasClean) {
   if (typeof CloseEvent === 'function') return new CloseEvent('close', { code, reason, wasClean });
   const ev = new Event('close');

@@ -11,7 +11,10 @@
 //                              {accept: {protocol, headers}} | {respond: {status, headers, body}} | {reject: true}
 //   channelOpened(ch, how)   how is 'accept' (a new client) or 'open' (handed over)
 //   stateChanged(active)     the broker made this instance active or not
-//   linkClosed(err)          the link ended; err is null after close()
+//   linkState(state, info)   'reattaching' (info: the error) when the link was lost and the
+//                            Link attaches again by itself; 'attached' (info: Welcome) when it is
+//                            back, its open channels handed back (the same Channel objects)
+//   linkClosed(err)          the link ended for good; err is null after close()
 //
 // and sets ch.onmessage(payload: Uint8Array, binary: boolean) (may return a
 // Promise: the Ack waits for it) and ch.onclose(code, reason) on channels.
@@ -78,6 +81,7 @@ export class Channel {
   }
 
   flush() {
+    if (this.link.state !== 'attached') return; // detached: everything waits for the next link
     const window = this.link.window;
     while (this.outq.length > 0) {
       const [p, flags] = this.outq[0];
@@ -93,6 +97,20 @@ export class Channel {
       this.link.send({ type: 'close', channel: this.id, code, reason });
       this.link.forget(this, code, reason);
     }
+  }
+
+  /** detach keeps the channel across a lost link: what it received is delivered again. */
+  detach() {
+    this.credit = 0;
+    this.inq.length = 0;
+  }
+
+  /** rebind hands the channel to the link that got it back (Open). */
+  rebind(link) {
+    this.link = link;
+    this.credit = link.window;
+    this.flush();
+    this.pump();
   }
 
   async pump() {
@@ -168,39 +186,57 @@ export class Link {
     this.flushing = false;
     this.lists = new Map();
     this.nextList = 1;
-    this.closed = false;
+    this.closed = false;   // ended for good
     this.retiring = false;
+    this.state = 'attaching'; // 'attached', 'reattaching', 'closed'
+    this.reattach = o.reattach ?? true;
+    this.detached = new Map(); // channel id → Channel kept across a lost link
+    this.backoff = REATTACH_MIN;
+    this.gen = 0;              // which socket this is: answers to an earlier one's requests are dropped
   }
 
   /** start opens the link and resolves with the Welcome frame. */
   start() {
+    // No later instance can take over a private scope: when the page goes
+    // away, close its clients now (1001) rather than at the handover timeout.
+    if (this.hello.flags & HELLO_PRIVATE && 'onpagehide' in globalThis) {
+      globalThis.addEventListener('pagehide', () => this.close(true), { once: true });
+    }
     return new Promise((resolve, reject) => {
-      let ws;
-      try {
-        ws = new WebSocket(this.url, SUBPROTOCOL);
-      } catch (err) {
-        reject(new LinkError(`cannot open the service link to ${this.url}: ${err.message}`));
-        return;
-      }
-      this.ws = ws;
-      ws.binaryType = 'arraybuffer';
       this.ready = { resolve, reject };
-      ws.onopen = () => {
-        if (!this.token) { this.send(this.hello); return; }
-        grantNow(this.token).then((g) => { // a listen grant: fresh for each link
-          helloWithGrant(this.hello, g, (this.hello.flags & HELLO_PRIVATE) !== 0);
-          this.send(this.hello);
-        }, (err) => { this.error = new LinkError(`no listen grant: ${err.message}`); ws.close(); });
-      };
-      // No later instance can take over a private scope: when the page goes
-      // away, close its clients now (1001) rather than at the handover timeout.
-      if (this.hello.flags & HELLO_PRIVATE && 'onpagehide' in globalThis) {
-        globalThis.addEventListener('pagehide', () => this.close(true), { once: true });
-      }
-      ws.onmessage = (ev) => this.receive(ev.data);
-      ws.onerror = () => {};
-      ws.onclose = (ev) => this.ended(ev);
+      this.open();
     });
+  }
+
+  /** open opens one socket to the broker and sends Hello on it. */
+  open() {
+    let ws;
+    this.gen++;
+    this.out = [];
+    this.acks.clear();
+    this.welcome = null;
+    this.error = null;
+    try {
+      ws = new WebSocket(this.url, SUBPROTOCOL);
+    } catch (err) {
+      this.error = new LinkError(`cannot open the service link to ${this.url}: ${err.message}`);
+      queueMicrotask(() => this.ended(null, true));
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      if (!this.token) { this.send(this.hello); return; }
+      grantNow(this.token).then((g) => { // a listen grant: fresh for each link
+        if (this.ws !== ws) return;
+        helloWithGrant(this.hello, g, (this.hello.flags & HELLO_PRIVATE) !== 0);
+        this.send(this.hello);
+      }, (err) => { this.error = new LinkError(`no listen grant: ${err.message}`); ws.close(); });
+    };
+    ws.onmessage = (ev) => { if (this.ws === ws) this.receive(ev.data); };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => { if (this.ws === ws) this.ended(ev); };
   }
 
   receive(data) {
@@ -227,13 +263,26 @@ export class Link {
       throw new ProtocolError(`${f.type} before welcome`);
     }
     switch (f.type) {
-      case 'welcome':
+      case 'welcome': {
+        const again = this.state === 'reattaching';
         this.welcome = f;
         this.window = f.window;
         this.active = f.active;
+        this.state = 'attached';
+        this.backoff = REATTACH_MIN;
+        if (this.hello.flags & HELLO_PRIVATE) {
+          // Attach again to this same scope, so that its URL stays the same.
+          this.privateHello = this.privateHello ?? this.hello;
+          this.hello = { ...this.hello, scope: new URL(f.scope, this.hello.scope).href, flags: 0 };
+        }
         this.ready?.resolve(f);
         this.ready = null;
+        if (again) {
+          try { this.owner.linkState?.('attached', f); } catch (err) { this.report(err); }
+          this.reconcile();
+        }
         return;
+      }
       case 'error':
         // Grant and private-scope refusals say what to do themselves (docs/BROWSER.md).
         this.error = new LinkError(f.code === ErrorCode.unauthorized && !this.token && !/grant|private_scopes/.test(f.message)
@@ -248,9 +297,18 @@ export class Link {
       case 'connect':
         this.connect(f);
         return;
-      case 'open':
-        if (!this.channels.has(f.channel)) this.opened(new Channel(this, f), 'open');
+      case 'open': {
+        if (this.channels.has(f.channel)) return;
+        const kept = this.detached.get(f.channel);
+        if (kept) { // handed back after a lost link: the same channel goes on
+          this.detached.delete(f.channel);
+          this.channels.set(f.channel, kept);
+          kept.rebind(this);
+          return;
+        }
+        this.opened(new Channel(this, f), 'open');
         return;
+      }
       case 'data':
       case 'close': {
         const ch = this.channels.get(f.channel);
@@ -275,6 +333,7 @@ export class Link {
   }
 
   connect(req) {
+    const gen = this.gen;
     let answer;
     try {
       answer = Promise.resolve(this.owner.connectRequest(req));
@@ -282,7 +341,7 @@ export class Link {
       answer = Promise.reject(err);
     }
     answer.then((a) => {
-      if (this.closed) return;
+      if (this.closed || this.gen !== gen) return; // the link this request came on is gone
       if (a && a.accept) {
         const protocol = a.accept.protocol ?? '';
         this.send({ type: 'accept', channel: req.channel, protocol, headers: a.accept.headers ?? [] });
@@ -295,7 +354,7 @@ export class Link {
       }
     }, (err) => {
       this.report(err);
-      if (!this.closed) this.send({ type: 'reject', channel: req.channel });
+      if (!this.closed && this.gen === gen) this.send({ type: 'reject', channel: req.channel });
     });
   }
 
@@ -325,6 +384,7 @@ export class Link {
       throw new RangeError(`switchboard: a push of ${payload.length} bytes is larger than the broker relays (${max} bytes)`);
     }
     if (new TextEncoder().encode(prefix).length > 32 << 10) throw new RangeError('switchboard: a push prefix longer than 32 KiB');
+    if (this.state === 'reattaching') throw new DOMException('the service is attaching again to the broker; push once it is back (statechange)', 'InvalidStateError');
     this.send({ type: 'push', flags: binary ? FLAG_BINARY : 0, prefix, payload });
   }
 
@@ -332,6 +392,7 @@ export class Link {
   list() {
     return new Promise((resolve, reject) => {
       if (this.closed) { reject(new LinkError('the service link is closed')); return; }
+      if (this.state === 'reattaching') { reject(new LinkError('the service is attaching again to the broker')); return; }
       const request = this.nextList++;
       this.lists.set(request, { resolve, reject });
       this.send({ type: 'list', request });
@@ -339,7 +400,7 @@ export class Link {
   }
 
   send(frame) {
-    if (this.closed) return;
+    if (this.closed || (this.state !== 'attached' && frame.type !== 'hello')) return;
     this.out.push(frame);
     this.schedule();
   }
@@ -392,6 +453,7 @@ export class Link {
   close(goingAway = false) {
     if (this.closed || this.stopping) return;
     this.stopping = true;
+    clearTimeout(this.retryTimer);
     if (goingAway) {
       for (const ch of [...this.channels.values()]) {
         this.send({ type: 'close', channel: ch.id, code: 1001, reason: 'service stopped' });
@@ -404,21 +466,74 @@ export class Link {
     this.ended(null);
   }
 
-  ended(ev) {
+  /** reconcile ends kept channels that the registration no longer has (gone while detached). */
+  reconcile() {
+    // The broker sends Open for every open channel before it answers List.
+    this.list().then((infos) => {
+      const open = new Set(infos.map((i) => i.channel));
+      for (const [id, ch] of [...this.detached]) {
+        if (open.has(id)) continue;
+        this.detached.delete(id);
+        ch.link = this;
+        this.forget(ch, 1006, 'gone while the service was detached');
+      }
+    }, () => {}); // the link was lost again: the next attach reconciles
+  }
+
+  ended(ev, failedToOpen = false) {
     const err = this.error ?? (ev && !this.welcome
       ? new LinkError(`the broker refused the service link at ${this.url} (close ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`)
-      : ev ? new LinkError(`the service link closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`) : null);
-    this.closed = true;
-    if (this.ready) { this.ready.reject(err ?? new LinkError('closed before the broker answered')); this.ready = null; }
+      : ev ? new LinkError(`the service link closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`)
+        : failedToOpen ? new LinkError(`cannot open the service link to ${this.url}`) : null);
     for (const p of this.lists.values()) p.reject(err ?? new LinkError('the service link is closed'));
     this.lists.clear();
     if (this.linkEnded) return;
+    if (!this.closed && this.lostLink(err)) return;
+    this.closed = true;
+    this.state = 'closed';
+    if (this.ready) { this.ready.reject(err ?? new LinkError('closed before the broker answered')); this.ready = null; }
     this.linkEnded = true;
-    for (const ch of [...this.channels.values()]) {
+    for (const ch of [...this.channels.values(), ...this.detached.values()]) {
       ch.closed = true;
       try { ch.onclose?.(1006, 'service link lost'); } catch (e) { this.report(e); }
     }
     this.channels.clear();
+    this.detached.clear();
     this.owner.linkClosed?.(this.retiring ? null : err);
   }
+
+  /**
+   * lostLink handles a link that ended while attached or attaching again:
+   * it keeps the channels and attaches again with backoff and jitter. It
+   * returns false when the link ends for good instead (close(), a
+   * superseded instance, the first attach failing, a refusal).
+   */
+  lostLink(err) {
+    if (this.stopping || this.retiring || !this.reattach) return false;
+    if (this.state === 'attached') {
+      for (const ch of this.channels.values()) { ch.detach(); this.detached.set(ch.id, ch); }
+      this.channels.clear();
+      this.state = 'reattaching';
+      try { this.owner.linkState?.('reattaching', err); } catch (e) { this.report(e); }
+    } else if (this.state !== 'reattaching') {
+      return false; // the first attach failed: ready rejects
+    }
+    if (err && REFUSALS.has(err.code)) {
+      if (!this.privateHello || this.hello === this.privateHello) return false;
+      // The broker does not give the private scope back (a new broker, a
+      // policy): take a fresh one; the owner learns the new URL.
+      this.hello = this.privateHello;
+      this.backoff = REATTACH_MIN;
+    }
+    const wait = this.backoff / 2 + Math.random() * this.backoff / 2; // jitter
+    this.backoff = Math.min(2 * this.backoff, REATTACH_MAX);
+    this.retryTimer = setTimeout(() => { if (!this.closed) this.open(); }, wait);
+    return true;
+  }
 }
+
+// Backoff between attach attempts after a lost link (doubling, with jitter).
+const REATTACH_MIN = 100;
+const REATTACH_MAX = 10000;
+// Error codes that attaching again would only repeat.
+const REFUSALS = new Set([ErrorCode.protocol, ErrorCode.version, ErrorCode.unauthorized, ErrorCode.scope]);

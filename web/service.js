@@ -2,7 +2,7 @@
 // for services, with values encoded as README "Values on the wire" says.
 
 import { newLink, wsURL } from './config.js';
-import { handlerAttributes, SwitchboardErrorEvent, messageEvent, encodeValue, decodeValue } from './events.js';
+import { handlerAttributes, SwitchboardErrorEvent, StateChangeEvent, messageEvent, encodeValue, decodeValue } from './events.js';
 
 function abortError(url) {
   // The same error for "no service" and "rejected": the two must not be told apart.
@@ -177,6 +177,8 @@ export class ServiceRegistration extends EventTarget {
 
   /** Whether this instance is the active one of its registration. */
   get active() { return this._link.active; }
+  /** Where the service link is ('attaching', 'attached', 'reattaching', 'closed'); changes fire statechange. */
+  get state() { return this._link.state; }
 
   /** unregister detaches this instance; with closeClients, clients are closed too. */
   unregister(closeClients = false) { this._link.close(closeClients); }
@@ -215,9 +217,17 @@ export class ServiceRegistration extends EventTarget {
   }
 
   handlerError(err) { this.dispatchEvent(new SwitchboardErrorEvent(err)); }
-  linkClosed(err) { if (err) this.dispatchEvent(new SwitchboardErrorEvent(err)); }
+  linkClosed(err) {
+    if (err) this.dispatchEvent(new SwitchboardErrorEvent(err));
+    this.dispatchEvent(new StateChangeEvent('closed', err));
+  }
+
+  linkState(state, info) {
+    if (state === 'attached') { this.scope = info.scope; this.url = info.publicURL; }
+    this.dispatchEvent(new StateChangeEvent(state, state === 'attached' ? null : info));
+  }
 }
-handlerAttributes(ServiceRegistration, ['crossoriginconnect', 'crossoriginmessage', 'crossorigindisconnect', 'error']);
+handlerAttributes(ServiceRegistration, ['crossoriginconnect', 'crossoriginmessage', 'crossorigindisconnect', 'error', 'statechange']);
 
 /**
  * registerService makes this page (or worker) the service for a scope.

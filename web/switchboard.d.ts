@@ -33,6 +33,21 @@ export class LinkError extends Error {
   readonly code: number;
 }
 
+/**
+ * Where a service's link to the broker is. A link that is lost (network,
+ * broker restart) goes to 'reattaching': the library attaches again by
+ * itself with backoff, at the same URL where the broker allows, keeps its
+ * open connections, and ends those the broker no longer has.
+ */
+export type ServiceState = 'attaching' | 'attached' | 'reattaching' | 'closed';
+
+/** The statechange event of the service classes. */
+export interface StateChangeEvent extends Event {
+  readonly state: ServiceState;
+  /** Why the link was lost ('reattaching') or ended ('closed'); null otherwise. */
+  readonly error: LinkError | null;
+}
+
 /** Error event of the service classes. */
 export interface SwitchboardErrorEvent extends Event {
   readonly error: unknown;
@@ -106,6 +121,8 @@ export class WebSocketListener extends EventTarget {
   readonly scope: string;
   /** Whether this instance is the active one of its registration. */
   readonly active: boolean;
+  /** Where the link is; readyState is OPENING again while 'reattaching'. */
+  readonly state: ServiceState;
   /** The open connections. */
   readonly sockets: Set<ServerWebSocket>;
   /** Resolves when LISTENING; rejects with a LinkError when the broker refuses. */
@@ -114,6 +131,8 @@ export class WebSocketListener extends EventTarget {
   onlistening: ((this: WebSocketListener, ev: Event) => any) | null;
   onerror: ((this: WebSocketListener, ev: SwitchboardErrorEvent) => any) | null;
   onclose: ((this: WebSocketListener, ev: Event) => any) | null;
+  /** Fired when state changes; after 'attached' again, listening fires too (url may change only for a private scope the broker did not give back). */
+  onstatechange: ((this: WebSocketListener, ev: StateChangeEvent) => any) | null;
   /** Sends one message to every client whose URL path starts with prefix ("" for all). */
   push(data: string | ArrayBufferLike | ArrayBufferView | Blob, prefix?: string): void;
   /** Stops listening and closes every connection with 1001. */
@@ -163,7 +182,9 @@ export class BrowserSocket extends EventTarget {
   /** The URL clients connect to. */
   readonly url: string;
   readonly ready: Promise<BrowserSocket>;
+  readonly state: ServiceState;
   onerror: ((this: BrowserSocket, ev: SwitchboardErrorEvent) => any) | null;
+  onstatechange: ((this: BrowserSocket, ev: StateChangeEvent) => any) | null;
   /** Closes the socket and every connection. */
   stop(): void;
 }
@@ -229,6 +250,8 @@ export class ServiceRegistration extends EventTarget {
   readonly scope?: string;
   readonly url?: string;
   readonly active: boolean;
+  readonly state: ServiceState;
+  onstatechange: ((this: ServiceRegistration, ev: StateChangeEvent) => any) | null;
   oncrossoriginconnect: ((this: ServiceRegistration, ev: CrossOriginConnectEvent) => any) | null;
   oncrossoriginmessage: ((this: ServiceRegistration, ev: CrossOriginMessageEvent) => any) | null;
   oncrossorigindisconnect: ((this: ServiceRegistration, ev: Event & { client: CrossOriginClient; code: number; reason: string }) => any) | null;

@@ -15,7 +15,7 @@ import { LinkError } from './link.js';
 import { configure, newLink, portOf } from './config.js';
 import { ServerWebSocket } from './socket.js';
 import {
-  handlerAttributes, ConnectionEvent, SwitchboardErrorEvent, closeEvent, messageEvent,
+  handlerAttributes, ConnectionEvent, SwitchboardErrorEvent, StateChangeEvent, closeEvent, messageEvent,
   socketData, bytesOf, encodeValue, decodeValue,
 } from './events.js';
 
@@ -75,6 +75,12 @@ export class WebSocketListener extends EventTarget {
   get scope() { return this._scope ?? ''; }
   /** Whether this instance is the active one of its registration. */
   get active() { return this._link.active; }
+  /**
+   * Where the service link is: 'attaching', 'attached', 'reattaching' (lost;
+   * attaching again by itself, its clients kept) or 'closed'. Changes fire
+   * statechange.
+   */
+  get state() { return this._link.state; }
 
   /** push sends one message to every client whose URL path starts with prefix. */
   push(data, prefix = '') {
@@ -111,9 +117,26 @@ export class WebSocketListener extends EventTarget {
     this.dispatchEvent(new Event('close'));
   }
 
-  linkClosed(err) { this._failed(err); }
+  linkClosed(err) {
+    this._failed(err);
+    this.dispatchEvent(new StateChangeEvent('closed', err));
+  }
+
+  linkState(state, info) {
+    if (state === 'attached') {
+      this._state = 1;
+      this._url = info.publicURL;
+      this._port = portOf(info.publicURL);
+      this._scope = info.scope;
+      this.dispatchEvent(new StateChangeEvent(state));
+      this.dispatchEvent(new Event('listening'));
+    } else {
+      this._state = 0; // OPENING again until the broker is back
+      this.dispatchEvent(new StateChangeEvent(state, info));
+    }
+  }
 }
-handlerAttributes(WebSocketListener, ['connection', 'listening', 'error', 'close']);
+handlerAttributes(WebSocketListener, ['connection', 'listening', 'error', 'close', 'statechange']);
 
 // ---------------------------------------------------------------- seed 001
 
@@ -172,6 +195,9 @@ export class BrowserSocket extends EventTarget {
   /** The URL clients connect to. */
   get url() { return this._url; }
 
+  /** Where the service link is ('attaching', 'attached', 'reattaching', 'closed'); see WebSocketListener.state. */
+  get state() { return this._link.state; }
+
   /** stop closes the socket and every connection. */
   stop() { this._link.close(true); }
 
@@ -224,9 +250,21 @@ export class BrowserSocket extends EventTarget {
   }
 
   handlerError(err) { this.dispatchEvent(new SwitchboardErrorEvent(err)); }
-  linkClosed(err) { if (err) this.dispatchEvent(new SwitchboardErrorEvent(err)); }
+  linkClosed(err) {
+    if (err) this.dispatchEvent(new SwitchboardErrorEvent(err));
+    this.dispatchEvent(new StateChangeEvent('closed', err));
+  }
+
+  linkState(state, info) {
+    if (state === 'attached') {
+      this._port = portOf(info.publicURL);
+      this._prefix = new URL(info.publicURL).pathname;
+      this._url = info.publicURL;
+    }
+    this.dispatchEvent(new StateChangeEvent(state, state === 'attached' ? null : info));
+  }
 }
-handlerAttributes(BrowserSocket, ['error']);
+handlerAttributes(BrowserSocket, ['error', 'statechange']);
 
 export { connect, registerService, ServicePort, CrossOriginClient, ServiceRegistration } from './service.js';
 export { AppSocket, setMessageHandler } from './app.js';

@@ -9,6 +9,7 @@ import {
 import type {
   Settings, ServiceOptions, SwitchboardErrorEvent, ConnectionEvent, Handshake, ConnectionHandler,
   CrossOriginConnectEvent, CrossOriginMessageEvent, CrossOriginClients, AppConnectRequest,
+  ServiceState, StateChangeEvent,
 } from '../../switchboard.js';
 
 const settings: Settings = configure({ broker: 'ws://127.0.0.1:8080/', credential: '' });
@@ -33,6 +34,10 @@ listener.onconnection = (ev: ConnectionEvent) => {
 listener.onlistening = () => console.log(listener.url, listener.port, listener.scope, listener.active, listener.sockets.size);
 listener.onerror = (ev) => console.log(onError(ev));
 listener.onclose = () => console.log('closed');
+listener.onstatechange = (ev: StateChangeEvent) => {
+  const st: ServiceState = ev.state;
+  if (st === 'reattaching' && ev.error) console.log(ev.error.code, listener.state, listener.readyState);
+};
 listener.push('hello', '/room/');
 listener.ready.then((l: WebSocketListener) => l.close());
 
@@ -47,6 +52,7 @@ class Handler implements ConnectionHandler {
 }
 const bs = new BrowserSocket((req: Handshake) => (req.body.length >= 0 ? new Handler() : {}), { ...opts, scope: '/bs/' });
 bs.onerror = (ev) => console.log(onError(ev));
+bs.onstatechange = (ev) => console.log(ev.state, bs.state);
 bs.ready.then((b: BrowserSocket) => { console.log(b.port, b.resourcePrefix, b.url); b.stop(); });
 
 // Seed 003.
@@ -59,6 +65,7 @@ reg.oncrossoriginmessage = (ev: CrossOriginMessageEvent) => {
 };
 reg.oncrossorigindisconnect = (ev) => console.log(ev.client.id, ev.code, ev.reason);
 reg.onerror = (ev) => console.log(onError(ev));
+reg.onstatechange = (ev) => console.log(ev.state === reg.state);
 const clients: CrossOriginClients = reg.crossOriginClients;
 reg.ready.then(async (r) => {
   const all: CrossOriginClient[] = await clients.getAll();

@@ -1,0 +1,110 @@
+// Reattach in the browser library: the broker process is killed and started
+// again on the same port under a page's WebSocketListener (named and
+// private scope), registerService and BrowserSocket. The page is told
+// through statechange, each service comes back at the same URL by itself,
+// and Node ws clients reconnect to them.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { launch, libraryPage, nodeClient, waitFor } from './harness.mjs';
+
+const BIN = process.env.SWITCHBOARD_BIN;
+if (!BIN) throw new Error('SWITCHBOARD_BIN is set by `go test ./web/`');
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.on('error', reject);
+  });
+}
+
+/** serve starts `switchboard serve --dev` on addr and resolves once it listens. */
+function serve(addr) {
+  const p = spawn(BIN, ['serve', '--dev', '--listen', addr], { stdio: ['ignore', 'ignore', 'pipe'] });
+  p.log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('broker did not listen within 20 s:\n' + p.log)), 20000);
+    p.stderr.on('data', (d) => {
+      p.log += d;
+      if (p.log.includes('switchboard: listening on http://')) { clearTimeout(timer); resolve(p); }
+    });
+    p.on('exit', (code) => reject(new Error(`broker exited (${code}):\n${p.log}`)));
+  });
+}
+
+function kill(p) {
+  return new Promise((resolve) => { p.on('exit', resolve); p.kill('SIGKILL'); });
+}
+
+/** echo opens a Node ws client, sends text and resolves with the reply. */
+async function echo(url, text) {
+  const c = nodeClient(url);
+  await c.open;
+  c.ws.send(text);
+  await waitFor(`the echo from ${url}`, () => c.messages.length > 0 || c.closed);
+  c.ws.close();
+  return c.messages[0];
+}
+
+test('page services come back after a broker restart, at the same URL, and clients reconnect', async () => {
+  const addr = `127.0.0.1:${await freePort()}`;
+  let broker = await serve(addr);
+  try {
+    const page = await libraryPage(browser.ctx, `http://${addr}`);
+    const urls = await page.evaluate(async () => {
+      window.states = { named: [], priv: [], reg: [], bs: [] };
+      const note = (k) => (e) => states[k].push(e.state);
+      const serveEcho = (l) => { l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); }; };
+      window.named = new sb.WebSocketListener('/named/');
+      window.priv = new sb.WebSocketListener();
+      serveEcho(named);
+      serveEcho(priv);
+      named.onstatechange = note('named');
+      priv.onstatechange = note('priv');
+      window.reg = sb.registerService('/svc/');
+      reg.oncrossoriginconnect = (e) => e.acceptConnection(true);
+      reg.oncrossoriginmessage = (e) => e.source.postMessage(e.data);
+      reg.onstatechange = note('reg');
+      window.bs = new sb.BrowserSocket(() => ({ onmessage(e) { this.send(e.data); } }), { scope: '/bs/' });
+      bs.onstatechange = note('bs');
+      await Promise.all([named.ready, priv.ready, reg.ready, bs.ready]);
+      return { named: named.url, priv: priv.url, reg: reg.url, bs: bs.url };
+    });
+    const targets = { named: urls.named + 'x', priv: urls.priv + 'x', reg: urls.reg + 'x', bs: urls.bs + 'x' };
+    for (const [k, u] of Object.entries(targets)) assert.equal(await echo(u, 'before ' + k), 'before ' + k);
+
+    // A client connected across the restart: its connection is lost with
+    // the broker, and it reconnects.
+    const held = nodeClient(targets.named);
+    await held.open;
+
+    await kill(broker);
+    await waitFor('every service reattaching', () => page.evaluate(() =>
+      [named, priv, reg, bs].every((s) => s.state === 'reattaching')), 20000);
+    assert.equal(await page.evaluate(() => named.readyState), 0, 'OPENING while reattaching');
+    await waitFor('the held client to see the broker go', () => held.closed, 20000);
+
+    broker = await serve(addr);
+    await waitFor('every service attached again', () => page.evaluate(() =>
+      [named, priv, reg, bs].every((s) => s.state === 'attached')), 30000);
+    const after = await page.evaluate(() => ({
+      urls: { named: named.url, priv: priv.url, reg: reg.url, bs: bs.url }, states, ready: named.readyState,
+    }));
+    assert.deepEqual(after.urls, urls, 'the same URLs after the restart');
+    assert.equal(after.ready, 1);
+    for (const k of Object.keys(after.states)) assert.deepEqual(after.states[k], ['reattaching', 'attached'], k);
+    for (const [k, u] of Object.entries(targets)) assert.equal(await echo(u, 'after ' + k), 'after ' + k);
+    // The page learnt that its old clients are gone (the broker restarted).
+    await waitFor('the lost sockets closed in the page', () => page.evaluate(() => named.sockets.size === 0));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    await kill(broker);
+  }
+});
