@@ -84,6 +84,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	l       *Listener     // the current link; nil while attaching; guarded by mu
+	handled map[uint64]uint64 // channel → last seq handled on the lost link; guarded by mu
 	state   ServiceState  // guarded by mu
 	changed chan struct{} // closed when l or state changes; guarded by mu
 }
@@ -176,6 +177,10 @@ func (s *Service) run(l *Listener) {
 		}
 		l.Close()
 		s.log.Warn("service link lost; reattaching", "scope", s.scopeURL, "err", l.Err())
+		handled := l.handled()
+		s.mu.Lock()
+		s.handled = handled
+		s.mu.Unlock()
 		s.setLink(nil, Reattaching)
 		next, err := s.attach(s.ctx)
 		if err != nil {
@@ -279,6 +284,15 @@ func (s *Service) Accept(ctx context.Context) (*Request, error) {
 		s.mu.Unlock()
 		if l != nil {
 			r, err := l.Accept(ctx)
+			if err == nil && r.Resumed {
+				// A channel this Service served on the lost link: messages
+				// handled there (acknowledged, though the Ack may not have
+				// reached the broker) are dropped when they come again.
+				s.mu.Lock()
+				seq := s.handled[r.Channel]
+				s.mu.Unlock()
+				r.ch.ResumeAfter(seq)
+			}
 			if err == nil || ctx.Err() != nil {
 				return r, err
 			}

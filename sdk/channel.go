@@ -113,6 +113,26 @@ func (c *Channel) remoteClose(code websocket.StatusCode, reason string) {
 	}
 }
 
+// handled returns, per channel, the last message its handler finished
+// with (acknowledged on this side): what a Service resumes after.
+func (l *Listener) handled() map[uint64]uint64 {
+	l.mu.Lock()
+	chans := make([]*Channel, 0, len(l.channels))
+	for _, c := range l.channels {
+		chans = append(chans, c)
+	}
+	l.mu.Unlock()
+	m := make(map[uint64]uint64, len(chans))
+	for _, c := range chans {
+		c.mu.Lock()
+		if c.acked > 0 {
+			m[c.id] = c.acked
+		}
+		c.mu.Unlock()
+	}
+	return m
+}
+
 // unacked reports whether the channel holds messages not yet acknowledged.
 func (c *Channel) unacked() bool {
 	c.mu.Lock()
