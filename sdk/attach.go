@@ -83,10 +83,10 @@ type Service struct {
 	err    error         // why; written before done closes
 
 	mu      sync.Mutex
-	l       *Listener     // the current link; nil while attaching; guarded by mu
+	l       *Listener         // the current link; nil while attaching; guarded by mu
 	handled map[uint64]uint64 // channel → last seq handled on the lost link; guarded by mu
-	state   ServiceState  // guarded by mu
-	changed chan struct{} // closed when l or state changes; guarded by mu
+	state   ServiceState      // guarded by mu
+	changed chan struct{}     // closed when l or state changes; guarded by mu
 }
 
 // Attach starts a Service for scopeURL (see Listen). It returns once the
