@@ -198,26 +198,30 @@ func (s *Service) run(l *Listener) {
 // serve waits until l's link ends, Close, or l is superseded; superseded
 // listeners drain and detach here.
 func (s *Service) serve(l *Listener) (superseded bool) {
+	// From the state Welcome gave: a State frame may have changed it
+	// before this loop first looks.
+	wasActive := l.welcome.Active
 	for {
 		changed := l.ActiveChanged()
-		wasActive := l.Active()
+		active := l.Active()
+		if wasActive && !active {
+			s.log.Info("a newer instance took over; finishing and detaching", "scope", s.scopeURL)
+			ctx, cancel := context.WithTimeout(s.ctx, s.opts.DrainTimeout)
+			err := l.Drain(ctx)
+			cancel()
+			if err != nil {
+				s.log.Warn("detached before every message was handled", "scope", s.scopeURL, "err", err)
+			}
+			l.Close()
+			return true
+		}
+		wasActive = active
 		select {
 		case <-s.ctx.Done():
 			return false
 		case <-l.Done():
 			return false
 		case <-changed:
-			if wasActive && !l.Active() {
-				s.log.Info("a newer instance took over; finishing and detaching", "scope", s.scopeURL)
-				ctx, cancel := context.WithTimeout(s.ctx, s.opts.DrainTimeout)
-				err := l.Drain(ctx)
-				cancel()
-				if err != nil {
-					s.log.Warn("detached before every message was handled", "scope", s.scopeURL, "err", err)
-				}
-				l.Close()
-				return true
-			}
 		}
 	}
 }
