@@ -216,7 +216,7 @@ const exampleJSON = `
 {
   "listen": "0.0.0.0:8080",
   "node": "home",
-  "admin_token": "change-me-admin-token",
+  "admin_token": "change-me-to-32-or-more-random-characters",
   "compression": true,
   "handshake_timeout": "10s",
   "max_header_bytes": 16384,

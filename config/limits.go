@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,9 @@ func (c *File) limits() []limit {
 // limit", aside): a default never silently replaces them.
 func (c *File) validateLimits() []error {
 	var errs []error
+	if err := CheckAdminToken(c.AdminToken); err != nil {
+		errs = append(errs, fmt.Errorf("admin_token: %w", err))
+	}
 	for _, l := range c.limits() {
 		if l.v < 0 && !(l.path == "max_conns_per_addr" && l.v == -1) {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", l.path))
@@ -54,4 +58,25 @@ func (w *walker) zeroLimits(c *File) {
 			w.add(l.path, off, "must be positive; leave the key out for the default")
 		}
 	}
+}
+
+// MinAdminTokenLen is the shortest admin token a broker accepts.
+const MinAdminTokenLen = 32
+
+// CheckAdminToken refuses a guessable admin token: shorter than
+// MinAdminTokenLen, or one repeated character.
+// "" (no admin token) is allowed: the admin API is then closed, except to
+// loopback clients in dev mode.
+func CheckAdminToken(tok string) error {
+	if tok == "" {
+		return nil
+	}
+	hint := " (make one with: head -c 32 /dev/urandom | base64)"
+	if len(tok) < MinAdminTokenLen {
+		return fmt.Errorf("the admin token is %d characters; it must be at least %d random characters%s", len(tok), MinAdminTokenLen, hint)
+	}
+	if strings.Count(tok, tok[:1]) == len(tok) {
+		return fmt.Errorf("the admin token is guessable%s", hint)
+	}
+	return nil
 }

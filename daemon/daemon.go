@@ -192,6 +192,9 @@ type Daemon struct {
 // server, http.Server. Nothing listens yet.
 func New(s Settings, o Options) (*Daemon, error) {
 	s = s.withDefaults()
+	if err := config.CheckAdminToken(s.AdminToken); err != nil {
+		return nil, err
+	}
 	d := &Daemon{s: s, o: o, log: o.Logger, reg: o.Registry, file: s.File}
 	if d.log == nil {
 		d.log = slog.Default()

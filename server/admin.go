@@ -2,25 +2,21 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/protocol"
 )
 
-// The admin API (tokens, reload) and the chooser. Every endpoint needs the
-// admin credential (Authorization: Bearer), except for loopback clients in
-// Dev mode; the chooser also accepts its login session cookie. Wrong or
-// missing credentials get 401 with no detail.
+// The admin API (status, tokens, reload). Every endpoint needs the admin
+// credential (Authorization: Bearer), except for loopback clients in Dev
+// mode that name a loopback host; wrong or missing credentials get 401
+// with no detail. The chooser (chooser.go) also accepts its session
+// cookie. adminguard.go keeps other sites' pages and guessers out.
 
 // TokenRequest is POST /.switchboard/v1/tokens.
 type TokenRequest struct {
@@ -65,79 +61,43 @@ type IssuedGrant struct {
 type issuedGrant = IssuedGrant
 
 const (
-	sessionCookie = "sb_chooser"
-	chooserPath   = "/.switchboard/chooser"
-	sessionTTL    = 12 * time.Hour
-	maxSessions   = 1000
-	defaultTTL    = 24 * time.Hour
+	defaultTTL = 24 * time.Hour
 )
 
-// serveAdmin serves the admin API and the chooser; it reports false for
-// paths that are not its own.
-func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, sub string) bool {
-	switch sub {
-	case "/v1/reload":
-		if s.admin(w, r) && method(w, r, http.MethodPost) {
-			s.reload(w, r)
-		}
-	case "/v1/tokens":
-		if !s.admin(w, r) {
-			return true
-		}
-		switch r.Method {
-		case http.MethodGet:
-			s.listTokens(w)
-		case http.MethodPost:
-			s.issueToken(w, r, "admin")
-		default:
-			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		}
-	case "/v1/tokens/revoke":
-		if s.admin(w, r) && method(w, r, http.MethodPost) {
-			s.revokeToken(w, r)
-		}
-	case "/chooser":
-		s.chooserPage(w, r)
-	case "/chooser/login":
-		if method(w, r, http.MethodPost) && sameOrigin(w, r) {
-			s.chooserLogin(w, r)
-		}
-	case "/chooser/info":
-		if s.chooserAuth(w, r) && method(w, r, http.MethodGet) {
-			s.chooserInfo(w, r)
-		}
-	case "/chooser/issue":
-		if s.chooserAuth(w, r) && method(w, r, http.MethodPost) && sameOrigin(w, r) {
-			s.chooserIssue(w, r)
-		}
-	default:
-		return false
+// adminMux returns the admin API and the chooser as routes with method
+// patterns (a wrong method gets 405 with Allow). Every route goes through
+// adminGuard (no other site's page reaches it); the admin routes need
+// the admin credential, the chooser's its session or the credential.
+func (s *Server) adminMux() *http.ServeMux {
+	m := http.NewServeMux()
+	admin := func(pattern string, h http.HandlerFunc) {
+		m.Handle(pattern, s.adminGuard(func(w http.ResponseWriter, r *http.Request) {
+			if s.admin(w, r) {
+				h(w, r)
+			}
+		}))
 	}
-	return true
+	admin("GET "+protocol.ReservedPrefix+"v1/status", s.serveStatus)
+	admin("POST "+protocol.ReservedPrefix+"v1/reload", s.reload)
+	admin("GET "+protocol.ReservedPrefix+"v1/tokens", func(w http.ResponseWriter, _ *http.Request) { s.listTokens(w) })
+	admin("POST "+protocol.ReservedPrefix+"v1/tokens", func(w http.ResponseWriter, r *http.Request) { s.issueToken(w, r, "admin") })
+	admin("POST "+protocol.ReservedPrefix+"v1/tokens/revoke", s.revokeToken)
+	s.chooserRoutes(m)
+	return m
 }
 
-func method(w http.ResponseWriter, r *http.Request, m string) bool {
-	if r.Method == m {
-		return true
-	}
-	w.Header().Set("Allow", m)
-	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	return false
+// adminPaths are the paths adminMux serves, so that serveReserved sends
+// only those to it (the mux's own 404 would hide the other endpoints).
+var adminPaths = map[string]bool{
+	protocol.ReservedPrefix + "v1/status": true, protocol.ReservedPrefix + "v1/reload": true,
+	protocol.ReservedPrefix + "v1/tokens": true, protocol.ReservedPrefix + "v1/tokens/revoke": true,
+	chooserPath: true, chooserPath + "/login": true, chooserPath + "/info": true, chooserPath + "/issue": true,
 }
 
-// sameOrigin refuses state-changing browser requests from other origins
-// (the session cookie is SameSite=Strict as well).
-func sameOrigin(w http.ResponseWriter, r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true // not a browser, or a same-origin GET-like request
-	}
-	if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	http.Error(w, "cross-origin request refused", http.StatusForbidden)
-	return false
+func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(s.status())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -260,171 +220,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("chooser token revoked", "grant", req.ID, "holder", req.Holder, "target", req.Target)
 	writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
-}
-
-// chooserAuth admits the admin credential, a chooser session, or a
-// loopback client in Dev mode; otherwise 401 with no detail.
-func (s *Server) chooserAuth(w http.ResponseWriter, r *http.Request) bool {
-	if s.sessionValid(r) {
-		return true
-	}
-	return s.admin(w, r)
-}
-
-func (s *Server) sessionValid(r *http.Request) bool {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return false
-	}
-	s.apps.mu.Lock()
-	defer s.apps.mu.Unlock()
-	exp, ok := s.apps.sessions[c.Value]
-	return ok && time.Now().Before(exp)
-}
-
-// chooserLogin trades the admin token (form field or JSON "token") for an
-// HttpOnly, SameSite=Strict session cookie held in memory.
-func (s *Server) chooserLogin(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Token string `json:"token"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	tok := s.cfg.AdminToken
-	if tok == "" || subtle.ConstantTimeCompare([]byte(body.Token), []byte(tok)) != 1 {
-		s.log.Info("chooser login refused", "remote", r.RemoteAddr)
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	id := base64.RawURLEncoding.EncodeToString(b[:])
-	now := time.Now()
-	s.apps.mu.Lock()
-	for k, exp := range s.apps.sessions {
-		if !now.Before(exp) {
-			delete(s.apps.sessions, k)
-		}
-	}
-	if len(s.apps.sessions) >= maxSessions {
-		for k := range s.apps.sessions { // drop an arbitrary one
-			delete(s.apps.sessions, k)
-			break
-		}
-	}
-	s.apps.sessions[id] = now.Add(sessionTTL)
-	s.apps.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: chooserPath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL / time.Second)})
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
-// chooserPage serves web/chooser.html. It needs no credential itself: it
-// asks for the admin token when the API answers 401.
-func (s *Server) chooserPage(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Web == nil {
-		http.NotFound(w, r)
-		return
-	}
-	page, err := fs.ReadFile(s.cfg.Web, "chooser.html")
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	_, _ = w.Write(page)
-}
-
-// ChooserInfo answers GET /.switchboard/chooser/info?app=HOLDER.
-type ChooserInfo struct {
-	Holder  ChooserApp   `json:"holder"`
-	Choices []ChooserApp `json:"choices"`
-	// Dev is set when no login is needed (loopback in Dev mode).
-	Dev bool `json:"dev"`
-}
-
-// ChooserApp is an app as the chooser shows it.
-type ChooserApp struct {
-	ID      string   `json:"id"`
-	Name    string   `json:"name"`
-	Origins []string `json:"origins,omitempty"`
-}
-
-func (s *Server) chooserInfo(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Apps == nil {
-		http.Error(w, "this broker has no apps", http.StatusNotFound)
-		return
-	}
-	dir := s.cfg.Apps.Directory()
-	holder := r.URL.Query().Get("app")
-	a, ok := dir.App(holder)
-	if !ok {
-		http.Error(w, "no such app", http.StatusNotFound)
-		return
-	}
-	out := ChooserInfo{Holder: ChooserApp{ID: a.ID, Name: a.Name, Origins: a.Origins}, Choices: []ChooserApp{},
-		Dev: s.cfg.Dev && isLoopback(r)}
-	for _, c := range dir.Choosable(holder) {
-		out.Choices = append(out.Choices, ChooserApp{ID: c.ID, Name: c.Name})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// ChooserIssue is POST /.switchboard/chooser/issue.
-type ChooserIssue struct {
-	Holder  string   `json:"holder"`
-	Targets []string `json:"targets"`
-	TTL     string   `json:"ttl,omitempty"`
-}
-
-// ChooserTokens answers ChooserIssue, one token per target in order.
-type ChooserTokens struct {
-	Tokens []TokenResponse `json:"tokens"`
-}
-
-func (s *Server) chooserIssue(w http.ResponseWriter, r *http.Request) {
-	sealer, dir, ok := s.tokenState(w)
-	if !ok {
-		return
-	}
-	var req ChooserIssue
-	if !readJSON(w, r, &req) {
-		return
-	}
-	ttl, ok := parseTTL(w, req.TTL)
-	if !ok {
-		return
-	}
-	choosable := map[string]bool{}
-	for _, c := range dir.Choosable(req.Holder) {
-		choosable[c.ID] = true
-	}
-	if len(req.Targets) == 0 || len(req.Targets) > len(choosable) {
-		http.Error(w, "pick at least one app the chooser offers", http.StatusBadRequest)
-		return
-	}
-	out := ChooserTokens{}
-	for _, t := range req.Targets {
-		if !choosable[t] {
-			http.Error(w, fmt.Sprintf("app %q is not offered to %q", t, req.Holder), http.StatusBadRequest)
-			return
-		}
-	}
-	for _, t := range req.Targets {
-		resp, err := s.issue(dir, sealer, req.Holder, t, ttl, "chooser")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		out.Tokens = append(out.Tokens, resp)
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // parseTTL reads a token lifetime ("" is defaultTTL); a bad one gets 400.

@@ -321,7 +321,7 @@ func bearer(secret string) string { return "Authorization: Bearer " + secret }
 
 func newEnv(t *testing.T) (*env, testutil.AppSecrets) {
 	s := testutil.NewAppSecrets("chat", "notes", "camera", "spy", "echo")
-	e := startEnv(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: testApps(s, "notes")})
+	e := startEnv(t, t.TempDir(), &config.File{AdminToken: adminSecret, Apps: testApps(s, "notes")})
 	e.mustListen("/chat/", s["chat"])
 	return e, s
 }
@@ -422,7 +422,7 @@ func TestListenOnScopeOfOtherAppIsRefused(t *testing.T) {
 func TestAdminAPIWithoutCredentialIs401(t *testing.T) {
 	e, _ := newEnv(t)
 	var bodies []string
-	for _, auth := range []string{"", "Bearer wrong", "Bearer admin-secretX"} {
+	for _, auth := range []string{"", "Bearer wrong", "Bearer "+adminSecret+"X"} {
 		for _, p := range []string{"/.switchboard/v1/tokens", "/.switchboard/v1/reload", "/.switchboard/v1/tokens/revoke", "/.switchboard/chooser/info?app=camera"} {
 			m := http.MethodPost
 			if strings.Contains(p, "info") {
@@ -460,7 +460,7 @@ func (e *env) admin(method, path string, body, out any) {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, e.http+path, rd)
-	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -528,7 +528,7 @@ func TestTokenExpires(t *testing.T) {
 func TestTokenRevocationSurvivesRestart(t *testing.T) {
 	s := testutil.NewAppSecrets("chat", "notes", "camera", "spy", "echo")
 	dir := t.TempDir()
-	e := startEnv(t, dir, &config.File{AdminToken: "admin-secret", Apps: testApps(s, "notes")})
+	e := startEnv(t, dir, &config.File{AdminToken: adminSecret, Apps: testApps(s, "notes")})
 	e.mustListen("/chat/", s["chat"])
 	byID, byPair, kept := e.issue("camera", "chat", "1h"), e.issue("camera", "chat", "1h"), e.issue("camera", "echo", "1h")
 	e.mustConnect("wsapp://"+byID.Token+"/", s["camera"])
@@ -589,7 +589,7 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 	e, s := newEnv(t)
 	open := e.mustConnect("wsapp://chat/", s["notes"])
 
-	writeConfig(t, e.cfgPath, &config.File{AdminToken: "admin-secret", Apps: testApps(s /* admits nobody */)})
+	writeConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s /* admits nobody */)})
 	e.admin(http.MethodPost, "/.switchboard/v1/reload", nil, nil)
 	mustEcho(t, open, "still here")
 	e.refusedLike(appPath("chat", "/"), "not_admitted", bearer(s["notes"]))
@@ -599,7 +599,7 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, e.http+"/.switchboard/v1/reload", nil)
-	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -610,7 +610,7 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 	}
 	e.refusedLike(appPath("chat", "/"), "not_admitted", bearer(s["notes"]))
 
-	writeConfig(t, e.cfgPath, &config.File{AdminToken: "admin-secret", Apps: testApps(s, "notes")})
+	writeConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s, "notes")})
 	e.admin(http.MethodPost, "/.switchboard/v1/reload", nil, nil)
 	e.mustConnect("wsapp://chat/", s["notes"])
 	mustEcho(t, open, "and still")
@@ -638,7 +638,7 @@ func TestChooserSessionAndIssue(t *testing.T) {
 	if r := post("/.switchboard/chooser/login", `{"token":"nope"}`); r.StatusCode != http.StatusUnauthorized || len(r.Cookies()) != 0 {
 		t.Fatalf("wrong admin token: %s %v", r.Status, r.Cookies())
 	}
-	r := post("/.switchboard/chooser/login", `{"token":"admin-secret"}`)
+	r := post("/.switchboard/chooser/login", `{"token":"`+adminSecret+`"}`)
 	if r.StatusCode != http.StatusOK || len(r.Cookies()) != 1 {
 		t.Fatalf("sign-in: %s %v", r.Status, r.Cookies())
 	}
@@ -696,3 +696,6 @@ func TestChooserSessionAndIssue(t *testing.T) {
 		t.Fatalf("admin API with the chooser session: %s", resp.Status)
 	}
 }
+
+// adminSecret is the admin token of these tests' brokers.
+const adminSecret = "admin-secret-0123456789abcdefghijklmnop"

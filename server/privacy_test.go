@@ -32,7 +32,7 @@ func prodBroker(t *testing.T, s daemon.Settings) (addr, secret string) {
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s.File = f
+	s.File, s.AdminToken = f, f.AdminToken
 	_, ws := testutil.StartBroker(t, s, daemon.Options{})
 	return strings.TrimPrefix(ws, "ws://"), secret
 }

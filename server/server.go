@@ -9,8 +9,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -89,6 +87,9 @@ type Server struct {
 	web     http.Handler
 	apps    *appsServer // static
 	rejects *rejectLog  // static
+	guesses *guessLimiter // static
+	// adminRoutes serves the admin API and the chooser; static.
+	adminRoutes *http.ServeMux
 	// maxHeader is the header limit, enforced exactly (net/http lets 4 KiB
 	// more through); set by HTTPServer before serving, static after.
 	maxHeader int
@@ -103,7 +104,8 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, perAddr: make(map[netip.Addr]int),
-		apps: newAppsServer(cfg.Registerer), rejects: newRejectLog(cfg.Logger)}
+		apps: newAppsServer(cfg.Registerer), rejects: newRejectLog(cfg.Logger), guesses: newGuessLimiter(cfg.Logger)}
+	s.adminRoutes = s.adminMux()
 	if cfg.Gatherer != nil {
 		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	}
@@ -115,7 +117,29 @@ func New(cfg Config) *Server {
 
 // Close logs the pending summary of refused handshakes and stops its
 // timer. The daemon calls it at shutdown.
-func (s *Server) Close() { s.rejects.close() }
+func (s *Server) Close() {
+	s.rejects.close()
+	s.guesses.stop()
+}
+
+// serveMetrics serves /metrics: to anyone in Dev mode, otherwise with the
+// admin credential only, since metrics count per-request decisions
+// (refusals by reason) that a client must not see.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.metrics == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if s.cfg.Dev {
+		s.metrics.ServeHTTP(w, r)
+		return
+	}
+	s.adminGuard(func(w http.ResponseWriter, r *http.Request) {
+		if s.admin(w, r) {
+			s.metrics.ServeHTTP(w, r)
+		}
+	})(w, r)
+}
 
 // HTTPServer returns an http.Server for s with the handshake limits set:
 // headers must arrive within handshakeTimeout and fit in maxHeaderBytes.
@@ -152,11 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/readyz":
 		s.readyz(w, r)
 	case "/metrics":
-		if s.metrics == nil {
-			http.NotFound(w, r)
-			return
-		}
-		s.metrics.ServeHTTP(w, r)
+		s.serveMetrics(w, r)
 	case "/":
 		if s.web == nil {
 			http.NotFound(w, r)
@@ -190,18 +210,12 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub strin
 		s.serveLink(w, r)
 	case strings.HasPrefix(sub, "/v1/app/"):
 		s.serveApp(w, r, start)
-	case s.serveAdmin(w, r, sub):
+	case adminPaths[r.URL.Path]:
+		s.adminRoutes.ServeHTTP(w, r)
 	case sub == "/healthz":
 		s.healthz(w, r)
 	case sub == "/readyz":
 		s.readyz(w, r)
-	case sub == "/v1/status":
-		if !s.admin(w, r) {
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(s.status())
 	case strings.HasPrefix(sub, "/web/") && s.web != nil:
 		s.web.ServeHTTP(w, r)
 	default:
@@ -249,22 +263,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	_, _ = w.Write([]byte("ready\n"))
-}
-
-// admin checks the admin credential; failures get 401 with no detail.
-func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.Dev && isLoopback(r) {
-		return true
-	}
-	if tok := s.cfg.AdminToken; tok != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
-			return true
-		}
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
-	http.Error(w, "Unauthorized", http.StatusUnauthorized)
-	return false
 }
 
 // serveLink upgrades a service link and runs it.

@@ -76,9 +76,9 @@ func canReach(b *broker, target, secret string) bool {
 // API refuses a missing admin token.
 func TestCLIAppsEndToEnd(t *testing.T) {
 	s := testutil.NewAppSecrets("chat", "notes", "camera")
-	b := startBroker(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: cliApps(s, "notes")})
+	b := startBroker(t, t.TempDir(), &config.File{AdminToken: adminSecret, Apps: cliApps(s, "notes")})
 	listenEcho(t, b, "/chat/", s["chat"])
-	admin := []string{"--broker", b.url, "--admin-token", "admin-secret"}
+	admin := []string{"--broker", b.url, "--admin-token", adminSecret}
 
 	out := mustRun(t, "hello chat\n", nil, "connect", "wsapp://chat/room", "--broker", b.ws(), "--credential", s["notes"])
 	if strings.TrimSpace(out) != "hello chat" {
@@ -99,7 +99,7 @@ func TestCLIAppsEndToEnd(t *testing.T) {
 	if strings.TrimSpace(out) != "with a token" {
 		t.Fatalf("connect with the token printed %q", out)
 	}
-	list := mustRun(t, "", []string{"SWITCHBOARD_ADMIN_TOKEN=admin-secret"}, "token", "list", "--broker", b.url)
+	list := mustRun(t, "", []string{"SWITCHBOARD_ADMIN_TOKEN=" + adminSecret}, "token", "list", "--broker", b.url)
 	if !strings.Contains(list, "camera") || !strings.Contains(list, "chat") {
 		t.Fatalf("token list:\n%s", list)
 	}
@@ -142,13 +142,13 @@ func TestAppNew(t *testing.T) {
 // SIGHUP and after `switchboard reload`, for new connections only.
 func TestReloadBySIGHUPAndCLI(t *testing.T) {
 	s := testutil.NewAppSecrets("chat", "notes", "camera")
-	b := startBroker(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: cliApps(s /* admits nobody */)})
+	b := startBroker(t, t.TempDir(), &config.File{AdminToken: adminSecret, Apps: cliApps(s /* admits nobody */)})
 	listenEcho(t, b, "/chat/", s["chat"])
 	if canReach(b, "wsapp://chat/", s["notes"]) {
 		t.Fatal("chat admitted notes before the reload")
 	}
 
-	writeConfig(t, b.cfgPath, &config.File{AdminToken: "admin-secret", Apps: cliApps(s, "notes")})
+	writeConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s, "notes")})
 	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +162,8 @@ func TestReloadBySIGHUPAndCLI(t *testing.T) {
 	}
 	defer open.CloseNow()
 
-	writeConfig(t, b.cfgPath, &config.File{AdminToken: "admin-secret", Apps: cliApps(s)})
-	mustRun(t, "", nil, "reload", "--broker", b.url, "--admin-token", "admin-secret")
+	writeConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s)})
+	mustRun(t, "", nil, "reload", "--broker", b.url, "--admin-token", adminSecret)
 	if canReach(b, "wsapp://chat/", s["notes"]) {
 		t.Fatal("a new connection was admitted after the reload took notes out")
 	}
@@ -175,3 +175,6 @@ func TestReloadBySIGHUPAndCLI(t *testing.T) {
 	}
 	open.Close(websocket.StatusNormalClosure, "")
 }
+
+// adminSecret is the admin token of these tests' brokers.
+const adminSecret = "admin-secret-0123456789abcdefghijklmnop"
