@@ -422,7 +422,7 @@ func TestListenOnScopeOfOtherAppIsRefused(t *testing.T) {
 func TestAdminAPIWithoutCredentialIs401(t *testing.T) {
 	e, _ := newEnv(t)
 	var bodies []string
-	for _, auth := range []string{"", "Bearer wrong", "Bearer "+adminSecret+"X"} {
+	for _, auth := range []string{"", "Bearer wrong", "Bearer " + adminSecret + "X"} {
 		for _, p := range []string{"/.switchboard/v1/tokens", "/.switchboard/v1/reload", "/.switchboard/v1/tokens/revoke", "/.switchboard/chooser/info?app=camera"} {
 			m := http.MethodPost
 			if strings.Contains(p, "info") {

@@ -209,4 +209,3 @@ func (s *Server) chooserIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-

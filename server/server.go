@@ -85,8 +85,8 @@ type Server struct {
 
 	metrics http.Handler
 	web     http.Handler
-	apps    *appsServer // static
-	rejects *rejectLog  // static
+	apps    *appsServer   // static
+	rejects *rejectLog    // static
 	guesses *guessLimiter // static
 	// adminRoutes serves the admin API and the chooser; static.
 	adminRoutes *http.ServeMux
