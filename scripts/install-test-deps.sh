@@ -102,7 +102,15 @@ ensure_nats_server() {
 	need_apt "command -v nats-server" nats-server
 }
 
+# Debian's websocketd: the same scripts run under it and under
+# `switchboard listen --exec` (cmd/switchboard TestExecLikeWebsocketd).
+# systemd-analyze checks the unit in dist/ (TestSystemdUnitVerifies).
+ensure_cli_peers() {
+	need_apt "command -v websocketd" websocketd
+}
+
 main() {
+	ensure_cli_peers
 	ensure_python_websockets
 	ensure_node_interop
 	ensure_browser

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +35,12 @@ func runListen(ctx context.Context, args []string) error {
 		fl.PrintDefaults()
 	}
 	echo := fl.Bool("echo", false, "echo every message back to its client")
-	to := fl.String("to", "", "forward each accepted client to this local WebSocket `URL`, with the client's path after the scope appended")
-	execCmd := fl.String("exec", "", "run `CMD` with sh -c for each client: each message is a line on its stdin, each stdout line a text message")
+	to := fl.String("to", "", "forward each accepted client to this local WebSocket `URL`, with the client's path after the scope appended, Origin, Cookie and User-Agent, and X-Forwarded-*/Forwarded headers")
+	badGateway := fl.Bool("bad-gateway", false, "with --to: answer 502 when the backend is down, instead of the uniform 404 (tells clients the service exists)")
+	execCmd := fl.String("exec", "", "run `CMD` with sh -c for each client: each message is a line on its stdin, each stdout line a text message (websocketd's environment: PATH_INFO, QUERY_STRING, REMOTE_ADDR, HTTP_*, ...)")
+	binary := fl.Bool("binary", false, "with --exec: raw bytes both ways, each read of stdout a binary message (websocketd --binary)")
+	maxForks := fl.Int("maxforks", 0, "with --exec: at most `N` processes at once; more clients are rejected (0: no limit)")
+	passenv := fl.String("passenv", "PATH,LD_LIBRARY_PATH", "with --exec: the variables of listen's environment the process gets, comma-separated (others, such as $SWITCHBOARD_CREDENTIAL, never reach it)")
 	var protocols, origins stringList
 	fl.Var(&protocols, "protocol", "a subprotocol the service accepts (repeatable, in order of preference); none: any client")
 	fl.Var(&origins, "origin", "an admitted client origin, e.g. https://a.example (repeatable); none: any origin")
@@ -84,9 +90,21 @@ func runListen(ctx context.Context, args []string) error {
 	case *echo:
 		svc.mode = echoMode{}
 	case *to != "":
-		svc.mode = &toMode{base: *to}
+		if err := checkToURL(*to); err != nil {
+			return usageError{msg: err.Error()}
+		}
+		if err := probeBackend(ctx, *to); err != nil {
+			log.Warn("the --to backend is down; clients are rejected until it is up", "to", *to, "err", err)
+		}
+		svc.mode = &toMode{base: *to, badGateway: *badGateway}
 	default:
-		svc.mode = &execMode{cmd: *execCmd}
+		var names []string
+		for _, n := range strings.Split(*passenv, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		svc.mode = &execMode{cmd: *execCmd, binary: *binary, maxForks: *maxForks, passenv: names}
 	}
 	return svc.run(ctx)
 }
@@ -239,6 +257,10 @@ func (svc *service) handle(ctx context.Context, r *sdk.Request, wg *sync.WaitGro
 	loc, proto, err := svc.mode.open(ctx, svc, r)
 	if err != nil {
 		svc.log.Warn("client rejected: the local side failed", "channel", r.Channel, "target", r.Target, "origin", r.Origin, "err", err)
+		if tm, ok := svc.mode.(*toMode); ok && tm.badGateway && errors.Is(err, errBackendDown) {
+			r.Respond(ctx, http.StatusBadGateway, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte("Bad Gateway\n"))
+			return
+		}
 		r.Reject(ctx)
 		return
 	}

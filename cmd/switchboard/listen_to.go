@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,11 +17,110 @@ import (
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-// toMode forwards each client to a local WebSocket server: the client's
-// path after the scope is appended to base, its subprotocols are offered,
-// and the client is accepted only if that dial succeeds.
+// toMode forwards each client to a local WebSocket server, as a reverse
+// proxy does: the client's path after the scope is appended to base, its
+// subprotocols are offered, its Origin, Cookie and User-Agent are passed
+// on with X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and
+// Forwarded (RFC 7239) added, and the client is accepted only if that dial
+// succeeds. When it fails the client gets the uniform rejection, or a 502
+// with badGateway (which tells the client that the service exists).
 type toMode struct {
-	base string
+	base       string
+	badGateway bool
+}
+
+// errBackendDown marks a failed dial to the --to backend.
+var errBackendDown = errors.New("backend unreachable")
+
+// checkToURL checks the --to URL at startup: a ws:// or wss:// URL with a
+// host.
+func checkToURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--to %q: %w", raw, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("--to %q: want a ws:// or wss:// URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("--to %q: no host", raw)
+	}
+	return nil
+}
+
+// probeBackend reports whether the --to backend accepts TCP connections,
+// so that a backend that is down at startup is said at once (WARN), not
+// at the first client.
+func probeBackend(ctx context.Context, raw string) error {
+	u, _ := url.Parse(raw)
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// forwardedHeaders are the handshake headers for the backend: the
+// client's Origin, Cookie and User-Agent, and where the client came from.
+func forwardedHeaders(r *sdk.Request) http.Header {
+	h := http.Header{}
+	var host string
+	var xff, fwd []string
+	for _, x := range r.Headers {
+		switch http.CanonicalHeaderKey(x.Name) {
+		case "Origin", "Cookie", "User-Agent":
+			h.Add(x.Name, x.Value)
+		case "Host":
+			host = x.Value
+		case "X-Forwarded-For":
+			xff = append(xff, x.Value)
+		case "Forwarded":
+			fwd = append(fwd, x.Value)
+		}
+	}
+	proto := "http"
+	if strings.HasPrefix(r.Target, "wss://") {
+		proto = "https"
+	}
+	ip := r.Remote
+	if ap, err := netip.ParseAddrPort(r.Remote); err == nil {
+		ip = ap.Addr().Unmap().String()
+	}
+	h.Set("X-Forwarded-For", strings.Join(append(xff, ip), ", "))
+	h.Set("X-Forwarded-Proto", proto)
+	if host != "" {
+		h.Set("X-Forwarded-Host", host)
+	}
+	node := ip
+	if strings.Contains(ip, ":") { // RFC 7239 section 6: IPv6 quoted in brackets
+		node = `"[` + ip + `]"`
+	}
+	el := "for=" + node + ";proto=" + proto
+	if host != "" {
+		el += ";host=" + quoteForwarded(host)
+	}
+	h.Set("Forwarded", strings.Join(append(fwd, el), ", "))
+	return h
+}
+
+// quoteForwarded quotes a Forwarded value unless it is an RFC 7230 token.
+func quoteForwarded(v string) string {
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return strconv.Quote(v)
+		}
+	}
+	return v
 }
 
 func (m *toMode) open(ctx context.Context, svc *service, r *sdk.Request) (local, string, error) {
@@ -36,9 +139,12 @@ func (m *toMode) open(ctx context.Context, svc *service, r *sdk.Request) (local,
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{Subprotocols: offered})
+	c, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{Subprotocols: offered, HTTPHeader: forwardedHeaders(r)})
 	if err != nil {
-		return nil, "", fmt.Errorf("dial %s: %w", u, err)
+		if resp == nil { // no HTTP answer: the backend is down, not refusing
+			return nil, "", fmt.Errorf("%w: dial %s: %v", errBackendDown, u, err)
+		}
+		return nil, "", fmt.Errorf("dial %s: %s", u, resp.Status)
 	}
 	c.SetReadLimit(64 << 20)
 	lctx, lcancel := context.WithCancel(context.Background())
