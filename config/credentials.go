@@ -124,6 +124,11 @@ func cutOwner(owner string) (string, bool) {
 	return "", false
 }
 
+// ErrNeedsCredential refuses a service that presented no credential, the
+// same for every scope (owned by a credential, an app's, or free), so that
+// it does not tell who owns what.
+var ErrNeedsCredential = errors.New("listening here needs a credential that owns the scope (pass --credential); a dev-mode broker admits loopback services without one on scopes that no credential or app claims")
+
 // Authorizer returns the broker's Authorize function over the current
 // keys (keys returns them; they change on reload). A credential must own
 // the scope: a credential's scope covering it, or an app's manifest
@@ -134,17 +139,12 @@ func Authorizer(dev bool, keys func() *Keys) func(context.Context, broker.AuthRe
 	return func(_ context.Context, req broker.AuthRequest) (string, error) {
 		k := keys()
 		if req.Credential == "" {
-			switch who := k.claimant(req.Scope); {
-			case who != "" && who[:4] == "app ":
-				return "", fmt.Errorf("scope %s belongs to an app; present that app's credential", req.Scope)
-			case who != "":
-				return "", fmt.Errorf("scope %s is owned by a credential; present it", req.Scope)
-			case dev && req.Remote.Addr().IsLoopback():
+			// One answer for every scope, whoever claims it: a caller
+			// without a credential learns nothing about ownership.
+			if dev && req.Remote.Addr().IsLoopback() && k.claimant(req.Scope) == "" {
 				return "dev", nil
-			case dev:
-				return "", fmt.Errorf("scope %s needs a credential that owns it (a dev-mode broker admits only loopback services without one)", req.Scope)
 			}
-			return "", fmt.Errorf("scope %s needs a credential that owns it (or a dev-mode broker, for unauthenticated loopback use)", req.Scope)
+			return "", ErrNeedsCredential
 		}
 		owner, ok := k.Lookup(req.Credential)
 		if !ok {

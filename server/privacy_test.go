@@ -192,3 +192,41 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkAnswersUnauthenticatedAlike: a service link without a valid
+// credential gets the same Error for a scope owned by a credential, an
+// app's scope and a free one (production), and the same for each with a
+// wrong credential: the link endpoint does not tell who owns what.
+func TestLinkAnswersUnauthenticatedAlike(t *testing.T) {
+	secret, hash, err := config.NewCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testutil.NewAppSecrets("chat")
+	f := &config.File{AdminToken: testAdminToken,
+		Credentials: []config.Credential{{Name: "team", CredentialHash: hash, Scopes: []string{"/svc/"}}},
+		Apps:        []apps.AppConfig{{ID: "chat", CredentialHash: s.Hash("chat"), Listen: []string{"/chat/"}}}}
+	_, ws := testutil.StartBroker(t, daemon.Settings{File: f, AdminToken: f.AdminToken}, daemon.Options{})
+	for _, cred := range []string{"", apps.NewSecret()} {
+		answers := map[string]string{}
+		for _, scope := range []string{"/svc/", "/chat/", "/free/"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			l, err := sdk.Listen(ctx, ws+scope, &sdk.ListenOptions{Credential: cred})
+			cancel()
+			if err == nil {
+				l.Close()
+				t.Fatalf("attached to %s with credential %q", scope, cred)
+			}
+			answers[scope] = strings.ReplaceAll(err.Error(), scope, "SCOPE")
+		}
+		if answers["/svc/"] != answers["/chat/"] || answers["/chat/"] != answers["/free/"] {
+			t.Errorf("credential %q: answers differ by owner:\n%q", cred, answers)
+		}
+	}
+	// The right credential still attaches.
+	l, err := sdk.Listen(context.Background(), ws+"/svc/", &sdk.ListenOptions{Credential: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
