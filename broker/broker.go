@@ -33,12 +33,12 @@ type Broker struct {
 	buffered atomic.Int64   // client bytes held, over all channels
 
 	mu        sync.RWMutex
-	reg       registry               // guarded by mu
-	links     map[*Instance]struct{} // guarded by mu
-	remotes   map[uint64]*Instance   // proxies of instances on other nodes; guarded by mu
-	lostNodes map[uint64]bool        // nodes taken for lost and not heard from since; guarded by mu
-	closed    bool                   // guarded by mu
-	shutdown  chan struct{}          // closed when Shutdown starts
+	reg       registry             // guarded by mu
+	links     map[uint64]*Instance // this node's instances by id; guarded by mu
+	remotes   map[uint64]*Instance // proxies of instances on other nodes; guarded by mu
+	lostNodes map[uint64]bool      // nodes taken for lost and not heard from since; guarded by mu
+	closed    bool                 // guarded by mu
+	shutdown  chan struct{}        // closed when Shutdown starts
 }
 
 // ioCtx is the context of reads and writes on the data path. It is never
@@ -65,7 +65,7 @@ func New(cfg Config) *Broker {
 	b := &Broker{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		links:     make(map[*Instance]struct{}),
+		links:     make(map[uint64]*Instance),
 		remotes:   make(map[uint64]*Instance),
 		lostNodes: make(map[uint64]bool),
 		shutdown:  make(chan struct{}),
@@ -74,6 +74,9 @@ func New(cfg Config) *Broker {
 	b.stopCtx, b.stopCancel = context.WithCancel(context.Background())
 	b.m = newMetrics(cfg.Registerer, func() float64 { return float64(b.buffered.Load()) })
 	b.track(b.keepalive)
+	if cfg.Cluster != nil {
+		cfg.Cluster.Bind(node{b})
+	}
 	return b
 }
 
@@ -147,13 +150,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 func (b *Broker) cutAll() {
 	b.mu.RLock()
 	links := make([]*Instance, 0, len(b.links))
-	for inst := range b.links {
+	for _, inst := range b.links {
 		links = append(links, inst)
 	}
 	regs := b.registrationsLocked()
 	b.mu.RUnlock()
 	for _, inst := range links {
-		inst.conn.CloseNow()
+		inst.link.end(nil)
 	}
 	for _, reg := range regs {
 		reg.each(func(ch *Channel) {

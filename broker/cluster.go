@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,14 +11,17 @@ import (
 )
 
 // Cluster is how a broker reaches the other nodes of a cluster (package
-// cluster implements it over NATS). The broker calls it; the cluster calls
-// back the broker's Remote* methods. A broker without a Cluster is a single
-// node.
+// cluster implements it over NATS). New hands it the broker's side of the
+// seam with Bind; the broker then calls the rest, and the cluster calls
+// back only through the Node it was given. A broker without a Cluster is a
+// single node.
 //
 // Ids of channels and instances carry the number of the node that made them
-// in their top bits (NodeBits), so any node can tell where a frame for a
+// in their top bits (NodeShift), so any node can tell where a frame for a
 // channel must go.
 type Cluster interface {
+	// Bind receives the broker's side of the seam, once, from New.
+	Bind(n Node)
 	// InstanceUp and InstanceDown announce a local instance.
 	InstanceUp(info InstanceInfo)
 	InstanceDown(info InstanceInfo)
@@ -29,6 +33,50 @@ type Cluster interface {
 	FromInstance(node, instance uint64, frames []byte)
 	// Push carries a Push frame of a local instance to every other node.
 	Push(scope Scope, frame []byte)
+}
+
+// Node is the broker as its Cluster sees it: what other nodes tell it.
+type Node interface {
+	// Local describes the instances attached to this node, for heartbeats.
+	Local() []InstanceInfo
+	// Announce attaches proxies for instances of another node. When all is
+	// true, infos is that node's whole list (a heartbeat): the node's
+	// proxies it does not name are detached.
+	Announce(node uint64, infos []InstanceInfo, all bool) error
+	// Gone detaches the proxy of an instance that left its node.
+	Gone(instance uint64, reason string)
+	// Receive handles a message from another node; lost says messages of
+	// the same stream were lost before it.
+	Receive(m Message)
+	// NodeLost: a node was silent past the node timeout.
+	NodeLost(node uint64)
+	// Rejoined: this node is back on the cluster after an outage longer
+	// than the node timeout, so peers may have taken it for lost.
+	Rejoined()
+}
+
+// MessageKind says what a cluster Message carries.
+type MessageKind int
+
+// Kinds of cluster messages.
+const (
+	// ToLocal: frames from a proxy elsewhere for a local instance.
+	ToLocal MessageKind = iota + 1
+	// FromRemote: frames from an instance elsewhere for this node's channels.
+	FromRemote
+	// Resync: a node missed frames of its proxy of Instance; resend them.
+	Resync
+	// PushFrame: a Push frame for this node's channels of Scope.
+	PushFrame
+)
+
+// Message is what a Cluster hands its Node.
+type Message struct {
+	Kind     MessageKind
+	Instance uint64
+	Scope    string // PushFrame
+	Frames   []byte // service-protocol frames; owned by the broker after Receive
+	Lost     bool   // messages of this stream were lost before this one
 }
 
 // InstanceInfo describes an instance to other nodes.
@@ -60,9 +108,67 @@ func (inst *Instance) info() InstanceInfo {
 		Protocols: inst.policy.protocols, Origins: inst.policy.origins}
 }
 
-// RemoteInstanceUp attaches a proxy for an instance on another node. Frames
+// node is the broker's side of the cluster seam.
+type node struct{ b *Broker }
+
+func (n node) Local() []InstanceInfo { return n.b.localInstances() }
+
+func (n node) Announce(num uint64, infos []InstanceInfo, all bool) error {
+	var errs []error
+	listed := make(map[uint64]bool, len(infos))
+	for _, info := range infos {
+		listed[info.ID] = true
+		if err := n.b.remoteInstanceUp(info); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if all {
+		for _, id := range n.b.remoteInstances(num) {
+			if !listed[id] {
+				n.b.remoteInstanceDown(id, "not in its node's heartbeat")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n node) Gone(id uint64, reason string) { n.b.remoteInstanceDown(id, reason) }
+
+func (n node) Receive(m Message) {
+	switch m.Kind {
+	case ToLocal:
+		n.b.toLocalInstance(m.Instance, m.Frames)
+	case FromRemote:
+		if m.Lost {
+			n.b.log.Warn("frames from a remote instance were lost; closing its channels here with 1012", "instance", m.Instance)
+			n.b.remoteFramesLost(m.Instance)
+		}
+		n.b.fromRemoteInstance(m.Instance, m.Frames)
+	case Resync:
+		n.b.resyncRemote(m.Instance)
+	case PushFrame:
+		n.b.applyPush(m.Scope, m.Frames)
+	}
+}
+
+func (n node) NodeLost(num uint64) { n.b.nodeLost(num) }
+
+func (n node) Rejoined() { n.b.closeCrossNodeChannels() }
+
+// remoteLink is the link of a proxy: an instance on another node, reached
+// through the cluster.
+type remoteLink struct {
+	c        Cluster
+	node, id uint64
+}
+
+func (l remoteLink) write(b []byte) error { l.c.ToInstance(l.node, l.id, b); return nil }
+func (l remoteLink) end(error)            {} // the instance's own node ends its link
+func (l remoteLink) local() bool          { return false }
+
+// remoteInstanceUp attaches a proxy for an instance on another node. Frames
 // the broker queues to it go through Cluster.ToInstance.
-func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
+func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 	if info.Node == b.cfg.NodeNum || b.cfg.Cluster == nil {
 		return nil
 	}
@@ -90,7 +196,7 @@ func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
 		return fmt.Errorf("remote instance %d: scope %s is owned by %s here, not %s", info.ID, scope, reg.owner, info.Owner)
 	}
 	inst := &Instance{
-		b: b, reg: reg, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since,
+		b: b, reg: reg, link: remoteLink{b.cfg.Cluster, info.Node, info.ID}, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since,
 		window: info.Window, policy: policy{protocols: info.Protocols, origins: info.Origins},
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
@@ -111,12 +217,12 @@ func (b *Broker) RemoteInstanceUp(info InstanceInfo) error {
 	return nil
 }
 
-// ResyncRemote resends to a remote instance what frames lost on the way
+// resyncRemote resends to a remote instance what frames lost on the way
 // may have carried: every channel bound to its proxy sends Open again
 // (services ignore it for a channel they know) and then, in order, every
 // client message not acknowledged. The proxy stays attached, so nothing
 // the instance sends meanwhile is dropped.
-func (b *Broker) ResyncRemote(id uint64) {
+func (b *Broker) resyncRemote(id uint64) {
 	b.mu.RLock()
 	inst := b.remotes[id]
 	b.mu.RUnlock()
@@ -135,9 +241,9 @@ func (b *Broker) ResyncRemote(id uint64) {
 	b.log.Info("resent unacknowledged messages to a remote instance", "instance", id)
 }
 
-// RemoteInstanceDown detaches the proxy of a remote instance that went away
+// remoteInstanceDown detaches the proxy of a remote instance that went away
 // (or whose node did): its channels are handed over as after a crash.
-func (b *Broker) RemoteInstanceDown(id uint64, reason string) {
+func (b *Broker) remoteInstanceDown(id uint64, reason string) {
 	b.mu.Lock()
 	inst := b.remotes[id]
 	delete(b.remotes, id)
@@ -151,8 +257,8 @@ func (b *Broker) RemoteInstanceDown(id uint64, reason string) {
 	b.log.Info("remote instance detached", "scope", inst.reg.scope.String(), "instance", id, "reason", reason)
 }
 
-// RemoteInstances lists the ids of proxies for instances on node.
-func (b *Broker) RemoteInstances(node uint64) []uint64 {
+// remoteInstances lists the ids of proxies for instances on node.
+func (b *Broker) remoteInstances(node uint64) []uint64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var ids []uint64
@@ -164,12 +270,12 @@ func (b *Broker) RemoteInstances(node uint64) []uint64 {
 	return ids
 }
 
-// LocalInstances describes the instances attached to this node.
-func (b *Broker) LocalInstances() []InstanceInfo {
+// localInstances describes the instances attached to this node.
+func (b *Broker) localInstances() []InstanceInfo {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	out := make([]InstanceInfo, 0, len(b.links))
-	for inst := range b.links {
+	for _, inst := range b.links {
 		if inst.reg != nil {
 			out = append(out, inst.info())
 		}
@@ -177,9 +283,9 @@ func (b *Broker) LocalInstances() []InstanceInfo {
 	return out
 }
 
-// FromRemoteInstance dispatches frames that a real instance on another
+// fromRemoteInstance dispatches frames that a real instance on another
 // node sent for channels of this node.
-func (b *Broker) FromRemoteInstance(id uint64, msg []byte) {
+func (b *Broker) fromRemoteInstance(id uint64, msg []byte) {
 	b.mu.RLock()
 	inst := b.remotes[id]
 	b.mu.RUnlock()
@@ -210,17 +316,11 @@ func (b *Broker) FromRemoteInstance(id uint64, msg []byte) {
 	}
 }
 
-// ToLocalInstance queues frames that a proxy on another node sent to a
+// toLocalInstance queues frames that a proxy on another node sent to a
 // local instance, and keeps the instance's list of remote channels.
-func (b *Broker) ToLocalInstance(id uint64, msg []byte) {
+func (b *Broker) toLocalInstance(id uint64, msg []byte) {
 	b.mu.RLock()
-	var inst *Instance
-	for x := range b.links {
-		if x.id == id {
-			inst = x
-			break
-		}
-	}
+	inst := b.links[id]
 	b.mu.RUnlock()
 	if inst == nil || inst.dead.Load() {
 		return
@@ -229,9 +329,9 @@ func (b *Broker) ToLocalInstance(id uint64, msg []byte) {
 	inst.enqueue(false, func(b []byte) []byte { return append(b, msg...) })
 }
 
-// ApplyPush delivers a push from an instance on another node to this
+// applyPush delivers a push from an instance on another node to this
 // node's channels of scope.
-func (b *Broker) ApplyPush(scope string, frame []byte) {
+func (b *Broker) applyPush(scope string, frame []byte) {
 	sc, err := ParseScope(scope, false)
 	if err != nil {
 		return
@@ -372,9 +472,9 @@ func (b *Broker) closeChannelsIn(msg []byte, why string) {
 	}
 }
 
-// CloseCrossNodeChannels closes, with 1012, every local channel served by
+// closeCrossNodeChannels closes, with 1012, every local channel served by
 // an instance on another node.
-func (b *Broker) CloseCrossNodeChannels() {
+func (b *Broker) closeCrossNodeChannels() {
 	b.mu.RLock()
 	regs := b.registrationsLocked()
 	b.mu.RUnlock()
@@ -390,11 +490,11 @@ func (b *Broker) CloseCrossNodeChannels() {
 	}
 }
 
-// RemoteFramesLost closes, with 1012, this node's channels served by a
+// remoteFramesLost closes, with 1012, this node's channels served by a
 // remote instance whose frames toward them were lost on the way: the
 // service may have sent them messages they will never get, and a client
 // must be told rather than silently miss them.
-func (b *Broker) RemoteFramesLost(id uint64) {
+func (b *Broker) remoteFramesLost(id uint64) {
 	b.mu.RLock()
 	regs := b.registrationsLocked()
 	b.mu.RUnlock()
@@ -410,18 +510,18 @@ func (b *Broker) RemoteFramesLost(id uint64) {
 	}
 }
 
-// NodeLost tells local instances that the channels of a lost node are gone
+// nodeLost tells local instances that the channels of a lost node are gone
 // (Close 1006), and detaches the proxies of its instances.
-func (b *Broker) NodeLost(node uint64) {
+func (b *Broker) nodeLost(node uint64) {
 	b.mu.Lock()
 	b.lostNodes[node] = true
 	b.mu.Unlock()
-	for _, id := range b.RemoteInstances(node) {
-		b.RemoteInstanceDown(id, "node lost")
+	for _, id := range b.remoteInstances(node) {
+		b.remoteInstanceDown(id, "node lost")
 	}
 	b.mu.RLock()
 	links := make([]*Instance, 0, len(b.links))
-	for inst := range b.links {
+	for _, inst := range b.links {
 		links = append(links, inst)
 	}
 	b.mu.RUnlock()

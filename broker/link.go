@@ -21,7 +21,7 @@ import (
 type Instance struct {
 	b      *Broker
 	reg    *Registration
-	conn   *websocket.Conn
+	link   link      // static: where its frames go
 	id     uint64    // static
 	label  string    // static
 	remote string    // static
@@ -49,6 +49,38 @@ type Instance struct {
 
 	pendMu  sync.Mutex
 	pending map[uint64]*pendingConnect // guarded by pendMu
+}
+
+// link is how frames reach an instance: down its own WebSocket (localLink)
+// or through the cluster to the node it is attached to (remoteLink).
+type link interface {
+	write(b []byte) error // one batch of frames, in order
+	end(err error)        // the instance failed: close the transport, with an Error frame for a linkError
+	local() bool          // attached to this node
+}
+
+// localLink is the WebSocket of an instance attached to this node.
+type localLink struct {
+	b    *Broker
+	conn *websocket.Conn
+}
+
+func (l localLink) write(b []byte) error { return l.conn.Write(ioCtx, websocket.MessageBinary, b) }
+func (l localLink) local() bool          { return true }
+
+func (l localLink) end(err error) {
+	var le *linkError
+	if !errors.As(err, &le) {
+		l.conn.CloseNow()
+		return
+	}
+	// ServeLink still counts for this link, so Shutdown's Wait cannot
+	// have returned: adding to the group is safe.
+	l.b.wg.Add(1)
+	go func() {
+		defer l.b.wg.Done()
+		writeLinkError(context.Background(), l.conn, le) // bounded by its own timeouts
+	}()
 }
 
 // policy is what an instance said in Hello about whom it admits.
@@ -102,15 +134,15 @@ func (b *Broker) ServeLink(ctx context.Context, conn *websocket.Conn, remote net
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); inst.writeLoop() }()
-	go func() { defer wg.Done(); inst.pingLoop() }()
-	err = inst.readLoop()
+	go func() { defer wg.Done(); inst.pingLoop(conn) }()
+	err = inst.readLoop(conn)
 	inst.fail(err)
 	stopTerms()
 	wg.Wait()
 	info := inst.info()
 	inst.reg.detach(inst)
 	b.mu.Lock()
-	delete(b.links, inst)
+	delete(b.links, inst.id)
 	b.mu.Unlock()
 	if c := b.cfg.Cluster; c != nil {
 		c.InstanceDown(info)
@@ -194,7 +226,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		window = b.cfg.Limits.Window
 	}
 	inst := &Instance{
-		b: b, conn: conn, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: time.Now(),
+		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: time.Now(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
 		terms: terms, maxChannels: terms.MaxChannels,
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
@@ -217,7 +249,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	}
 	inst.reg = reg
 	reg.attach(inst)
-	b.links[inst] = struct{}{}
+	b.links[inst.id] = inst
 	b.mu.Unlock()
 
 	attached = true
@@ -260,24 +292,10 @@ func (inst *Instance) fail(err error) {
 		inst.dead.Store(true)
 		close(inst.done)
 		var le *linkError
-		if errors.As(err, &le) {
-			if le != errShutdown {
-				inst.b.m.linkErrors.WithLabelValues(errReason(le.code)).Inc()
-			}
-			if inst.conn != nil {
-				// ServeLink still counts for this link, so Shutdown's Wait
-				// cannot have returned: adding to the group is safe.
-				inst.b.wg.Add(1)
-				go func() {
-					defer inst.b.wg.Done()
-					writeLinkError(context.Background(), inst.conn, le) // bounded by its own timeouts
-				}()
-			}
-			return
+		if errors.As(err, &le) && le != errShutdown {
+			inst.b.m.linkErrors.WithLabelValues(errReason(le.code)).Inc()
 		}
-		if inst.conn != nil {
-			inst.conn.CloseNow()
-		}
+		inst.link.end(err)
 	})
 }
 
@@ -381,13 +399,7 @@ func (inst *Instance) writeBatches(b []byte, limit int) error {
 }
 
 // write sends one batch down the link (or, for a proxy, to its node).
-func (inst *Instance) write(b []byte) error {
-	if inst.conn == nil {
-		inst.b.cfg.Cluster.ToInstance(inst.node, inst.id, b)
-		return nil
-	}
-	return inst.conn.Write(ioCtx, websocket.MessageBinary, b)
-}
+func (inst *Instance) write(b []byte) error { return inst.link.write(b) }
 
 // keep returns b emptied for reuse, or nil for an oversize buffer.
 func keep(b []byte) []byte {
@@ -403,7 +415,7 @@ const (
 	linkPingTimeout  = 30 * time.Second
 )
 
-func (inst *Instance) pingLoop() {
+func (inst *Instance) pingLoop(conn *websocket.Conn) {
 	t := time.NewTicker(linkPingInterval)
 	defer t.Stop()
 	for {
@@ -413,7 +425,7 @@ func (inst *Instance) pingLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(inst.b.ctx, linkPingTimeout)
-		err := inst.conn.Ping(ctx)
+		err := conn.Ping(ctx)
 		cancel()
 		if err != nil {
 			inst.fail(fmt.Errorf("service link keepalive: %w", err))
@@ -424,12 +436,12 @@ func (inst *Instance) pingLoop() {
 
 // readLoop reads link messages and dispatches their frames until the link
 // fails. The read buffer is reused for every message.
-func (inst *Instance) readLoop() error {
+func (inst *Instance) readLoop(conn *websocket.Conn) error {
 	buf := bufpool.Get(64 << 10)
 	defer func() { bufpool.Put(buf) }()
 	var fwd forwarder
 	for {
-		typ, r, err := inst.conn.Reader(ioCtx)
+		typ, r, err := conn.Reader(ioCtx)
 		if err != nil {
 			return fmt.Errorf("read from service: %w", err)
 		}
@@ -572,7 +584,7 @@ func (inst *Instance) onPush(f *protocol.Push, raw []byte) error {
 		return &linkError{protocol.ErrCodeLimit, "push message exceeds the limit"}
 	}
 	inst.reg.pushLocal(f)
-	if c := inst.b.cfg.Cluster; c != nil && inst.conn != nil {
+	if c := inst.b.cfg.Cluster; c != nil && inst.link.local() {
 		c.Push(inst.reg.scope, raw)
 	}
 	return nil

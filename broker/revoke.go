@@ -21,7 +21,7 @@ func (b *Broker) Revoke(keep func(owner string, scope Scope) bool) []string {
 		reg.mu.Lock()
 		var local []*Instance
 		for _, inst := range reg.instances {
-			if inst.conn != nil { // proxies of other nodes' instances are theirs to revoke
+			if inst.link.local() { // proxies of other nodes' instances are theirs to revoke
 				local = append(local, inst)
 			}
 		}

@@ -58,7 +58,7 @@ type Cluster struct {
 	cfg    Config
 	num    uint64
 	log    *slog.Logger
-	b      *broker.Broker // set by Start
+	b      broker.Node // set by Bind, from broker.New
 	nc     *nats.Conn
 	subs   []*nats.Subscription
 	stop   chan struct{}
@@ -114,7 +114,7 @@ func NodeNum(name string) uint64 {
 }
 
 // New prepares a node; pass it as broker.Config.Cluster with
-// NodeNum: c.NodeNum(), then call Start with the broker.
+// NodeNum: c.NodeNum(), then call Start once broker.New has returned.
 func New(cfg Config) (*Cluster, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("cluster: no NATS URL")
@@ -160,10 +160,15 @@ func (c *Cluster) subject(parts ...string) string {
 	return c.cfg.Prefix + "." + strings.Join(parts, ".")
 }
 
+// Bind implements broker.Cluster: broker.New hands over its side.
+func (c *Cluster) Bind(n broker.Node) { c.b = n }
+
 // Start connects to NATS (retrying in the background while it is down),
-// subscribes, and starts the heartbeat.
-func (c *Cluster) Start(b *broker.Broker) error {
-	c.b = b
+// subscribes, and starts the heartbeat. The broker must exist (Bind).
+func (c *Cluster) Start() error {
+	if c.b == nil {
+		return errors.New("cluster: Start before broker.New bound the cluster")
+	}
 	nc, err := nats.Connect(c.cfg.URL,
 		nats.Name("switchboard "+c.cfg.Node),
 		nats.NoEcho(),
@@ -243,7 +248,7 @@ func (c *Cluster) setConnected(nc *nats.Conn, err error) {
 		// toward their instances: close them here too (1012), so clients
 		// reconnect instead of waiting on channels nobody serves.
 		c.log.Warn("back after an outage longer than the node timeout: closing cross-node channels", "outage", outage.Round(time.Millisecond))
-		c.b.CloseCrossNodeChannels()
+		c.b.Rejoined()
 	}
 	if err != nil {
 		c.connected.Set(0)
@@ -297,7 +302,7 @@ func (c *Cluster) heartbeat() {
 	if c.b == nil || c.conn() == nil {
 		return
 	}
-	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.LocalInstances()})
+	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local()})
 	c.publish(c.subject("hb"), hb)
 }
 
@@ -363,17 +368,8 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 	p.seen = time.Now()
 	c.mu.Unlock()
 	// The heartbeat is the truth: attach what is new, detach what is gone.
-	listed := make(map[uint64]bool, len(hb.Instances))
-	for _, info := range hb.Instances {
-		listed[info.ID] = true
-		if err := c.b.RemoteInstanceUp(info); err != nil {
-			c.log.Warn("remote instance refused", "err", err)
-		}
-	}
-	for _, id := range c.b.RemoteInstances(hb.Num) {
-		if !listed[id] {
-			c.b.RemoteInstanceDown(id, "not in its node's heartbeat")
-		}
+	if err := c.b.Announce(hb.Num, hb.Instances, true); err != nil {
+		c.log.Warn("remote instance refused", "err", err)
 	}
 }
 
@@ -381,7 +377,7 @@ func (c *Cluster) onUp(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
 	var info broker.InstanceInfo
 	if json.Unmarshal(m.Data, &info) == nil {
-		if err := c.b.RemoteInstanceUp(info); err != nil {
+		if err := c.b.Announce(info.Node, []broker.InstanceInfo{info}, false); err != nil {
 			c.log.Warn("remote instance refused", "err", err)
 		}
 	}
@@ -391,7 +387,7 @@ func (c *Cluster) onDown(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
 	var info broker.InstanceInfo
 	if json.Unmarshal(m.Data, &info) == nil {
-		c.b.RemoteInstanceDown(info.ID, "detached on its node")
+		c.b.Gone(info.ID, "detached on its node")
 	}
 }
 
@@ -455,7 +451,7 @@ func (c *Cluster) onTo(m *nats.Msg) {
 		c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", id, "from", src)
 		c.publish(c.subject("n", strconv.FormatUint(src, 10), "resync", strconv.FormatUint(id, 10)), nil)
 	}
-	c.b.ToLocalInstance(id, frames)
+	c.b.Receive(broker.Message{Kind: broker.ToLocal, Instance: id, Frames: frames})
 }
 
 func (c *Cluster) onFrom(m *nats.Msg) {
@@ -468,17 +464,13 @@ func (c *Cluster) onFrom(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	if lost {
-		c.log.Warn("frames from a remote instance were lost; closing its channels here with 1012", "instance", id)
-		c.b.RemoteFramesLost(id)
-	}
-	c.b.FromRemoteInstance(id, frames)
+	c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: id, Frames: frames, Lost: lost})
 }
 
 func (c *Cluster) onResync(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
 	if id, ok := lastID(m.Subject); ok {
-		c.b.ResyncRemote(id)
+		c.b.Receive(broker.Message{Kind: broker.Resync, Instance: id})
 	}
 }
 
@@ -488,7 +480,7 @@ func (c *Cluster) onPush(m *nats.Msg) {
 	if k <= 0 || uint64(len(m.Data)-k) < n {
 		return
 	}
-	c.b.ApplyPush(string(m.Data[k:k+int(n)]), m.Data[k+int(n):])
+	c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(m.Data[k : k+int(n)]), Frames: m.Data[k+int(n):]})
 }
 
 // InstanceUp implements broker.Cluster.

@@ -105,7 +105,7 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
 	}
 	b := broker.New(broker.Config{Logger: log, Node: name, Limits: limits, Cluster: c, NodeNum: c.NodeNum(),
 		Authorize: (&config.File{}).Authorizer(true)})
-	if err := c.Start(b); err != nil {
+	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	s := server.New(server.Config{Broker: b, Logger: log, Dev: true, Ready: c.Ready})

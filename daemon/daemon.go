@@ -137,7 +137,7 @@ func (s Settings) withDefaults() Settings {
 type Cluster interface {
 	broker.Cluster
 	NodeNum() uint64
-	Start(*broker.Broker) error
+	Start() error
 	Ready() error
 	Shutdown(ctx context.Context) error
 }
@@ -230,7 +230,7 @@ func New(s Settings, o Options) (*Daemon, error) {
 	}
 	d.b = broker.New(bc)
 	if o.Cluster != nil {
-		if err := o.Cluster.Start(d.b); err != nil {
+		if err := o.Cluster.Start(); err != nil {
 			_ = d.b.Shutdown(context.Background())
 			return nil, fmt.Errorf("start cluster: %w", err)
 		}
