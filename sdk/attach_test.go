@@ -3,6 +3,11 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,5 +107,83 @@ func TestServiceClose(t *testing.T) {
 	}
 	if svc.State() != sdk.Closed || !errors.Is(svc.Err(), sdk.ErrClosed) {
 		t.Fatalf("state %s err %v", svc.State(), svc.Err())
+	}
+}
+
+// cutProxy forwards TCP connections to target until cut closes every
+// connection it carries (a network outage); new connections work again.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// The service's link is cut (a network outage) while a client stays
+// connected to the broker and keeps sending: the Service attaches again by
+// itself, gets the channel back, and every message is echoed once, in order.
+func TestServiceResumesChannelsAfterLinkLoss(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	proxy := newCutProxy(t, strings.TrimPrefix(tb.url, "ws://"))
+	svc, err := sdk.Attach(ctxT(t), "ws://"+proxy.ln.Addr().String()+"/cut/", &sdk.AttachOptions{
+		ListenOptions: sdk.ListenOptions{Credential: secret, Logger: tb.log},
+		MinBackoff:    20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoService(t, svc)
+	c := tb.dial("/cut/a")
+	mustWrite(t, c, websocket.MessageText, "m0")
+	mustRead(t, c, websocket.MessageText, "m0")
+
+	first := svc.Listener()
+	proxy.cut()
+	waitFor(t, "the Service to notice the lost link", 10*time.Second, func() bool { return svc.Listener() != first })
+	for i := 1; i <= 20; i++ { // sent while the service is away or coming back
+		mustWrite(t, c, websocket.MessageText, fmt.Sprintf("m%d", i))
+	}
+	for i := 1; i <= 20; i++ {
+		mustRead(t, c, websocket.MessageText, fmt.Sprintf("m%d", i))
+	}
+	if svc.State() != sdk.Attached || svc.Listener() == nil {
+		t.Fatalf("state %s", svc.State())
 	}
 }
