@@ -39,6 +39,7 @@ function serve(addr) {
 }
 
 function kill(p) {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => { p.on('exit', resolve); p.kill('SIGKILL'); });
 }
 
