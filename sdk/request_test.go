@@ -106,7 +106,7 @@ func TestChooseServesEveryClient(t *testing.T) {
 // once; requests that waited past their deadline are dropped, counted, and
 // answering one fails with ErrExpired.
 func TestRequestQueueBoundedAndExpiring(t *testing.T) {
-	const timeout = 500 * time.Millisecond
+	const timeout = 2 * time.Second // long enough that a loaded machine queues the third request before the first two expire
 	tb := startBroker(t, broker.Limits{AcceptTimeout: timeout})
 	l := tb.listen("/q/", &sdk.ListenOptions{MaxPending: 2, RequestTimeout: timeout})
 	// Nobody calls Accept: two requests wait, the third is rejected at
