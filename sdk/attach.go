@@ -85,6 +85,7 @@ type Service struct {
 	mu      sync.Mutex
 	l       *Listener         // the current link; nil while attaching; guarded by mu
 	handled map[uint64]uint64 // channel → last seq handled on the lost link; guarded by mu
+	past    Stats             // request counts of the links before l; guarded by mu
 	state   ServiceState      // guarded by mu
 	changed chan struct{}     // closed when l or state changes; guarded by mu
 }
@@ -177,9 +178,11 @@ func (s *Service) run(l *Listener) {
 		}
 		l.Close()
 		s.log.Warn("service link lost; reattaching", "scope", s.scopeURL, "err", l.Err())
-		handled := l.handled()
+		handled, st := l.handled(), l.Stats()
 		s.mu.Lock()
 		s.handled = handled
+		s.past.add(st)
+		s.past.Pending = 0 // they went with the link: the broker rejected them
 		s.mu.Unlock()
 		s.setLink(nil, Reattaching)
 		next, err := s.attach(s.ctx)
@@ -239,6 +242,18 @@ func (s *Service) end(err error, st ServiceState) {
 	s.setLink(nil, st)
 	close(s.done)
 	s.cancel()
+}
+
+// Stats returns the request counts of every link the Service had (see
+// Listener.Stats); Pending is the current link's.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	st, l := s.past, s.l
+	s.mu.Unlock()
+	if l != nil {
+		st.add(l.Stats())
+	}
+	return st
 }
 
 // State is where the Service is now.

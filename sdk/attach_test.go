@@ -186,4 +186,8 @@ func TestServiceResumesChannelsAfterLinkLoss(t *testing.T) {
 	if svc.State() != sdk.Attached || svc.Listener() == nil {
 		t.Fatalf("state %s", svc.State())
 	}
+	// One connect request over both links, counted once.
+	if st := svc.Stats(); st.Requests != 1 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }

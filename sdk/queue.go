@@ -24,6 +24,14 @@ type Stats struct {
 	Pending  int    // connect requests waiting for Accept now
 }
 
+func (s *Stats) add(o Stats) {
+	s.Requests += o.Requests
+	s.Expired += o.Expired
+	s.Overflow += o.Overflow
+	s.Refused += o.Refused
+	s.Pending = o.Pending
+}
+
 // Stats returns the listener's request counts.
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()
