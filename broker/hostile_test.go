@@ -47,7 +47,7 @@ func TestSlowlorisHandshakeTimesOut(t *testing.T) {
 }
 
 func TestPerAddressLimit(t *testing.T) {
-	e := newEnvWith(t, daemon.Settings{MaxConnsPerAddr: 3})
+	e := newEnvWith(t, daemon.Settings{MaxConnsPerAddr: 4}) // the service link counts too
 	s := e.attach(protocol.Hello{Scope: "/f/"})
 	go func() {
 		for f := range s.frames {

@@ -40,6 +40,12 @@ type File struct {
 	// MaxConnsPerAddr bounds concurrent client connections from one IP
 	// address (429 beyond). Default 4096; -1 for none.
 	MaxConnsPerAddr int `json:"max_conns_per_addr,omitempty"`
+	// MaxHandshakes bounds connections whose headers have not arrived
+	// (the oldest is closed beyond it). Default 1024.
+	MaxHandshakes int `json:"max_handshakes,omitempty"`
+	// FDReserve is the file descriptors kept free for the broker's links,
+	// admin API and files. Default 128.
+	FDReserve int `json:"fd_reserve,omitempty"`
 	// Limits are the broker's limits; see broker.Limits.
 	Limits Limits `json:"limits,omitempty"`
 	// Credentials own scopes: a service presenting the secret may listen on
@@ -221,6 +227,8 @@ const exampleJSON = `
   "handshake_timeout": "10s",
   "max_header_bytes": 16384,
   "max_conns_per_addr": 4096,
+  "max_handshakes": 1024,
+  "fd_reserve": 128,
   "limits": {
     "max_message": 1048576,
     "accept_timeout": "10s",

@@ -20,6 +20,8 @@ func (c *File) limits() []limit {
 		{"handshake_timeout", d(c.HandshakeTimeout)},
 		{"max_header_bytes", int64(c.MaxHeaderBytes)},
 		{"max_conns_per_addr", int64(c.MaxConnsPerAddr)},
+		{"max_handshakes", int64(c.MaxHandshakes)},
+		{"fd_reserve", int64(c.FDReserve)},
 		{"limits.max_message", int64(l.MaxMessage)},
 		{"limits.accept_timeout", d(l.AcceptTimeout)},
 		{"limits.handover_timeout", d(l.HandoverTimeout)},

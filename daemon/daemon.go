@@ -44,6 +44,11 @@ const (
 	// after its start, plus up to DefaultRefusalJitter: more than a
 	// service's round trip (a browser tab's is tens of milliseconds), so
 	// a refusal's time does not tell its cause.
+	// At most DefaultMaxHandshakes connections wait for their headers;
+	// DefaultFDReserve file descriptors stay free for everything but
+	// client connections.
+	DefaultMaxHandshakes = 1024
+	DefaultFDReserve     = 128
 	DefaultRefusalFloor  = 100 * time.Millisecond
 	DefaultRefusalJitter = 20 * time.Millisecond
 )
@@ -65,8 +70,14 @@ type Settings struct {
 	HandshakeTimeout time.Duration
 	// MaxHeaderBytes bounds the handshake headers.
 	MaxHeaderBytes int
-	// MaxConnsPerAddr bounds connections per client IP address; -1: none.
+	// MaxConnsPerAddr bounds connections per client IP address, counted
+	// from accept; -1: none.
 	MaxConnsPerAddr int
+	// MaxHandshakes bounds connections whose headers have not arrived;
+	// FDReserve is the file descriptors kept free (server.ListenerLimits).
+	MaxHandshakes, FDReserve int
+	// MaxFiles replaces the process's file limit (tests). 0: RLIMIT_NOFILE.
+	MaxFiles int
 	// Limits are the broker core's limits.
 	Limits broker.Limits
 	// RefusalFloor and RefusalJitter time refused handshakes (see
@@ -91,6 +102,7 @@ func FromFile(path string, f *config.File) Settings {
 		HandshakeTimeout: time.Duration(f.HandshakeTimeout), MaxHeaderBytes: f.MaxHeaderBytes,
 		MaxConnsPerAddr: f.MaxConnsPerAddr, Limits: f.BrokerLimits(), ConfigPath: path, File: f,
 		RefusalFloor: time.Duration(f.Limits.RefusalFloor), RefusalJitter: time.Duration(f.Limits.RefusalJitter),
+		MaxHandshakes: f.MaxHandshakes, FDReserve: f.FDReserve,
 	}
 }
 
@@ -117,6 +129,12 @@ func (s Settings) withDefaults() Settings {
 		s.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	case s.MaxConnsPerAddr < 0:
 		s.MaxConnsPerAddr = 0 // the server's "no limit"
+	}
+	if s.MaxHandshakes <= 0 {
+		s.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if s.FDReserve <= 0 {
+		s.FDReserve = DefaultFDReserve
 	}
 	if s.RefusalFloor == 0 {
 		s.RefusalFloor = DefaultRefusalFloor
@@ -274,6 +292,8 @@ func (d *Daemon) Listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", d.s.Listen, err)
 	}
+	ln = d.srv.Listener(ln, server.ListenerLimits{MaxConnsPerAddr: d.s.MaxConnsPerAddr, MaxHandshakes: d.s.MaxHandshakes,
+		MaxFiles: d.s.MaxFiles, FDReserve: d.s.FDReserve, TLS: d.o.TLS != nil})
 	if d.o.TLS != nil {
 		ln = tls.NewListener(ln, d.o.TLS)
 	}

@@ -122,6 +122,8 @@ func needsRestart(old, cur *config.File) []string {
 	add("handshake_timeout", old.HandshakeTimeout != cur.HandshakeTimeout)
 	add("max_header_bytes", old.MaxHeaderBytes != cur.MaxHeaderBytes)
 	add("max_conns_per_addr", old.MaxConnsPerAddr != cur.MaxConnsPerAddr)
+	add("max_handshakes", old.MaxHandshakes != cur.MaxHandshakes)
+	add("fd_reserve", old.FDReserve != cur.FDReserve)
 	add("limits", old.Limits != cur.Limits)
 	add("token_key", old.TokenKey != cur.TokenKey)
 	add("revocations", old.Revocations != cur.Revocations)

@@ -241,7 +241,7 @@ func contains(list []string, s string) bool {
 
 // admitAddr counts a connection from addr against the per-address limit.
 func (s *Server) admitAddr(addr netip.Addr) bool {
-	if s.cfg.MaxConnsPerAddr <= 0 {
+	if s.cfg.MaxConnsPerAddr <= 0 || s.perAddrAtAccept {
 		return true
 	}
 	s.mu.Lock()
@@ -254,7 +254,7 @@ func (s *Server) admitAddr(addr netip.Addr) bool {
 }
 
 func (s *Server) releaseAddr(addr netip.Addr) {
-	if s.cfg.MaxConnsPerAddr <= 0 {
+	if s.cfg.MaxConnsPerAddr <= 0 || s.perAddrAtAccept {
 		return
 	}
 	s.mu.Lock()

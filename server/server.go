@@ -88,6 +88,10 @@ type Server struct {
 	apps    *appsServer   // static
 	rejects *rejectLog    // static
 	guesses *guessLimiter // static
+	// perAddrAtAccept is set when Listener counts connections per
+	// address from accept; the handler's own count is then skipped. Set
+	// before serving.
+	perAddrAtAccept bool
 	// adminRoutes serves the admin API and the chooser; static.
 	adminRoutes *http.ServeMux
 	// maxHeader is the header limit, enforced exactly (net/http lets 4 KiB
@@ -148,6 +152,8 @@ func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) 
 	return &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: handshakeTimeout,
+		IdleTimeout:       2 * handshakeTimeout, // an idle keep-alive connection is no slowloris either
+		ConnContext:       connContext,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -155,6 +161,7 @@ func (s *Server) HTTPServer(handshakeTimeout time.Duration, maxHeaderBytes int) 
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // the handshake's start, for the refusal floor
+	handshakeDone(r)
 	if s.maxHeader > 0 && headerBytes(r) > s.maxHeader {
 		s.rejects.note("header_too_large", loggablePath(r.URL.Path), r.RemoteAddr)
 		w.Header().Set("Connection", "close")
