@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/internal/netpoll"
 )
 
 // Broker is the core. Create it with New; stop it with Shutdown.
@@ -27,6 +29,10 @@ type Broker struct {
 
 	stopCtx    context.Context // cancelled when Shutdown starts, like shutdown
 	stopCancel context.CancelFunc
+
+	pollOnce sync.Once
+	poll     *netpoll.Poller // the epoll loops of ServePolled's clients, nil until then
+	pollErr  error
 
 	wg       sync.WaitGroup // every goroutine the broker starts or serves in
 	nextID   atomic.Uint64  // channel and instance ids
@@ -137,11 +143,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		b.cancel()
+		b.stopPoller()
 		return nil
 	case <-ctx.Done():
 		b.cancel()
 		b.cutAll()
 		<-done
+		b.stopPoller()
 		return fmt.Errorf("broker shutdown: %w", ctx.Err())
 	}
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"encoding/binary"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,28 @@ func readClose(t *testing.T, c *wstest.Conn) (int, string) {
 	}
 }
 
+// transports runs f once for each client transport of the broker: epoll
+// (a plain client) and coder/websocket (a client that offers
+// permessage-deflate to a broker that negotiates it). dial opens a raw
+// client to path.
+func transports(t *testing.T, limits broker.Limits, f func(t *testing.T, e *env, dial func(path string) *wstest.Conn)) {
+	t.Run("epoll", func(t *testing.T) {
+		e := newEnv(t, limits)
+		f(t, e, func(path string) *wstest.Conn { c, _ := wstest.Dial(t, e.ws+path, nil); return c })
+	})
+	t.Run("goroutines", func(t *testing.T) {
+		e := newEnv(t, limits) // compression is on by default
+		offer := http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; client_no_context_takeover; server_no_context_takeover"}}
+		f(t, e, func(path string) *wstest.Conn {
+			c, resp := wstest.Dial(t, e.ws+path, offer)
+			if resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+				t.Fatal("permessage-deflate was not negotiated")
+			}
+			return c
+		})
+	})
+}
+
 func nextClose(t *testing.T, closes <-chan *protocol.Close) *protocol.Close {
 	t.Helper()
 	select {
@@ -63,11 +86,14 @@ func nextClose(t *testing.T, closes <-chan *protocol.Close) *protocol.Close {
 // of resetting the connection with the rest unread), and the service is
 // told 1009. A client that never answers the close frame is cut.
 func TestMessageTooBigCloseArrives(t *testing.T) {
-	e := newEnv(t, broker.Limits{MaxMessage: 1024})
+	transports(t, broker.Limits{MaxMessage: 1024}, testMessageTooBigCloseArrives)
+}
+
+func testMessageTooBigCloseArrives(t *testing.T, e *env, dial func(string) *wstest.Conn) {
 	closes := autoAccept(e.attach(protocol.Hello{Scope: "/big/"}))
 	big := make([]byte, 4<<20)
 	for i := 0; i < 5; i++ {
-		c, _ := wstest.Dial(t, e.ws+"/big/", nil)
+		c := dial("/big/")
 		go func() { _ = c.WriteFrames(wstest.Frame{Fin: true, Opcode: wstest.OpBinary, Payload: big}) }()
 		if code, reason := readClose(t, c); code != 1009 {
 			t.Fatalf("round %d: client got %d %q, want the 1009 close frame", i, code, reason)
@@ -91,7 +117,10 @@ func TestMessageTooBigCloseArrives(t *testing.T) {
 // TestProtocolErrorToldToService: a client that breaks the protocol gets
 // 1002, and its service is told 1002 with what the client did, not 1006.
 func TestProtocolErrorToldToService(t *testing.T) {
-	e := newEnv(t, broker.Limits{})
+	transports(t, broker.Limits{}, testProtocolErrorToldToService)
+}
+
+func testProtocolErrorToldToService(t *testing.T, e *env, dial func(string) *wstest.Conn) {
 	closes := autoAccept(e.attach(protocol.Hello{Scope: "/bad/"}))
 	for _, tc := range []struct {
 		name string
@@ -101,7 +130,7 @@ func TestProtocolErrorToldToService(t *testing.T) {
 		{"reserved opcode", wstest.Frame{Fin: true, Opcode: 3}},
 		{"rsv bits", wstest.Frame{Fin: true, RSV: wstest.RSV2, Opcode: wstest.OpText, Payload: []byte("hi")}},
 	} {
-		c, _ := wstest.Dial(t, e.ws+"/bad/", nil)
+		c := dial("/bad/")
 		if err := c.WriteFrames(tc.f); err != nil {
 			t.Fatal(err)
 		}
@@ -113,5 +142,22 @@ func TestProtocolErrorToldToService(t *testing.T) {
 		if cf.Code != 1002 || !strings.HasPrefix(cf.Reason, "protocol error: ") {
 			t.Fatalf("%s: service told %+v, want 1002 with the cause", tc.name, cf)
 		}
+	}
+}
+
+// TestInvalidUTF8CloseReasonGets1007: a close frame whose reason is not
+// UTF-8 is answered with 1007, and the service is told 1007.
+func TestInvalidUTF8CloseReasonGets1007(t *testing.T) {
+	e := newEnv(t, broker.Limits{})
+	closes := autoAccept(e.attach(protocol.Hello{Scope: "/r/"}))
+	c, _ := wstest.Dial(t, e.ws+"/r/", nil)
+	if err := c.WriteFrames(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: wstest.ClosePayload(1000, "bad \xed\xa0\x80")}); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := readClose(t, c); code != 1007 {
+		t.Fatalf("client got %d %q, want 1007", code, reason)
+	}
+	if cf := nextClose(t, closes); cf.Code != 1007 {
+		t.Fatalf("service told %+v, want 1007", cf)
 	}
 }

@@ -4,33 +4,49 @@
 //
 // It works on WebSocket connections that a transport has already accepted
 // (package server does the HTTP side): Offer asks the service about a client
-// handshake, Serve relays an accepted client, ServeLink runs a service link.
+// handshake, Serve and ServePolled relay an accepted client, ServeLink runs
+// a service link.
 // It knows nothing of flags, files or HTTP muxes.
 //
 // A channel reaches its client through a clientConn (client.go): the
 // channel hands it messages (wake, then nextOut/wroteOut), holds back a
 // client message it has no room for (received returns recvHeld until the
 // channel calls resume), and asks it for pings; the transport calls the
-// channel back when the client's messages or close arrive. The transport
-// today is wsClient (client_ws.go, coder/websocket, goroutines per
-// connection).
+// channel back when the client's messages or close arrive. Two transports
+// implement it:
+//
+//   - pollClient (client_poll.go, Linux): plain ws:// clients, on epoll
+//     loops (internal/netpoll) with gobwas/ws's frame rules. ServePolled
+//     returns at once; the connection then holds no goroutine, and a buffer
+//     only while a message is in flight.
+//   - wsClient (client_ws.go): wss:// clients and clients that negotiated
+//     permessage-deflate, on coder/websocket, with goroutines per
+//     connection.
 //
 // Goroutines, and when they exist:
 //
-//	per broker:          keepalive ticker ─── every ping_interval: ping every client, no waiting
-//	per service link:    ServeLink (reader) ── writeLoop ── pingLoop        for the link's life
-//	per client (wsClient):
-//	  Serve's goroutine (net/http's handler): readLoop   ─┐ for the connection's life;
-//	  writeLoop                                          ─┘ an idle client holds both
-//	  ping (track)       from a ping until its pong, or until it times out (cut)
-//	  close linger       none: the reader finishes the closing handshake itself,
-//	                     bounded by a 2 s timer that closes the socket
+//	per broker   keepalive ticker    every ping_interval: asks every client for a ping,
+//	                                 waits for none (a silent one is cut at the next tick)
+//	             epoll loops         GOMAXPROCS of them, from the first polled client
+//	                                 until Shutdown; every polled client's reads, parsing,
+//	                                 writes and closes run on its loop
+//	per link     ServeLink (reader), writeLoop, pingLoop         for the link's life
+//	per polled client                none, idle or busy (a timer while it closes)
+//	per wsClient Serve (net/http's handler goroutine): readLoop  ┐ for the connection's
+//	             writeLoop                                        ┘ life, idle or not
+//	             ping                from a ping until its pong (or its timeout)
+//
+// A polled client's handshake runs on net/http's handler goroutine, which
+// ends once the broker's loop has the connection.
 //
 // Every goroutine is counted in Broker.wg (Serve and ServeLink through
-// enter, the others through track) and ends by Shutdown.
+// enter, the others through track) and ends by Shutdown; a polled client
+// counts in it from ServePolled until its connection closes, and the loops
+// stop once every client is gone.
 //
 // Lock order (outer to inner): Broker.mu, Registration.mu, Channel.mu,
 // Instance.outMu. Instance.pendMu is a leaf. Helpers that need a lock held end
 // in Locked. A clientConn's methods are called with Channel.mu held (ping
-// aside) and take none of these locks.
+// aside) and take none of these locks; a loop calls into channels with no
+// lock of its own held.
 package broker

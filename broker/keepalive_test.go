@@ -14,14 +14,17 @@ import (
 // slack for a busy machine), however many they are: pings do not wait for
 // pongs one after another.
 func TestKeepaliveCutsManySilentClients(t *testing.T) {
+	transports(t, broker.Limits{PingInterval: time.Second}, testKeepaliveCutsManySilentClients)
+}
+
+func testKeepaliveCutsManySilentClients(t *testing.T, e *env, dial func(string) *wstest.Conn) {
 	n, interval := 2000, time.Second
 	if raceEnabled {
 		n = 300
 	}
-	e := newEnv(t, broker.Limits{PingInterval: interval})
 	closes := autoAccept(e.attach(protocol.Hello{Scope: "/ka/"}))
 	for i := 0; i < n; i++ {
-		c, _ := wstest.Dial(t, e.ws+"/ka/", nil) // never reads, so never answers a ping
+		c := dial("/ka/") // never reads, so never answers a ping
 		t.Cleanup(func() { c.Close() })
 	}
 	connected := time.Now()

@@ -87,9 +87,6 @@ func TestConformanceThroughBroker(t *testing.T) {
 	wstest.Run(t, ws+"/echo/conformance", wstest.Options{
 		MaxMessageSize: maxMessage,
 		Relay:          true,
-		Skip: map[string]string{
-			"close/reason-invalid-utf8": "coder/websocket echoes a close reason without checking its UTF-8, and gives the application no hook (see internal/wstest's own test)",
-		},
 	})
 }
 

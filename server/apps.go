@@ -90,7 +90,9 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request, start time.Tim
 	if !ok {
 		return
 	}
-	defer s.releaseAddr(remote.Addr())
+	slot := s.holdAddr(remote.Addr())
+	defer slot.release()
+	r = withSlot(r, slot)
 
 	hs, err := s.appHandshake(r)
 	if err != nil {

@@ -103,8 +103,9 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request, start time.
 	if !ok {
 		return
 	}
-	defer s.releaseAddr(remote.Addr())
-	s.connect(w, r, handshakeOf(r, remote), start)
+	slot := s.holdAddr(remote.Addr())
+	defer slot.release()
+	s.connect(w, withSlot(r, slot), handshakeOf(r, remote), start)
 }
 
 // loggablePath is a request path as logs may show it: a wsapp path's
@@ -174,6 +175,10 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 	}
 	if s.cfg.Compression {
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	if s.pollable(r) {
+		s.servePolled(w, r, d, hs)
+		return
 	}
 	hj := &hijackRecorder{ResponseWriter: w}
 	conn, err := websocket.Accept(hj, r, opts)

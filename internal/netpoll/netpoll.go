@@ -1,0 +1,233 @@
+//go:build linux
+
+// Package netpoll runs epoll loops for connections that should hold no
+// goroutine while idle. Each loop is one goroutine with its own epoll
+// instance; a descriptor belongs to one loop, and every callback for it
+// (readiness and queued work) runs on that loop's goroutine, one at a time,
+// so a handler needs no lock of its own for its socket.
+//
+// Descriptors are registered edge-triggered: a handler reads (and writes)
+// until EAGAIN, and gets a new event when more data (or room) arrives.
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler is what a loop calls for a registered descriptor.
+type Handler interface {
+	// Ready is called when the descriptor may be read, written, or has hung
+	// up (events is the epoll mask). It may be called spuriously.
+	Ready(events uint32)
+	// Run is called for each Schedule.
+	Run()
+}
+
+// Poller is a set of loops.
+type Poller struct {
+	loops  []*loop
+	next   atomic.Uint32
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+type loop struct {
+	p     *Poller
+	epfd  int
+	evfd  int // eventfd: wakes epoll_wait for queued work
+	mu    sync.Mutex
+	descs map[int32]*Desc // guarded by mu
+	queue []*Desc         // guarded by mu: descriptors whose Run is due
+	spare []*Desc         // the loop's own: the queue it drains
+	woken atomic.Bool     // an eventfd write is pending
+}
+
+// Desc is a registered descriptor.
+type Desc struct {
+	fd     int
+	l      *loop
+	h      Handler
+	queued atomic.Bool
+}
+
+// New starts n loops.
+func New(n int) (*Poller, error) {
+	p := &Poller{}
+	for i := 0; i < n; i++ {
+		l, err := newLoop(p)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.loops = append(p.loops, l)
+	}
+	for _, l := range p.loops {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			l.run()
+		}()
+	}
+	return p, nil
+}
+
+func newLoop(p *Poller) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("netpoll: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("netpoll: register eventfd: %w", err)
+	}
+	return &loop{p: p, epfd: epfd, evfd: evfd, descs: map[int32]*Desc{}}, nil
+}
+
+// Close stops the loops and waits for them. Descriptors still registered
+// get no more callbacks.
+func (p *Poller) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	for _, l := range p.loops {
+		l.wake()
+	}
+	p.wg.Wait()
+	for _, l := range p.loops {
+		unix.Close(l.epfd)
+		unix.Close(l.evfd)
+	}
+}
+
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("netpoll: closed")
+
+// Add registers fd (non-blocking) for reading and writing, edge-triggered,
+// with its own loop. read false registers it for writing only.
+func (p *Poller) Add(fd int, h Handler, read bool) (*Desc, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	l := p.loops[int(p.next.Add(1))%len(p.loops)]
+	d := &Desc{fd: fd, l: l, h: h}
+	l.mu.Lock()
+	l.descs[int32(fd)] = d
+	l.mu.Unlock()
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: mask(read), Fd: int32(fd)}); err != nil {
+		l.mu.Lock()
+		delete(l.descs, int32(fd))
+		l.mu.Unlock()
+		return nil, fmt.Errorf("netpoll: epoll_ctl add: %w", err)
+	}
+	return d, nil
+}
+
+func mask(read bool) uint32 {
+	m := uint32(unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
+	if read {
+		m |= unix.EPOLLIN
+	}
+	return m
+}
+
+// SetRead turns polling for readability on or off. Turning it on while
+// data is waiting brings a Ready call.
+func (d *Desc) SetRead(on bool) error {
+	if err := unix.EpollCtl(d.l.epfd, unix.EPOLL_CTL_MOD, d.fd, &unix.EpollEvent{Events: mask(on), Fd: int32(d.fd)}); err != nil {
+		return fmt.Errorf("netpoll: epoll_ctl mod: %w", err)
+	}
+	return nil
+}
+
+// Remove unregisters the descriptor; call it on the loop's goroutine
+// (from Ready or Run) before closing the descriptor.
+func (d *Desc) Remove() {
+	_ = unix.EpollCtl(d.l.epfd, unix.EPOLL_CTL_DEL, d.fd, nil)
+	d.l.mu.Lock()
+	if d.l.descs[int32(d.fd)] == d {
+		delete(d.l.descs, int32(d.fd))
+	}
+	d.l.mu.Unlock()
+}
+
+// Schedule has the loop call the handler's Run soon, once however often it
+// is scheduled before that. It never blocks and may be called from any
+// goroutine.
+func (d *Desc) Schedule() {
+	if d.queued.Swap(true) {
+		return
+	}
+	l := d.l
+	l.mu.Lock()
+	l.queue = append(l.queue, d)
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	if l.woken.Swap(true) {
+		return
+	}
+	var one = [8]byte{1}
+	_, _ = unix.Write(l.evfd, one[:])
+}
+
+func (l *loop) run() {
+	events := make([]unix.EpollEvent, 256)
+	var drain [8]byte
+	for !l.p.closed.Load() {
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return // the epoll descriptor is gone
+		}
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			if int(ev.Fd) == l.evfd {
+				_, _ = unix.Read(l.evfd, drain[:])
+				l.woken.Store(false)
+				continue
+			}
+			l.mu.Lock()
+			d := l.descs[ev.Fd]
+			l.mu.Unlock()
+			if d != nil {
+				d.h.Ready(ev.Events)
+			}
+		}
+		l.runQueue()
+	}
+}
+
+// runQueue calls Run for every descriptor scheduled so far.
+func (l *loop) runQueue() {
+	for {
+		l.mu.Lock()
+		q := l.queue
+		l.queue = l.spare[:0]
+		l.mu.Unlock()
+		if len(q) == 0 {
+			l.spare = q
+			return
+		}
+		for i, d := range q {
+			d.queued.Store(false)
+			d.h.Run()
+			q[i] = nil
+		}
+		l.spare = q
+	}
+}

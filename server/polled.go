@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/gobwas/ws"
+
+	"github.com/switchboard-dev/switchboard/broker"
+)
+
+// pollable says whether an accepted client runs on the broker's epoll
+// loops (Broker.ServePolled: no goroutine and no buffer while idle) rather
+// than on coder/websocket with two goroutines (Broker.Serve): it does
+// unless it came over TLS, or offered permessage-deflate to a server that
+// negotiates it. Those two keep the library, which does both.
+func (s *Server) pollable(r *http.Request) bool {
+	if runtime.GOOS != "linux" || r.TLS != nil {
+		return false
+	}
+	if !s.cfg.Compression {
+		return true
+	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Extensions") {
+		if strings.Contains(strings.ToLower(v), "permessage-deflate") {
+			return false
+		}
+	}
+	return true
+}
+
+// servePolled writes the 101 with gobwas/ws on the hijacked connection and
+// hands the connection to the broker's loops. The per-address slot is
+// released when the broker closes the connection, not when this handler
+// returns.
+func (s *Server) servePolled(w http.ResponseWriter, r *http.Request, d broker.Decision, hs *broker.Handshake) {
+	h := http.Header{}
+	for _, x := range d.Headers {
+		h.Add(x.Name, x.Value)
+	}
+	u := ws.HTTPUpgrader{Header: h}
+	if d.Protocol != "" {
+		u.Protocol = func(p string) bool { return p == d.Protocol }
+	}
+	conn, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		s.log.Debug("client handshake failed after accept", "target", hs.Target, "err", err)
+		if conn != nil {
+			conn.Close()
+		}
+		s.b.Abandon(d)
+		return
+	}
+	var buffered []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		p, _ := rw.Reader.Peek(n)
+		buffered = append([]byte(nil), p...)
+	}
+	s.b.ServePolled(d, conn, buffered, slotOf(r).handOff())
+}
+
+// addrSlot is one connection counted against its address's limit.
+type addrSlot struct {
+	s    *Server
+	addr netip.Addr
+	once sync.Once
+	kept bool // handed off: released by whoever took it
+}
+
+func (s *Server) holdAddr(addr netip.Addr) *addrSlot { return &addrSlot{s: s, addr: addr} }
+
+// release releases the slot when the handler returns, unless it was handed
+// off.
+func (a *addrSlot) release() {
+	if a == nil || a.kept {
+		return
+	}
+	a.once.Do(func() { a.s.releaseAddr(a.addr) })
+}
+
+// handOff returns the function that releases the slot, for the connection
+// that outlives its handler; release becomes a no-op.
+func (a *addrSlot) handOff() func() {
+	if a == nil {
+		return nil
+	}
+	a.kept = true
+	return func() { a.once.Do(func() { a.s.releaseAddr(a.addr) }) }
+}
+
+type slotKey struct{}
+
+func withSlot(r *http.Request, a *addrSlot) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), slotKey{}, a))
+}
+
+func slotOf(r *http.Request) *addrSlot {
+	a, _ := r.Context().Value(slotKey{}).(*addrSlot)
+	return a
+}
