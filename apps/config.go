@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // AppConfig is one app in the config file's "apps" section.
@@ -67,36 +67,14 @@ func DecodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
-// MaxIDLen is the longest app id; a token is always longer.
-const MaxIDLen = 63
-
-// ValidID reports whether id is a well-formed app id.
-func ValidID(id string) error {
-	if id == "" || len(id) > MaxIDLen {
-		return fmt.Errorf("app id %q must be 1 to %d characters", id, MaxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '-')
-		if !ok {
-			return fmt.Errorf("app id %q: want lower-case letters, digits, '.' and '-', starting with a letter or digit", id)
-		}
-	}
-	return nil
-}
-
-// scope is a listen scope: an optional host and a path prefix starting and
-// ending with "/". It follows the broker's scope rules.
-// scope is a listen scope: the broker's own type and parser, so that the
-// two can never disagree on what a scope is.
-type scope = broker.Scope
-
-// parseScope reads "/path/" or "host/path/".
-func parseScope(raw string) (scope, error) {
+// parseScope reads a listen scope, "/path/" or "host/path/", with the
+// scope package's parser, so that apps and the broker never disagree on
+// what a scope is.
+func parseScope(raw string) (scope.Scope, error) {
 	if strings.Contains(raw, "://") {
-		return scope{}, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
+		return scope.Scope{}, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
 	}
-	return broker.ParseScope(raw, true)
+	return scope.Parse(raw, true)
 }
 
 // NormalizeOrigin returns the canonical form of a web origin

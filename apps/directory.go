@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Identity is a verified caller: an app (proved by its credential or by an
@@ -73,7 +75,7 @@ type Directory struct {
 
 type entry struct {
 	cfg          AppConfig // normalized deep copy
-	listen       []scope
+	listen       []scope.Scope
 	servers      map[string]bool
 	admitApps    map[string]bool
 	admitOrigins map[string]bool
@@ -96,11 +98,11 @@ func NewDirectory(apps []AppConfig) (*Directory, error) {
 	}
 	type owned struct {
 		app string
-		sc  scope
+		sc  scope.Scope
 	}
 	var scopes []owned
 	for i, a := range apps {
-		if err := ValidID(a.ID); err != nil {
+		if err := scope.ValidAppID(a.ID); err != nil {
 			bad(i, a.ID, "%v", err)
 			continue
 		}
@@ -233,7 +235,7 @@ func (d *Directory) IDs() []string { return slices.Clone(d.ids) }
 // MayListen reports whether app may listen on the scope host+scopePath
 // (host "" for any host). The error's Reason says why not.
 func (d *Directory) MayListen(app string, host, scopePath string) error {
-	sc := scope{Host: strings.ToLower(host), Path: scopePath}
+	sc := scope.Scope{Host: strings.ToLower(host), Path: scopePath}
 	if err := sc.Validate(); err != nil {
 		return deny(ReasonBadScope, "app %s may not listen: %v", app, err)
 	}

@@ -8,8 +8,8 @@
 // does not list.
 //
 // The package is pure policy: it decides and explains, it does not
-// connect, serve HTTP or read flags; of the broker it uses only the scope
-// type (broker.Scope), so both agree on what a scope is. The broker builds a
+// connect, serve HTTP or read flags. Scopes and wsapp:// URLs are parsed by
+// package scope, shared with the broker and the SDK. The broker builds a
 // [Directory] from the config file's "apps" section (decoded with
 // [DecodeStrict]), keeps it in an atomic pointer, and replaces it whole on
 // reload; connections already admitted are not re-checked.

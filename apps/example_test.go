@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // The config's "apps" section: a server, a client its manifest lists, and
@@ -68,7 +69,7 @@ func ExampleSealer() {
 
 	// The chooser lets camera reach chat for a day.
 	token, grant, _ := sealer.Issue("camera", "chat", 24*time.Hour)
-	u, _ := apps.ParseAppURL("wsapp://" + token + "/")
+	u, _ := scope.ParseAppURL("wsapp://" + token + "/")
 	fmt.Println(u.Token, len(token) == apps.TokenLen)
 
 	g, err := sealer.Open(u.Authority, "camera", time.Now())

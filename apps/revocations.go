@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Revocation is one entry of the revocation list: a grant id, or a
@@ -79,10 +81,10 @@ func checkRevocation(rv Revocation) error {
 		}
 		return nil
 	case rv.ID == "" && rv.Holder != "" && rv.Target != "":
-		if err := ValidID(rv.Holder); err != nil {
+		if err := scope.ValidAppID(rv.Holder); err != nil {
 			return fmt.Errorf("holder: %w", err)
 		}
-		if err := ValidID(rv.Target); err != nil {
+		if err := scope.ValidAppID(rv.Target); err != nil {
 			return fmt.Errorf("target: %w", err)
 		}
 		return nil

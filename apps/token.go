@@ -10,12 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // KeySize is the length of the broker's token key file.
@@ -32,7 +33,7 @@ const (
 	tokenVersion  = 1
 	idSize        = 12
 	holderSumSize = 8
-	payloadSize   = idSize + 8 + 8 + holderSumSize + 1 + MaxIDLen
+	payloadSize   = idSize + 8 + 8 + holderSumSize + 1 + scope.MaxAppIDLen
 	sealedSize    = 1 + chacha20poly1305.NonceSizeX + payloadSize + chacha20poly1305.Overhead
 	// TokenLen is the length of every token's text form.
 	TokenLen = (sealedSize*8 + 4) / 5
@@ -158,10 +159,10 @@ func createKey(path string) ([]byte, error) {
 
 // Issue seals a grant letting holder reach target for ttl (whole seconds).
 func (s *Sealer) Issue(holder, target string, ttl time.Duration) (string, Grant, error) {
-	if err := ValidID(holder); err != nil {
+	if err := scope.ValidAppID(holder); err != nil {
 		return "", Grant{}, fmt.Errorf("issue token: holder: %w", err)
 	}
-	if err := ValidID(target); err != nil {
+	if err := scope.ValidAppID(target); err != nil {
 		return "", Grant{}, fmt.Errorf("issue token: target: %w", err)
 	}
 	if holder == target {
@@ -232,11 +233,11 @@ func (s *Sealer) Open(token string, holder string, now time.Time) (Grant, error)
 	}
 	p = p[holderSumSize:]
 	n := int(p[0])
-	if n > MaxIDLen {
+	if n > scope.MaxAppIDLen {
 		return Grant{}, ErrTokenInvalid
 	}
 	g.Holder, g.Target = holder, string(p[1:1+n])
-	if ValidID(g.Target) != nil {
+	if scope.ValidAppID(g.Target) != nil {
 		return Grant{}, ErrTokenInvalid
 	}
 	if !now.Before(g.Expires) {
@@ -246,39 +247,4 @@ func (s *Sealer) Open(token string, holder string, now time.Time) (Grant, error)
 		return Grant{}, fmt.Errorf("grant %s: %w", g.ID, ErrTokenRevoked)
 	}
 	return g, nil
-}
-
-// AppURL is a parsed wsapp:// URL. Authority is an app id, or a chooser
-// token when Token is set (tokens are longer than any app id).
-type AppURL struct {
-	Authority string
-	Token     bool
-	Path      string // "/" when the URL has none
-	RawQuery  string
-}
-
-// ParseAppURL reads wsapp://ID/path or wsapp://TOKEN/path.
-func ParseAppURL(raw string) (AppURL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return AppURL{}, fmt.Errorf("parse app URL: %w", err)
-	}
-	if u.Scheme != "wsapp" {
-		return AppURL{}, fmt.Errorf("app URL %q: scheme must be wsapp", raw)
-	}
-	if u.User != nil || u.Port() != "" || u.Fragment != "" || u.Opaque != "" {
-		return AppURL{}, fmt.Errorf("app URL %q: want wsapp://ID/path", raw)
-	}
-	a := AppURL{Authority: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery}
-	if a.Path == "" {
-		a.Path = "/"
-	}
-	if len(a.Authority) > MaxIDLen {
-		a.Token = true
-		return a, nil
-	}
-	if err := ValidID(a.Authority); err != nil {
-		return AppURL{}, fmt.Errorf("app URL %q: %w", raw, err)
-	}
-	return a, nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 func newSealer(t testing.TB) (*Sealer, string) {
@@ -265,7 +267,7 @@ func TestTokenFromAnotherKeyFails(t *testing.T) {
 func TestTokenHidesTarget(t *testing.T) {
 	s, _ := newSealer(t)
 	target := "secret-server.example"
-	long := strings.Repeat("z", MaxIDLen)
+	long := strings.Repeat("z", scope.MaxAppIDLen)
 	type encoding struct {
 		enc   func([]byte) string
 		bits  int // bits per character
@@ -313,8 +315,8 @@ func TestTokenHidesTarget(t *testing.T) {
 
 func TestTokenShape(t *testing.T) {
 	s, _ := newSealer(t)
-	tok, g := issue(t, s, "a", strings.Repeat("b", MaxIDLen), time.Hour)
-	if TokenLen >= 253 || len(tok) != TokenLen || TokenLen <= MaxIDLen {
+	tok, g := issue(t, s, "a", strings.Repeat("b", scope.MaxAppIDLen), time.Hour)
+	if TokenLen >= 253 || len(tok) != TokenLen || TokenLen <= scope.MaxAppIDLen {
 		t.Fatalf("TokenLen %d, token %d", TokenLen, len(tok))
 	}
 	for _, c := range tok {
@@ -325,25 +327,13 @@ func TestTokenShape(t *testing.T) {
 	if len(g.ID) != 20 {
 		t.Fatalf("grant id %q", g.ID)
 	}
-	u, err := ParseAppURL("wsapp://" + tok + "/inbox?x=1")
+	u, err := scope.ParseAppURL("wsapp://" + tok + "/inbox?x=1")
 	if err != nil || !u.Token || u.Authority != tok || u.Path != "/inbox" || u.RawQuery != "x=1" {
 		t.Fatalf("ParseAppURL(token URL) = %+v, %v", u, err)
 	}
 	for _, bad := range [][2]string{{"", "chat"}, {"chat", "chat"}, {"chat", "Bad"}, {"chat", strings.Repeat("b", 64)}} {
 		if _, _, err := s.Issue(bad[0], bad[1], time.Hour); err == nil {
 			t.Errorf("Issue(%q, %q) accepted", bad[0], bad[1])
-		}
-	}
-}
-
-func TestParseAppURL(t *testing.T) {
-	u, err := ParseAppURL("wsapp://chat")
-	if err != nil || u != (AppURL{Authority: "chat", Path: "/"}) {
-		t.Fatalf("ParseAppURL = %+v, %v", u, err)
-	}
-	for _, bad := range []string{"ws://chat/", "wsapp://Chat/", "wsapp://chat:80/", "wsapp://u@chat/", "wsapp:chat", "wsapp://chat/#x", "wsapp:///x"} {
-		if u, err := ParseAppURL(bad); err == nil {
-			t.Errorf("ParseAppURL(%q) = %+v", bad, u)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Cluster is how a broker reaches the other nodes of a cluster (package
@@ -32,7 +33,7 @@ type Cluster interface {
 	// by another node.
 	FromInstance(node, instance uint64, frames []byte)
 	// Push carries a Push frame of a local instance to every other node.
-	Push(scope Scope, frame []byte)
+	Push(scope scope.Scope, frame []byte)
 }
 
 // Node is the broker as its Cluster sees it: what other nodes tell it.
@@ -172,7 +173,7 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 	if info.Node == b.cfg.NodeNum || b.cfg.Cluster == nil {
 		return nil
 	}
-	scope, err := ParseScope(info.Scope, false)
+	sc, err := scope.Parse(info.Scope, false)
 	if err != nil {
 		return fmt.Errorf("remote instance %d: %w", info.ID, err)
 	}
@@ -186,14 +187,14 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 		return nil
 	}
 	delete(b.lostNodes, info.Node) // heard from again
-	reg := b.reg.get(scope)
+	reg := b.reg.get(sc)
 	if reg == nil {
-		reg = &Registration{b: b, scope: scope, owner: info.Owner}
-		b.reg.put(scope, reg)
+		reg = &Registration{b: b, scope: sc, owner: info.Owner}
+		b.reg.put(sc, reg)
 	}
 	if reg.owner != info.Owner {
 		b.mu.Unlock()
-		return fmt.Errorf("remote instance %d: scope %s is owned by %s here, not %s", info.ID, scope, reg.owner, info.Owner)
+		return fmt.Errorf("remote instance %d: scope %s is owned by %s here, not %s", info.ID, sc, reg.owner, info.Owner)
 	}
 	inst := &Instance{
 		b: b, reg: reg, link: remoteLink{b.cfg.Cluster, info.Node, info.ID}, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since,
@@ -210,7 +211,7 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 	if !b.track(inst.writeLoop) {
 		inst.fail(errShutdown)
 	}
-	b.log.Info("remote instance attached", "scope", scope.String(), "instance", info.ID, "node", info.Node)
+	b.log.Info("remote instance attached", "scope", sc.String(), "instance", info.ID, "node", info.Node)
 	if newest {
 		reg.activate(inst)
 	}
@@ -331,8 +332,8 @@ func (b *Broker) toLocalInstance(id uint64, msg []byte) {
 
 // applyPush delivers a push from an instance on another node to this
 // node's channels of scope.
-func (b *Broker) applyPush(scope string, frame []byte) {
-	sc, err := ParseScope(scope, false)
+func (b *Broker) applyPush(rawScope string, frame []byte) {
+	sc, err := scope.Parse(rawScope, false)
 	if err != nil {
 		return
 	}

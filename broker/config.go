@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Config configures a Broker. The zero value, with defaults filled in by New,
@@ -43,7 +45,7 @@ type Config struct {
 // AuthRequest is what Config.Authorize decides on.
 type AuthRequest struct {
 	Credential string
-	Scope      Scope
+	Scope      scope.Scope
 	Remote     netip.AddrPort
 	// Origin is the Origin header of the link's handshake (a page's
 	// origin), set by the transport with WithLinkOrigin; empty without one.

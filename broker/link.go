@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/internal/bufpool"
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Instance is one attached service process: the broker side of a service
@@ -197,11 +198,11 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		return nil, &linkError{protocol.ErrCodeVersion, fmt.Sprintf("protocol version %d not supported; this broker speaks %d", h.Version, protocol.Version)}
 	}
 	private := h.Flags&protocol.HelloPrivate != 0
-	scope, err := ParseScope(h.Scope, false)
+	sc, err := scope.Parse(h.Scope, false)
 	if private && err == nil {
 		// A fresh private scope under the path the service gave ("/" for
 		// most): "/~TOKEN/" or "/pages/~TOKEN/".
-		scope, err = Scope{Path: scope.Path + "~" + randomToken(10) + "/"}, nil
+		sc, err = scope.Scope{Path: sc.Path + "~" + randomToken(10) + "/"}, nil
 	}
 	if err != nil {
 		return nil, &linkError{protocol.ErrCodeScope, err.Error()}
@@ -210,7 +211,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		return nil, &linkError{protocol.ErrCodeUnauthorized, "this broker admits no services (no credentials configured)"}
 	}
 	terms := &Terms{}
-	owner, err := b.cfg.Authorize(ctx, AuthRequest{Credential: h.Credential, Scope: scope, Remote: remote,
+	owner, err := b.cfg.Authorize(ctx, AuthRequest{Credential: h.Credential, Scope: sc, Remote: remote,
 		Origin: linkOrigin(ctx), Private: private, Terms: terms})
 	if err != nil {
 		return nil, &linkError{protocol.ErrCodeUnauthorized, err.Error()}
@@ -237,15 +238,15 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		b.mu.Unlock()
 		return nil, errShutdown
 	}
-	reg := b.reg.get(scope)
+	reg := b.reg.get(sc)
 	if reg == nil {
-		reg = &Registration{b: b, scope: scope, owner: owner}
-		b.reg.put(scope, reg)
-		b.log.Info("registration created", "scope", scope.String(), "owner", owner)
+		reg = &Registration{b: b, scope: sc, owner: owner}
+		b.reg.put(sc, reg)
+		b.log.Info("registration created", "scope", sc.String(), "owner", owner)
 	}
 	if reg.owner != owner {
 		b.mu.Unlock()
-		return nil, &linkError{protocol.ErrCodeScope, fmt.Sprintf("scope %s is owned by another credential", scope)}
+		return nil, &linkError{protocol.ErrCodeScope, fmt.Sprintf("scope %s is owned by another credential", sc)}
 	}
 	inst.reg = reg
 	reg.attach(inst)
@@ -255,14 +256,14 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	attached = true
 	public := h.Scope
 	if private {
-		public = joinURL(h.Scope, scope.Path)
+		public = joinURL(h.Scope, sc.Path)
 	}
 	if b.cfg.PublicURL != nil {
 		public = b.cfg.PublicURL(public)
 	}
-	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: scope.String(),
+	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
 		PublicURL: public, Active: true, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
-	b.log.Info("instance attached", "scope", scope.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
+	b.log.Info("instance attached", "scope", sc.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
 	reg.activate(inst)
 	if c := b.cfg.Cluster; c != nil {
 		c.InstanceUp(inst.info())

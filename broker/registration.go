@@ -5,14 +5,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Registration is a scope with its instances and channels. Channels belong
 // to the registration, not to the instance that accepted them.
 type Registration struct {
 	b     *Broker
-	scope Scope  // static
-	owner string // static
+	scope scope.Scope // static
+	owner string      // static
 
 	active atomic.Pointer[Instance] // written under mu; read without it on the relay path
 

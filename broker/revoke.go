@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/switchboard-dev/switchboard/protocol"
+import (
+	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
+)
 
 // Revoke ends the links of this node's instances whose registration may no
 // longer be held by its owner (keep returns false), with an Unauthorized
@@ -9,7 +12,7 @@ import "github.com/switchboard-dev/switchboard/protocol"
 // revoked registration wait for a new instance like after any detach
 // (handover timeout, then 1012). It returns the scopes whose links it
 // ended.
-func (b *Broker) Revoke(keep func(owner string, scope Scope) bool) []string {
+func (b *Broker) Revoke(keep func(owner string, scope scope.Scope) bool) []string {
 	b.mu.RLock()
 	regs := b.registrationsLocked()
 	b.mu.RUnlock()

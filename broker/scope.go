@@ -2,96 +2,10 @@ package broker
 
 import (
 	"errors"
-	"fmt"
-	"net/url"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
-
-// Scope is an optional host plus a path prefix that starts and ends with
-// "/". A request path matches when it starts with Path or equals Path
-// without its final "/".
-type Scope struct {
-	Host string // lower-case host name without port; "" matches any host
-	Path string
-}
-
-func (s Scope) String() string { return s.Host + s.Path }
-
-// ParseScope reads a scope from a service's scope URL
-// (ws://broker:8080/echo/) or a bare "/path/" or "host/path/". The host of
-// a URL names the broker and is not part of the scope unless hostScoped.
-func ParseScope(raw string, hostScoped bool) (Scope, error) {
-	var s Scope
-	switch {
-	case strings.Contains(raw, "://"):
-		u, err := url.Parse(raw)
-		if err != nil {
-			return s, fmt.Errorf("parse scope URL %q: %w", raw, err)
-		}
-		if u.RawQuery != "" || u.Fragment != "" {
-			return s, fmt.Errorf("scope URL %q: a scope has no query or fragment", raw)
-		}
-		s.Path = u.EscapedPath()
-		if hostScoped {
-			s.Host = strings.ToLower(u.Hostname())
-		}
-	case strings.HasPrefix(raw, "/"):
-		s.Path = raw
-	default:
-		host, path, ok := strings.Cut(raw, "/")
-		if !ok {
-			return s, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
-		}
-		s.Host, s.Path = strings.ToLower(host), "/"+path
-	}
-	return s, s.Validate()
-}
-
-// Validate checks the path form and that the scope stays out of the
-// broker's reserved prefix.
-func (s Scope) Validate() error {
-	p := s.Path
-	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
-		return fmt.Errorf("scope path %q must start and end with /", p)
-	}
-	if strings.HasPrefix(p, protocol.ReservedPrefix) {
-		return fmt.Errorf("scope path %q is under the broker's reserved prefix %s", p, protocol.ReservedPrefix)
-	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
-		return fmt.Errorf("scope path %q is not clean", p)
-	}
-	for _, c := range p {
-		if c <= ' ' || c == 0x7f || c == '?' || c == '#' {
-			return fmt.Errorf("scope path %q has a character not allowed in a path", p)
-		}
-	}
-	if strings.ContainsAny(s.Host, "/:@ ") {
-		return fmt.Errorf("scope host %q is not a host name", s.Host)
-	}
-	return nil
-}
-
-// Covers reports whether s includes all of o: any host or the same host,
-// and a path prefix of o's.
-func (s Scope) Covers(o Scope) bool {
-	return (s.Host == "" || s.Host == o.Host) && strings.HasPrefix(o.Path, s.Path)
-}
-
-// Overlaps reports whether some request could match both s and o.
-func (s Scope) Overlaps(o Scope) bool {
-	hostsMeet := s.Host == "" || o.Host == "" || s.Host == o.Host
-	return hostsMeet && (strings.HasPrefix(o.Path, s.Path) || strings.HasPrefix(s.Path, o.Path))
-}
-
-// Matches reports whether a request for host and path falls in s.
-func (s Scope) Matches(host, path string) bool {
-	if s.Host != "" && !strings.EqualFold(s.Host, host) {
-		return false
-	}
-	return strings.HasPrefix(path, s.Path) || path == s.Path[:len(s.Path)-1]
-}
 
 // ErrNoScope is returned when no registration matches a request.
 var ErrNoScope = errors.New("no registration matches")
@@ -106,7 +20,7 @@ type scopeEntry struct {
 	byHost map[string]*Registration
 }
 
-func (r *registry) get(s Scope) *Registration {
+func (r *registry) get(s scope.Scope) *Registration {
 	e := r.byPath[s.Path]
 	if e == nil {
 		return nil
@@ -117,7 +31,7 @@ func (r *registry) get(s Scope) *Registration {
 	return e.byHost[s.Host]
 }
 
-func (r *registry) put(s Scope, reg *Registration) {
+func (r *registry) put(s scope.Scope, reg *Registration) {
 	if r.byPath == nil {
 		r.byPath = make(map[string]*scopeEntry)
 	}
@@ -136,7 +50,7 @@ func (r *registry) put(s Scope, reg *Registration) {
 	e.byHost[s.Host] = reg
 }
 
-func (r *registry) remove(s Scope, reg *Registration) {
+func (r *registry) remove(s scope.Scope, reg *Registration) {
 	e := r.byPath[s.Path]
 	if e == nil {
 		return

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Config configures a cluster node.
@@ -506,7 +507,7 @@ func (c *Cluster) FromInstance(node, instance uint64, frames []byte) {
 }
 
 // Push implements broker.Cluster.
-func (c *Cluster) Push(scope broker.Scope, frame []byte) {
+func (c *Cluster) Push(scope scope.Scope, frame []byte) {
 	s := scope.String()
 	data := binary.AppendUvarint(make([]byte, 0, len(s)+len(frame)+4), uint64(len(s)))
 	data = append(append(data, s...), frame...)

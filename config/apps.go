@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/apps"
-	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // AppOwnerPrefix starts the owner name of a registration made with an app
@@ -37,13 +37,13 @@ func (c *File) validateApps() []error {
 	var errs []error
 	for _, a := range c.Apps {
 		for _, raw := range a.Listen {
-			as, err := broker.ParseScope(raw, true)
+			as, err := scope.Parse(raw, true)
 			if err != nil {
 				continue // NewDirectory already checked it
 			}
 			for _, cr := range c.Credentials {
 				for _, s := range cr.Scopes {
-					cs, err := broker.ParseScope(s, true)
+					cs, err := scope.Parse(s, true)
 					if err == nil && (scopeCovers(as, cs) || scopeCovers(cs, as)) {
 						errs = append(errs, fmt.Errorf("app %s: listen scope %s overlaps scope %s of credential %s", a.ID, as, cs, cr.Name))
 					}
@@ -108,11 +108,11 @@ func (c *File) OpenTokens(configPath string) (*apps.Sealer, *apps.Revocations, e
 }
 
 // appOwning returns the app whose listen scope overlaps s, or "".
-func appOwning(d *apps.Directory, s broker.Scope) string {
+func appOwning(d *apps.Directory, s scope.Scope) string {
 	for _, id := range d.IDs() {
 		a, _ := d.App(id)
 		for _, raw := range a.Listen {
-			as, err := broker.ParseScope(raw, true)
+			as, err := scope.Parse(raw, true)
 			if err == nil && (scopeCovers(as, s) || scopeCovers(s, as)) {
 				return id
 			}
@@ -123,7 +123,7 @@ func appOwning(d *apps.Directory, s broker.Scope) string {
 
 // scopeCovers reports whether o includes s: any host or the same host, and
 // a path prefix of s's.
-func scopeCovers(o, s broker.Scope) bool {
+func scopeCovers(o, s scope.Scope) bool {
 	return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
 }
 

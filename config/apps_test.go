@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 func TestAppsValidation(t *testing.T) {
@@ -37,8 +38,8 @@ func TestAppAuthorizer(t *testing.T) {
 		{ID: "camera", CredentialHash: hk},
 	}}
 	auth := f.Authorizer(true)
-	req := func(cred, scope string) (string, error) {
-		sc, err := broker.ParseScope(scope, true)
+	req := func(cred, raw string) (string, error) {
+		sc, err := scope.Parse(raw, true)
 		if err != nil {
 			t.Fatal(err)
 		}

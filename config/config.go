@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/grant"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // File is the configuration file. Every field is optional.
@@ -141,7 +142,7 @@ func (c *File) Validate() error {
 	owner := map[string]string{}
 	type claim struct {
 		name  string
-		scope broker.Scope
+		scope scope.Scope
 	}
 	var claimed []claim
 	names := map[string]int{}
@@ -165,7 +166,7 @@ func (c *File) Validate() error {
 			errs = append(errs, fmt.Errorf("credentials[%d].scopes: is empty", i))
 		}
 		for _, s := range cr.Scopes {
-			sc, err := broker.ParseScope(s, true)
+			sc, err := scope.Parse(s, true)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("credentials[%d].scopes: %w", i, err))
 				continue

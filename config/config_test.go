@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // TestExampleInDocs keeps docs/CONFIG.md's example decodable and equal to
@@ -71,7 +72,7 @@ func TestAuthorizer(t *testing.T) {
 	}
 	loop := netip.MustParseAddrPort("127.0.0.1:1")
 	far := netip.MustParseAddrPort("192.0.2.1:1")
-	sc := func(p string) broker.Scope { return broker.Scope{Path: p} }
+	sc := func(p string) scope.Scope { return scope.Scope{Path: p} }
 	for _, tc := range []struct {
 		dev     bool
 		cred    string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Keys is the broker's one credential lookup: the "credentials" section
@@ -19,7 +20,7 @@ type Keys struct {
 	// All fields are static after (*File).Keys.
 	byHash map[[sha256.Size]byte]string // credential hash → owner name
 	hashOf map[string][sha256.Size]byte // owner name → its hash
-	scopes map[string][]broker.Scope    // credential name → the scopes it owns
+	scopes map[string][]scope.Scope     // credential name → the scopes it owns
 	dir    *apps.Directory              // the apps; owners "app:ID"
 }
 
@@ -31,7 +32,7 @@ func (c *File) Keys() (*Keys, error) {
 		return nil, err
 	}
 	k := &Keys{byHash: map[[sha256.Size]byte]string{}, hashOf: map[string][sha256.Size]byte{},
-		scopes: map[string][]broker.Scope{}, dir: dir}
+		scopes: map[string][]scope.Scope{}, dir: dir}
 	for _, cr := range c.Credentials {
 		sum, err := apps.ParseCredentialHash(cr.CredentialHash)
 		if err != nil {
@@ -39,7 +40,7 @@ func (c *File) Keys() (*Keys, error) {
 		}
 		k.byHash[sum], k.hashOf[cr.Name] = cr.Name, sum
 		for _, s := range cr.Scopes {
-			sc, err := broker.ParseScope(s, true)
+			sc, err := scope.Parse(s, true)
 			if err != nil {
 				return nil, fmt.Errorf("credential %s: %w", cr.Name, err)
 			}
@@ -69,7 +70,7 @@ func (k *Keys) Lookup(secret string) (owner string, ok bool) {
 // Owns reports whether owner may hold a registration on sc: a credential
 // whose scopes cover it, an app whose manifest lets it listen there, or
 // "dev" while no credential or app claims sc.
-func (k *Keys) Owns(owner string, sc broker.Scope) bool {
+func (k *Keys) Owns(owner string, sc scope.Scope) bool {
 	if owner == "dev" {
 		return k.claimant(sc) == ""
 	}
@@ -98,7 +99,7 @@ func (k *Keys) Unchanged(old *Keys, owner string) bool {
 
 // claimant names who claims a scope overlapping sc ("credential X" or
 // "app X"), or "".
-func (k *Keys) claimant(sc broker.Scope) string {
+func (k *Keys) claimant(sc scope.Scope) string {
 	names := make([]string, 0, len(k.scopes))
 	for n := range k.scopes {
 		names = append(names, n)
@@ -169,7 +170,7 @@ func Authorizer(dev bool, keys func() *Keys) func(context.Context, broker.AuthRe
 func (c *File) Authorizer(dev bool) func(context.Context, broker.AuthRequest) (string, error) {
 	k, err := c.Keys()
 	if err != nil { // an unvalidated file: nothing is owned by anyone
-		k = &Keys{byHash: map[[sha256.Size]byte]string{}, hashOf: map[string][sha256.Size]byte{}, scopes: map[string][]broker.Scope{}}
+		k = &Keys{byHash: map[[sha256.Size]byte]string{}, hashOf: map[string][sha256.Size]byte{}, scopes: map[string][]scope.Scope{}}
 		k.dir, _ = apps.NewDirectory(nil)
 	}
 	return Authorizer(dev, func() *Keys { return k })

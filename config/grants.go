@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/grant"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // validateGrants checks the "grants" and "private_scopes" sections' shape
@@ -33,7 +34,7 @@ func (c *File) validateGrants() []error {
 				errs = append(errs, fmt.Errorf("grants.keys[%d].scopes: is empty", i))
 			}
 			for _, raw := range k.Scopes {
-				ks, err := broker.ParseScope(raw, true)
+				ks, err := scope.Parse(raw, true)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("grants.keys[%d].scopes: %w", i, err))
 					continue
@@ -50,18 +51,18 @@ func (c *File) validateGrants() []error {
 	return errs
 }
 
-func (c *File) grantOverlaps(i int, ks broker.Scope) []error {
+func (c *File) grantOverlaps(i int, ks scope.Scope) []error {
 	var errs []error
 	for _, cr := range c.Credentials {
 		for _, s := range cr.Scopes {
-			if cs, err := broker.ParseScope(s, true); err == nil && ks.Overlaps(cs) {
+			if cs, err := scope.Parse(s, true); err == nil && ks.Overlaps(cs) {
 				errs = append(errs, fmt.Errorf("grants.keys[%d].scopes: %s overlaps scope %s of credential %s", i, ks, cs, cr.Name))
 			}
 		}
 	}
 	for _, a := range c.Apps {
 		for _, s := range a.Listen {
-			if as, err := broker.ParseScope(s, true); err == nil && ks.Overlaps(as) {
+			if as, err := scope.Parse(s, true); err == nil && ks.Overlaps(as) {
 				errs = append(errs, fmt.Errorf("grants.keys[%d].scopes: %s overlaps listen scope %s of app %s", i, ks, as, a.ID))
 			}
 		}

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Reload re-reads the config file and applies its credentials and apps
@@ -33,7 +33,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	oldFile := d.file
 	d.keys.Store(keys)
 	d.apps.Swap(keys.Directory())
-	revoked := d.b.Revoke(func(owner string, sc broker.Scope) bool {
+	revoked := d.b.Revoke(func(owner string, sc scope.Scope) bool {
 		if kept, decided := d.listen.Keeps(owner); decided {
 			return kept
 		}

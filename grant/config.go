@@ -13,7 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Config is the "grants" section of the broker's config file.
@@ -124,7 +124,7 @@ func (kc KeyConfig) load(dir string) (*Key, error) {
 	}
 	k := &Key{ID: kc.ID, Alg: kc.Alg, Owner: kc.Owner}
 	for _, raw := range kc.Scopes {
-		s, err := broker.ParseScope(raw, true)
+		s, err := scope.Parse(raw, true)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/grant"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // mintForPage is what a site's Go backend runs (docs/BROWSER.md): it signs
@@ -55,7 +56,7 @@ func Example_goBackend() {
 	fmt.Println(claims.Scopes, claims.MaxChannels, err)
 	_, _, err = v.Verify(tok, "https://evil.example")
 	fmt.Println(err)
-	sc, _ := broker.ParseScope("/site/u42/", false)
+	sc, _ := scope.Parse("/site/u42/", false)
 	owner, err := grant.Authorizer(v, nil, nil)(context.Background(), broker.AuthRequest{Credential: tok, Scope: sc, Origin: "https://app.example", Terms: &broker.Terms{}})
 	fmt.Println(owner, err)
 	// Output:

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Audience is the "aud" every listen grant must carry, so that no other
@@ -44,10 +45,10 @@ type Claims struct {
 
 // Key is one verification key.
 type Key struct {
-	ID     string         // "kid"
-	Alg    string         // HS256, EdDSA or ES256
-	Owner  string         // registration owner after OwnerPrefix; default ID
-	Scopes []broker.Scope // what grants under this key may cover
+	ID     string        // "kid"
+	Alg    string        // HS256, EdDSA or ES256
+	Owner  string        // registration owner after OwnerPrefix; default ID
+	Scopes []scope.Scope // what grants under this key may cover
 	Verify crypto.PublicKey
 	// (an HS256 key is its secret, []byte)
 }
@@ -150,38 +151,38 @@ func (v *Verifier) Verify(token, origin string) (*Claims, *Key, error) {
 }
 
 // admits reports why claims do not admit scope (nil: they do).
-func admits(c *Claims, k *Key, scope broker.Scope, private bool) error {
+func admits(c *Claims, k *Key, want scope.Scope, private bool) error {
 	covered := false
 	for _, raw := range c.Scopes {
-		s, err := broker.ParseScope(raw, true)
+		s, err := scope.Parse(raw, true)
 		if err != nil {
 			return fmt.Errorf("listen grant refused: %w", err)
 		}
-		covered = covered || s.Covers(scope)
+		covered = covered || s.Covers(want)
 	}
 	if private && c.Prefix != "" {
-		p, err := broker.ParseScope(c.Prefix, true)
+		p, err := scope.Parse(c.Prefix, true)
 		if err != nil {
 			return fmt.Errorf("listen grant refused: prefix: %w", err)
 		}
-		covered = covered || p.Covers(scope)
+		covered = covered || p.Covers(want)
 	}
 	if !covered {
 		if private {
-			return fmt.Errorf("listen grant does not let its holder create private scopes under %s (its prefix is %q)", parentOf(scope), c.Prefix)
+			return fmt.Errorf("listen grant does not let its holder create private scopes under %s (its prefix is %q)", parentOf(want), c.Prefix)
 		}
-		return fmt.Errorf("listen grant does not cover scope %s (it covers %s)", scope, strings.Join(c.Scopes, ", "))
+		return fmt.Errorf("listen grant does not cover scope %s (it covers %s)", want, strings.Join(c.Scopes, ", "))
 	}
 	for _, ks := range k.Scopes {
-		if ks.Covers(scope) {
+		if ks.Covers(want) {
 			return nil
 		}
 	}
-	return fmt.Errorf("listen grant refused: key %q may not grant scope %s", k.ID, scope)
+	return fmt.Errorf("listen grant refused: key %q may not grant scope %s", k.ID, want)
 }
 
 // parentOf strips a private scope's last segment: /pages/~x/ → /pages/.
-func parentOf(s broker.Scope) string {
+func parentOf(s scope.Scope) string {
 	p := strings.TrimSuffix(s.Path, "/")
 	if i := strings.LastIndex(p, "/"); i >= 0 {
 		p = p[:i+1]

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // keys writes one key of each algorithm and returns the config and signers.
@@ -45,9 +46,9 @@ func keys(t *testing.T) (*Config, string, map[string]*Signer) {
 	return cfg, dir, signers
 }
 
-func auth(t *testing.T, a AuthFunc, cred, scope, origin string, private bool) (string, *broker.Terms, error) {
+func auth(t *testing.T, a AuthFunc, cred, raw, origin string, private bool) (string, *broker.Terms, error) {
 	t.Helper()
-	sc, err := broker.ParseScope(scope, false)
+	sc, err := scope.Parse(raw, false)
 	if err != nil {
 		t.Fatal(err)
 	}

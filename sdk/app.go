@@ -9,7 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // AppDialOptions configures DialApp. The zero value (or nil) dials as an
@@ -66,7 +66,7 @@ func DialApp(ctx context.Context, brokerURL, target string, opts *AppDialOptions
 // AppEndpoint returns the broker URL that serves a wsapp:// target:
 // ws://BROKER/.switchboard/v1/app/ID/path?query.
 func AppEndpoint(brokerURL, target string) (string, error) {
-	a, err := apps.ParseAppURL(target)
+	a, err := scope.ParseAppURL(target)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func AppEndpoint(brokerURL, target string) (string, error) {
 
 // redact shortens a chooser token in a wsapp URL for error messages.
 func redact(target string) string {
-	a, err := apps.ParseAppURL(target)
+	a, err := scope.ParseAppURL(target)
 	if err != nil || !a.Token {
 		return target
 	}

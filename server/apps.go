@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Apps is the app state the server consults: the directory of apps and
@@ -131,7 +132,7 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	}
 
 	target := authority
-	if len(authority) > apps.MaxIDLen { // a chooser token
+	if len(authority) > scope.MaxAppIDLen { // a chooser token
 		if s.cfg.Apps.Sealer == nil || caller.App == "" {
 			return nil, apps.ErrTokenInvalid
 		}
@@ -144,7 +145,7 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 		}
 		target = g.Target
 	} else {
-		if err := apps.ValidID(authority); err != nil {
+		if err := scope.ValidAppID(authority); err != nil {
 			return nil, denyf(string(apps.ReasonUnknownApp), err.Error())
 		}
 		if err := dir.MayConnect(caller, authority); err != nil {
@@ -155,7 +156,7 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	if len(app.Listen) == 0 {
 		return nil, denyf("no_listen_scope", caller.String()+" may connect, but the target app has no listen scope to route to")
 	}
-	sc, err := broker.ParseScope(app.Listen[0], true)
+	sc, err := scope.Parse(app.Listen[0], true)
 	if err != nil {
 		return nil, denyf("bad_scope", err.Error())
 	}
@@ -200,7 +201,7 @@ func callerOf(dir *apps.Directory, r *http.Request) (apps.Identity, error) {
 // caller, and the caller's credential is removed from the query and the
 // headers, so the service never sees it (nor a token: it is only in the
 // path this replaces).
-func (s *Server) appTarget(r *http.Request, caller apps.Identity, sc broker.Scope, rest string) *broker.Handshake {
+func (s *Server) appTarget(r *http.Request, caller apps.Identity, sc scope.Scope, rest string) *broker.Handshake {
 	q := r.URL.Query()
 	q.Del("credential")
 	query := q.Encode()

@@ -14,9 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // rejectBody is the body of the one rejection response. Unknown scope,
@@ -116,7 +116,7 @@ func loggablePath(p string) string {
 		return p
 	}
 	authority, tail, _ := strings.Cut(rest, "/")
-	if len(authority) > apps.MaxIDLen {
+	if len(authority) > scope.MaxAppIDLen {
 		return appPrefix + "TOKEN/" + tail
 	}
 	return p

@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/version"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 func init() {
@@ -143,7 +144,7 @@ func runCredential(_ context.Context, args []string) error {
 		scopes = stringList{"/CHANGE-ME/"}
 	}
 	for _, sc := range scopes {
-		if _, err := broker.ParseScope(sc, true); err != nil {
+		if _, err := scope.Parse(sc, true); err != nil {
 			return usageError{msg: fmt.Sprintf("--scope: %v", err)}
 		}
 	}
