@@ -34,6 +34,9 @@ func runGrant(ctx context.Context, args []string) error {
 		return usageError{msg: grantUsage}
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Println(grantUsage)
+		return nil
 	case "mint":
 		return runGrantMint(args[1:])
 	case "key":
@@ -61,7 +64,7 @@ func runGrantMint(args []string) error {
 	ttl := fl.Duration("ttl", 5*time.Minute, "lifetime")
 	maxCh := fl.Int("max-channels", 0, "cap on open channels (0: none)")
 	sub := fl.String("subject", "", "sub claim: who the grant is for (logs)")
-	if err := fl.Parse(args); err != nil {
+	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
@@ -126,7 +129,7 @@ func runGrantKey(args []string) error {
 	fl := flag.NewFlagSet("grant key", flag.ContinueOnError)
 	alg := fl.String("alg", "EdDSA", "HS256, EdDSA or ES256")
 	out := fl.String("out", "", "file name stem: NAME.key, or NAME.pem and NAME.pub.pem")
-	if err := fl.Parse(args); err != nil {
+	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -140,8 +140,16 @@ func TestExecLikeWebsocketd(t *testing.T) {
 	}
 	l2.waitLine(`level=INFO msg="--exec stderr" channel=\d+ pid=\d+ line=to-stderr`)
 
-	// --maxforks 1: a second client while one runs is rejected.
-	c1 := dial(t, b.ws+"/svc/sh2/one")
+	// --maxforks 1: a second client while one runs is rejected. (The
+	// process of the conversation above may still be ending: wait for its
+	// slot.)
+	var c1 *websocket.Conn
+	waitFor(t, "the fork slot of the first conversation", func() bool {
+		c, _, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/one", nil)
+		c1 = c
+		return err == nil
+	})
+	t.Cleanup(func() { c1.CloseNow() })
 	_, _, _ = c1.Read(tctx(t))
 	if _, resp, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/two", nil); err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("second client past --maxforks 1: %v %v", resp, err)
