@@ -367,6 +367,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 	}
 	herr := d.http.Shutdown(ctx)
+	if errors.Is(herr, net.ErrClosed) { // Serve closed the listener first
+		herr = nil
+	}
 	if herr != nil {
 		herr = fmt.Errorf("http shutdown: %w", herr)
 	}
