@@ -41,4 +41,4 @@ bench-smoke:
 
 # Bounded soak: 2,000 connections, mixed sizes, random closes (not part of make test).
 soak:
-	SWITCHBOARD_SOAK=$${SOAK:-2m} go test -v -count=1 -timeout 15m -run TestSoak ./internal/soak/ | grep -E 'SOAK|goroutines=|FAIL|ok'
+	SWITCHBOARD_SOAK=$${SOAK:-2m} go test -v -count=1 -timeout 15m -run TestSoak ./internal/testkit/soak/ | grep -E 'SOAK|goroutines=|FAIL|ok'

@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/internal/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
 )
 
 // TestStalledClientDoesNotSlowOthers: 50 clients ping-pong through one

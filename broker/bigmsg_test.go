@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/internal/streamtest"
-	"github.com/switchboard-dev/switchboard/internal/wstest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 )
 
 // TestLargeMessagesRelay: with max_message at 16 MiB, messages of 4 and

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
-	"github.com/switchboard-dev/switchboard/internal/wstest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 

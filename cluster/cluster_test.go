@@ -21,8 +21,8 @@ import (
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/internal/streamtest"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/server"
 )
 

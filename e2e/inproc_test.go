@@ -10,8 +10,8 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/daemon"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
-	"github.com/switchboard-dev/switchboard/internal/wstest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-dev/switchboard/internal/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
 )
 
 // TestMain lets the test binary run as an SDK service process that the

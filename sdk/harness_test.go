@@ -11,7 +11,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/daemon"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/daemon"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // do sends one request to base+path with headers ("Name: value") and

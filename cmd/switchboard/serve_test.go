@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-dev/switchboard/internal/wstest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 )
 
 // TestInteropWithListenEcho: Python websockets and Node ws, clients nobody

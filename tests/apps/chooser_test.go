@@ -18,7 +18,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 var (

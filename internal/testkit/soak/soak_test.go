@@ -23,8 +23,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/daemon"
-	"github.com/switchboard-dev/switchboard/internal/streamtest"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 func TestSoak(t *testing.T) {
