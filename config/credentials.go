@@ -128,7 +128,7 @@ func cutOwner(owner string) (string, bool) {
 // ErrNeedsCredential refuses a service that presented no credential, the
 // same for every scope (owned by a credential, an app's, or free), so that
 // it does not tell who owns what.
-var ErrNeedsCredential = errors.New("listening here needs a credential that owns the scope (pass --credential); a dev-mode broker admits loopback services without one on scopes that no credential or app claims")
+var ErrNeedsCredential = errors.New("listening here needs a credential that owns the scope; a dev-mode broker admits loopback services without one on scopes that no credential or app claims")
 
 // Authorizer returns the broker's Authorize function over the current
 // keys (keys returns them; they change on reload). A credential must own
