@@ -36,6 +36,7 @@ type Broker struct {
 
 	wg       sync.WaitGroup // every goroutine the broker starts or serves in
 	nextID   atomic.Uint64  // channel and instance ids
+	order    atomic.Uint64  // hybrid logical clock ordering instances (nextOrder)
 	buffered atomic.Int64   // client bytes held, over all channels
 
 	mu        sync.RWMutex
@@ -67,6 +68,9 @@ func New(cfg Config) *Broker {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	b := &Broker{
 		cfg:       cfg,

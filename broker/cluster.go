@@ -89,6 +89,7 @@ type InstanceInfo struct {
 	Label     string    `json:"label"`
 	Remote    string    `json:"remote"`
 	Since     time.Time `json:"since"`
+	Order     uint64    `json:"order"` // attach order across the cluster (nextOrder)
 	Window    int       `json:"window"`
 	Protocols []string  `json:"protocols,omitempty"`
 	Origins   []string  `json:"origins,omitempty"`
@@ -103,9 +104,36 @@ func NodeOf(id uint64) uint64 { return id >> NodeShift }
 
 func (b *Broker) newID() uint64 { return b.cfg.NodeNum<<NodeShift | b.nextID.Add(1) }
 
+// nextOrder returns the attach order of a new local instance: a hybrid
+// logical clock, greater than the order of every instance this node has
+// heard of and otherwise the node's clock in microseconds. So an instance
+// that attaches after its node learnt of another one is newer than it
+// whatever the nodes' clocks say, and instances whose nodes had not heard
+// of each other fall back to (roughly synchronised) wall-clock order. Ties
+// are broken by id (Registration.attach), the same on every node.
+func (b *Broker) nextOrder() uint64 {
+	for {
+		last := b.order.Load()
+		next := max(last+1, uint64(b.cfg.Now().UnixMicro()))
+		if b.order.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+// seeOrder moves the clock past the order of an instance heard of.
+func (b *Broker) seeOrder(o uint64) {
+	for {
+		last := b.order.Load()
+		if o <= last || b.order.CompareAndSwap(last, o) {
+			return
+		}
+	}
+}
+
 func (inst *Instance) info() InstanceInfo {
 	return InstanceInfo{ID: inst.id, Node: inst.b.cfg.NodeNum, Scope: inst.reg.scope.String(), Owner: inst.reg.owner,
-		Label: inst.label, Remote: inst.remote, Since: inst.since, Window: inst.window,
+		Label: inst.label, Remote: inst.remote, Since: inst.since, Order: inst.order, Window: inst.window,
 		Protocols: inst.policy.protocols, Origins: inst.policy.origins}
 }
 
@@ -187,6 +215,7 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 		return nil
 	}
 	delete(b.lostNodes, info.Node) // heard from again
+	b.seeOrder(info.Order)
 	reg := b.reg.get(sc)
 	if reg == nil {
 		reg = &Registration{b: b, scope: sc, owner: info.Owner}
@@ -197,7 +226,7 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 		return fmt.Errorf("remote instance %d: scope %s is owned by %s here, not %s", info.ID, sc, reg.owner, info.Owner)
 	}
 	inst := &Instance{
-		b: b, reg: reg, link: remoteLink{b.cfg.Cluster, info.Node, info.ID}, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since,
+		b: b, reg: reg, link: remoteLink{b.cfg.Cluster, info.Node, info.ID}, id: info.ID, node: info.Node, label: info.Label, remote: info.Remote, since: info.Since, order: info.Order,
 		window: info.Window, policy: policy{protocols: info.Protocols, origins: info.Origins},
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
@@ -326,8 +355,31 @@ func (b *Broker) toLocalInstance(id uint64, msg []byte) {
 	if inst == nil || inst.dead.Load() {
 		return
 	}
-	inst.remoteChans.observe(msg)
-	inst.enqueue(false, func(b []byte) []byte { return append(b, msg...) })
+	inst.remoteChans.observe(msg, b.cfg.Limits.AcceptTimeout)
+	// As for local channels (sendFrame): Data and Close keep their order on
+	// the data queue, everything else (Connect, Open, Credit…) goes ahead
+	// of it, so a remote client's handshake does not wait behind megabytes
+	// of messages. Each run of frames of one kind is queued at once.
+	for len(msg) > 0 {
+		n, data := 0, false
+		for rest := msg; len(rest) > 0; {
+			ft, _, r, err := protocol.Next(rest)
+			if err != nil {
+				b.log.Warn("bad frames from another node for a local instance", "instance", id, "err", err)
+				return
+			}
+			d := ft == protocol.TypeData || ft == protocol.TypeClose
+			if n > 0 && d != data {
+				break
+			}
+			data = d
+			n += len(rest) - len(r)
+			rest = r
+		}
+		run := msg[:n]
+		inst.enqueue(!data, func(q []byte) []byte { return append(q, run...) })
+		msg = msg[n:]
+	}
 }
 
 // applyPush delivers a push from an instance on another node to this
@@ -353,19 +405,33 @@ func (b *Broker) applyPush(rawScope string, frame []byte) {
 // remoteChannels is what a local instance serves on other nodes, learnt
 // from the frames proxies send it: the cluster-wide part of its client
 // list, kept without asking other nodes.
+//
+// A connect request the service never answers expires with the request
+// (the accept timeout, on the client's node): its entry is dropped by a
+// later sweep, so unanswered requests cannot pile up.
 type remoteChannels struct {
 	mu      sync.Mutex
-	pending map[uint64]protocol.ChannelInfo // connect requests seen
+	pending map[uint64]pendingRemote // connect requests seen
 	open    map[uint64]protocol.ChannelInfo
+	swept   time.Time // last sweep of expired pending requests
 }
 
-func (rc *remoteChannels) observe(msg []byte) {
+type pendingRemote struct {
+	info    protocol.ChannelInfo
+	expires time.Time
+}
+
+// observe notes the Connect, Open and Close frames in msg; ttl is how long
+// an unanswered connect request lives.
+func (rc *remoteChannels) observe(msg []byte, ttl time.Duration) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.open == nil {
-		rc.pending = make(map[uint64]protocol.ChannelInfo)
+		rc.pending = make(map[uint64]pendingRemote)
 		rc.open = make(map[uint64]protocol.ChannelInfo)
 	}
+	now := time.Now()
+	rc.sweepLocked(now, ttl)
 	for len(msg) > 0 {
 		ft, body, rest, err := protocol.Next(msg)
 		if err != nil {
@@ -376,8 +442,8 @@ func (rc *remoteChannels) observe(msg []byte) {
 		case protocol.TypeConnect:
 			var f protocol.Connect
 			if f.Decode(body) == nil {
-				rc.pending[f.Channel] = protocol.ChannelInfo{Channel: f.Channel, Origin: f.Origin, Target: f.Target,
-					App: f.App, Remote: f.Remote, Since: uint64(time.Now().UnixMilli())}
+				rc.pending[f.Channel] = pendingRemote{expires: now.Add(ttl), info: protocol.ChannelInfo{Channel: f.Channel,
+					Origin: f.Origin, Target: f.Target, App: f.App, Remote: f.Remote, Since: uint64(now.UnixMilli())}}
 			}
 		case protocol.TypeOpen:
 			var f protocol.ChannelInfo
@@ -394,16 +460,37 @@ func (rc *remoteChannels) observe(msg []byte) {
 	}
 }
 
-// accepted moves a remote connect request to the open list (the instance
+// sweepLocked drops expired connect requests, at most every ttl/4 (so the
+// cost is spread over many frames).
+func (rc *remoteChannels) sweepLocked(now time.Time, ttl time.Duration) {
+	if len(rc.pending) == 0 || now.Sub(rc.swept) < ttl/4 {
+		return
+	}
+	rc.swept = now
+	for id, p := range rc.pending {
+		if now.After(p.expires) {
+			delete(rc.pending, id)
+		}
+	}
+}
+
+// pendingCount is how many remote connect requests wait for an answer.
+func (rc *remoteChannels) pendingCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.pending)
+}
+
+// answered moves a remote connect request to the open list (the instance
 // accepted it) or drops it.
 func (rc *remoteChannels) answered(ch uint64, protocolName string, accepted bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	info, ok := rc.pending[ch]
+	p, ok := rc.pending[ch]
 	delete(rc.pending, ch)
 	if ok && accepted {
-		info.Protocol = protocolName
-		rc.open[ch] = info
+		p.info.Protocol = protocolName
+		rc.open[ch] = p.info
 	}
 }
 

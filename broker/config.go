@@ -40,6 +40,10 @@ type Config struct {
 	// NodeNum is this node's number in the cluster, unique per node (see
 	// NodeShift). 0 for a single node.
 	NodeNum uint64
+	// Now is this node's clock; nil: time.Now. Tests set it to a clock
+	// that is minutes off: the order of instances across nodes must not
+	// depend on it (see Registration.attach).
+	Now func() time.Time
 }
 
 // AuthRequest is what Config.Authorize decides on.

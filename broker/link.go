@@ -26,7 +26,8 @@ type Instance struct {
 	id     uint64    // static
 	label  string    // static
 	remote string    // static
-	since  time.Time // static
+	since  time.Time // static: attach time on its node's clock, shown, not compared
+	order  uint64    // static: attach order across the cluster (nextOrder)
 	window int       // static: per-channel unacked bytes it accepts
 	policy policy    // static
 	node   uint64    // static: the node whose link this is (proxies: another node)
@@ -227,7 +228,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		window = b.cfg.Limits.Window
 	}
 	inst := &Instance{
-		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: time.Now(),
+		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: b.cfg.Now(), order: b.nextOrder(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
 		terms: terms, maxChannels: terms.MaxChannels,
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),

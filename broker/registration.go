@@ -26,8 +26,9 @@ type Registration struct {
 	gone      bool                // removed from the registry; guarded by mu
 }
 
-// attach adds inst, keeping instances ordered by attach time (across
-// nodes), and reports whether it is the newest. Called with b.mu held.
+// attach adds inst, keeping instances in attach order across nodes (order,
+// then id: no clock is compared), and reports whether it is the newest.
+// Called with b.mu held.
 func (reg *Registration) attach(inst *Instance) bool {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -35,13 +36,21 @@ func (reg *Registration) attach(inst *Instance) bool {
 		return false
 	}
 	i := len(reg.instances)
-	for i > 0 && reg.instances[i-1].since.After(inst.since) {
+	for i > 0 && inst.before(reg.instances[i-1]) {
 		i--
 	}
 	reg.instances = append(reg.instances, nil)
 	copy(reg.instances[i+1:], reg.instances[i:])
 	reg.instances[i] = inst
 	return i == len(reg.instances)-1
+}
+
+// before reports whether inst attached before o.
+func (inst *Instance) before(o *Instance) bool {
+	if inst.order != o.order {
+		return inst.order < o.order
+	}
+	return inst.id < o.id
 }
 
 // activate makes inst the active instance: it is told of every open channel

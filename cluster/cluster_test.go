@@ -92,19 +92,26 @@ type node struct {
 	kill func() // abrupt: NATS link and client connections cut at once
 }
 
-func startNode(t testing.TB, name, natsURL string, limits broker.Limits) *node {
+// startNode starts a broker clustered over natsURL; tweaks adjust its
+// configurations before they are used.
+func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks ...func(*cluster.Config, *broker.Config)) *node {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
-	c, err := cluster.New(cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
-		NodeTimeout: nodeTimeout()})
+	cc := cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
+		NodeTimeout: nodeTimeout()}
+	bc := broker.Config{Logger: log, Node: name, Limits: limits, Authorize: (&config.File{}).Authorizer(true)}
+	for _, f := range tweaks {
+		f(&cc, &bc)
+	}
+	c, err := cluster.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broker.New(broker.Config{Logger: log, Node: name, Limits: limits, Cluster: c, NodeNum: c.NodeNum(),
-		Authorize: (&config.File{}).Authorizer(true)})
+	bc.Cluster, bc.NodeNum = c, c.NodeNum()
+	b := broker.New(bc)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
