@@ -57,6 +57,7 @@ type pollClient struct {
 	ctl       *[]byte // control frames to write, from ctlOff
 	ctlOff    int
 	iov       [2]unix.Iovec
+	wblocked  bool // a write met EAGAIN: EPOLLOUT resumes flushing
 	paused    bool // the channel holds a message: read nothing (backpressure)
 	closeSent bool // our close frame is queued: data from the client is dropped
 	closeRecv bool // the client's close frame arrived
@@ -185,7 +186,7 @@ func (c *pollClient) Ready(events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.readReady()
 	}
-	if !c.dead && events&unix.EPOLLOUT != 0 {
+	if !c.dead && (c.ctl != nil || c.wblocked && events&unix.EPOLLOUT != 0) { // a pong to send, or room again
 		c.flush()
 	}
 }
@@ -651,10 +652,12 @@ func (c *pollClient) write(a, b []byte) (int, error) {
 		c.iov[0].Base, c.iov[1].Base = nil, nil
 		switch e {
 		case 0:
+			c.wblocked = int(r) < len(a)+len(b)
 			return int(r), nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			c.wblocked = true
 			return 0, nil
 		}
 		c.gone()

@@ -45,6 +45,7 @@ type loop struct {
 	queue []*Desc         // guarded by mu: descriptors whose Run is due
 	spare []*Desc         // the loop's own: the queue it drains
 	woken atomic.Bool     // an eventfd write is pending
+	shut  bool            // guarded by mu: evfd is closed (or about to be)
 }
 
 // Desc is a registered descriptor.
@@ -101,10 +102,17 @@ func (p *Poller) Close() {
 		return
 	}
 	for _, l := range p.loops {
-		l.wake()
+		l.mu.Lock()
+		l.woken.Store(false)
+		l.wakeLocked()
+		l.mu.Unlock()
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
+		l.mu.Lock()
+		l.shut = true
+		l.queue = nil
+		l.mu.Unlock()
 		unix.Close(l.epfd)
 		unix.Close(l.evfd)
 	}
@@ -170,13 +178,17 @@ func (d *Desc) Schedule() {
 	}
 	l := d.l
 	l.mu.Lock()
-	l.queue = append(l.queue, d)
+	if !l.shut {
+		l.queue = append(l.queue, d)
+		l.wakeLocked()
+	}
 	l.mu.Unlock()
-	l.wake()
 }
 
-func (l *loop) wake() {
-	if l.woken.Swap(true) {
+// wakeLocked makes epoll_wait return; l.mu is held, so that evfd is not
+// closed (and its number reused) under the write.
+func (l *loop) wakeLocked() {
+	if l.shut || l.woken.Swap(true) {
 		return
 	}
 	var one = [8]byte{1}
