@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-dev/switchboard/internal/behaviour"
+	"github.com/switchboard-dev/switchboard/internal/testkit/behaviour"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-// TestBehaviour runs the shared behaviour suite (internal/behaviour,
+// TestBehaviour runs the shared behaviour suite (internal/testkit/behaviour,
 // scenarios.json) against the Go SDK's echo service: sdk.Attach, which
 // keeps it attached, with the README's Accept loop. web's TestBehaviour runs
 // the same scenarios against the JS library.

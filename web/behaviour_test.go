@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/switchboard-dev/switchboard/internal/behaviour"
+	"github.com/switchboard-dev/switchboard/internal/testkit/behaviour"
 )
 
-// TestBehaviour runs the shared behaviour suite (internal/behaviour,
+// TestBehaviour runs the shared behaviour suite (internal/testkit/behaviour,
 // scenarios.json) against the JS library: test/behaviour/driver.mjs runs
 // an echo service on web/link.js in Node. sdk's TestBehaviour runs the same
 // scenarios against the Go SDK.

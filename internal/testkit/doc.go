@@ -6,7 +6,9 @@
 //   - wstest: the raw-frame RFC 6455 conformance cases and the interop
 //     drivers for other clients;
 //   - streamtest: the ordered-stream checks of relay tests;
-//   - soak: the long-running soak test (make soak).
+//   - soak: the long-running soak test (make soak);
+//   - behaviour: the one behaviour suite of the service libraries
+//     (scenarios.json), run against the Go SDK and the JS library.
 //
 // Production code (broker, sdk, server, cmd) never imports testkit; the
 // packages beside it under internal/ (bufpool, netpoll, version, ...) are

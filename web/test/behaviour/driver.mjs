@@ -1,5 +1,5 @@
 // The JS library's echo service for the shared behaviour suite
-// (internal/behaviour): `node driver.mjs SCOPE_URL` attaches a Link of
+// (internal/testkit/behaviour): `node driver.mjs SCOPE_URL` attaches a Link of
 // web/link.js (what WebSocketListener, BrowserSocket and registerService
 // are built on) and sends every message back, until it is killed. The Go
 // harness plays the broker. Node's WebSocket is the npm ws package.
