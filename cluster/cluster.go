@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,25 @@ import (
 
 // Config configures a cluster node.
 type Config struct {
-	// URL of NATS, e.g. nats://127.0.0.1:4222 (comma-separated for several).
+	// URL of NATS, e.g. nats://127.0.0.1:4222; comma-separated for the
+	// servers of a NATS cluster (the client picks one, fails over to the
+	// others, and learns the rest of the cluster from the server). tls://
+	// URLs, or a CAFile, make the connection TLS.
 	URL string
+	// CAFile is a PEM file of the CAs that sign the NATS servers'
+	// certificates (TLS); empty: the system's roots.
+	CAFile string
+	// CertFile and KeyFile are this node's client certificate and key,
+	// for a NATS server that verifies clients (TLS verify).
+	CertFile, KeyFile string
+	// At most one way to authenticate to NATS: User and Password, Token,
+	// NKeySeedFile (a file holding a user nkey seed, SU…), or CredsFile (a
+	// .creds file: user JWT and seed, for NATS in operator mode). Empty:
+	// none, or whatever the URL carries (nats://user:pass@host).
+	User, Password string
+	Token          string
+	NKeySeedFile   string
+	CredsFile      string
 	// Node is this node's name, unique in the cluster.
 	Node string
 	// Prefix of every subject. Default "switchboard".
@@ -123,6 +141,18 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Node == "" {
 		return nil, errors.New("cluster: a node name is required (--node-name)")
 	}
+	auths := 0
+	for _, set := range []bool{cfg.User != "" || cfg.Password != "", cfg.Token != "", cfg.NKeySeedFile != "", cfg.CredsFile != ""} {
+		if set {
+			auths++
+		}
+	}
+	if auths > 1 {
+		return nil, errors.New("cluster: give one way to authenticate to NATS: user and password, token, nkey or creds file")
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("cluster: a client certificate for NATS needs both its certificate and key files")
+	}
 	if strings.ContainsAny(cfg.Node, " .*>") {
 		return nil, fmt.Errorf("cluster: node name %q may not contain spaces, dots, * or >", cfg.Node)
 	}
@@ -170,7 +200,11 @@ func (c *Cluster) Start() error {
 	if c.b == nil {
 		return errors.New("cluster: Start before broker.New bound the cluster")
 	}
-	nc, err := nats.Connect(c.cfg.URL,
+	opts, err := c.authOptions()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.cfg.URL, append(opts,
 		nats.Name("switchboard "+c.cfg.Node),
 		nats.NoEcho(),
 		nats.RetryOnFailedConnect(true),
@@ -193,7 +227,7 @@ func (c *Cluster) Start() error {
 			}
 			c.setConnected(nc, fmt.Errorf("NATS: %w", err))
 		}),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("cluster: connect to NATS at %s: %w", c.cfg.URL, err)
 	}
@@ -226,6 +260,41 @@ func (c *Cluster) Start() error {
 	c.wg.Add(1)
 	go c.loop()
 	return nil
+}
+
+// authOptions turns the TLS and credential settings into NATS options,
+// checking that the files exist so a typo fails at startup.
+func (c *Cluster) authOptions() ([]nats.Option, error) {
+	var opts []nats.Option
+	for _, f := range []string{c.cfg.CAFile, c.cfg.CertFile, c.cfg.KeyFile, c.cfg.NKeySeedFile, c.cfg.CredsFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	if c.cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.cfg.CAFile))
+	}
+	if c.cfg.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.cfg.CertFile, c.cfg.KeyFile))
+	}
+	switch {
+	case c.cfg.User != "" || c.cfg.Password != "":
+		opts = append(opts, nats.UserInfo(c.cfg.User, c.cfg.Password))
+	case c.cfg.Token != "":
+		opts = append(opts, nats.Token(c.cfg.Token))
+	case c.cfg.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.cfg.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: nkey seed %s: %w", c.cfg.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	case c.cfg.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.cfg.CredsFile))
+	}
+	return opts, nil
 }
 
 func (c *Cluster) conn() *nats.Conn {
@@ -266,11 +335,18 @@ func (c *Cluster) setConnected(nc *nats.Conn, err error) {
 	c.heartbeat() // announce at once, so peers (re)attach our instances
 }
 
-// Ready reports why the node is not part of the cluster, or nil.
+// Ready reports why the node is not part of the cluster, or nil. While
+// NATS refuses the node (bad credentials, TLS), that is the reason given.
 func (c *Cluster) Ready() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	err, nc := c.err, c.nc
+	c.mu.Unlock()
+	if err != nil && nc != nil {
+		if last := nc.LastError(); last != nil {
+			return fmt.Errorf("%w (NATS: %v)", err, last)
+		}
+	}
+	return err
 }
 
 // Peers returns the names of the nodes heard from recently.

@@ -2,7 +2,10 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,12 +16,40 @@ import (
 type clusterFlags struct {
 	url    string
 	prefix string
-	c      *cluster.Cluster
+	// TLS and credentials for NATS; secrets are read from files.
+	caFile, certFile, keyFile     string
+	user, passwordFile, tokenFile string
+	nkeyFile, credsFile           string
+	c                             *cluster.Cluster
 }
 
 func (f *clusterFlags) register(fl *flag.FlagSet) {
 	fl.StringVar(&f.url, "cluster", "", "NATS URL(s) of the cluster, e.g. nats://127.0.0.1:4222 (comma-separated); empty: a single node")
 	fl.StringVar(&f.prefix, "cluster-prefix", "switchboard", "NATS subject prefix, to run several clusters on one NATS")
+	fl.StringVar(&f.caFile, "cluster-ca-file", "", "PEM file of the CAs of the NATS servers' certificates (TLS; tls:// URLs)")
+	fl.StringVar(&f.certFile, "cluster-cert-file", "", "this node's client certificate for NATS (PEM; with --cluster-key-file)")
+	fl.StringVar(&f.keyFile, "cluster-key-file", "", "the key of --cluster-cert-file (PEM)")
+	fl.StringVar(&f.user, "cluster-user", "", "NATS user (with --cluster-password-file)")
+	fl.StringVar(&f.passwordFile, "cluster-password-file", "", "file holding the NATS password of --cluster-user")
+	fl.StringVar(&f.tokenFile, "cluster-token-file", "", "file holding a NATS authentication token")
+	fl.StringVar(&f.nkeyFile, "cluster-nkey-file", "", "file holding this node's NATS user nkey seed (SU…)")
+	fl.StringVar(&f.credsFile, "cluster-creds-file", "", "NATS credentials file (user JWT and seed, NATS in operator mode)")
+}
+
+// secret reads a one-line secret from file ("" for no file).
+func secret(file, what string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cluster %s: %w", what, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("cluster %s: %s is empty", what, file)
+	}
+	return s, nil
 }
 
 // setup makes the cluster link before the broker exists; the daemon
@@ -27,7 +58,20 @@ func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Regis
 	if f.url == "" {
 		return nil
 	}
-	c, err := cluster.New(cluster.Config{URL: f.url, Node: node, Prefix: f.prefix, Logger: log, Registerer: reg})
+	password, err := secret(f.passwordFile, "password")
+	if err != nil {
+		return err
+	}
+	token, err := secret(f.tokenFile, "token")
+	if err != nil {
+		return err
+	}
+	if f.user != "" && password == "" {
+		return usageError{msg: "--cluster-user needs --cluster-password-file"}
+	}
+	c, err := cluster.New(cluster.Config{URL: f.url, Node: node, Prefix: f.prefix, Logger: log, Registerer: reg,
+		CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile, User: f.user, Password: password, Token: token,
+		NKeySeedFile: f.nkeyFile, CredsFile: f.credsFile})
 	if err != nil {
 		return err
 	}
