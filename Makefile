@@ -39,6 +39,13 @@ bench-quick:
 bench-smoke:
 	go run ./bench/cmd/loadgen -mode smoke -out $${TMPDIR:-/tmp}/switchboard-bench-smoke.json
 
+# Refusal timing (issue 12's privacy promise): can a client tell a service's
+# refusal (Go SDK, browser tab) from "no service" by time? Reports the best
+# classifier's accuracy with 20 probes per trial (goal: at most 60%).
+.PHONY: bench-refusal
+bench-refusal:
+	go run ./bench/cmd/refusaltiming -n 20
+
 # Bounded soak: 2,000 connections, mixed sizes, random closes (not part of make test).
 soak:
 	SWITCHBOARD_SOAK=$${SOAK:-2m} go test -v -count=1 -timeout 15m -run TestSoak ./internal/testkit/soak/ | grep -E 'SOAK|goroutines=|FAIL|ok'
