@@ -33,6 +33,10 @@ type AppConfig struct {
 	Servers []string `json:"servers,omitempty"`
 	// Admit says, on the app's server side, who may connect to it.
 	Admit Admit `json:"admit,omitzero"`
+	// WsappOnly makes the app's listen scopes reachable only through
+	// wsapp:// (where its manifest and admit rule decide): a plain ws://
+	// client of the scope is refused, whoever it is.
+	WsappOnly bool `json:"wsapp_only,omitempty"`
 }
 
 // Admit is a server app's own rule for its callers. The zero value admits

@@ -210,7 +210,7 @@ func (b *Broker) removeIfIdle(reg *Registration) {
 	defer b.mu.Unlock()
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if len(reg.instances) == 0 && len(reg.channels) == 0 && !reg.gone {
+	if len(reg.instances) == 0 && len(reg.channels) == 0 && !reg.gone && !reg.holdingLocked() {
 		reg.gone = true
 		reg.stopTimerLocked()
 		b.reg.remove(reg.scope, reg)

@@ -29,6 +29,11 @@ type Handshake struct {
 	// (a wsapp connection routed to an app's scope); another owner's
 	// registration there is a rejection.
 	Owner string
+	// Admit, when set, is asked about the matched registration's owner
+	// before the service is: false is a rejection (reason "manifest"). The
+	// transport holds a plain ws:// client of an app's scope to the app
+	// manifests this way.
+	Admit func(owner string) bool
 }
 
 // Outcome is how a connect request ended.
@@ -75,7 +80,13 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	if hs.Owner != "" && reg.owner != hs.Owner {
 		return b.reject("owner")
 	}
+	if hs.Admit != nil && !hs.Admit(reg.owner) {
+		return b.reject("manifest")
+	}
 	inst := reg.active.Load()
+	if inst == nil {
+		inst = reg.awaitActive(ctx) // the service asked for a hold (hold.go)
+	}
 	if inst == nil {
 		return b.reject("no_instance")
 	}
@@ -102,6 +113,31 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	}()
 
 	id := b.newID()
+	timer := time.NewTimer(b.cfg.Limits.AcceptTimeout)
+	defer timer.Stop()
+	for {
+		d, reason := b.ask(ctx, inst, hs, id, timer.C)
+		if reason != "instance_gone" {
+			return d
+		}
+		// The instance died before it answered. Under a hold, the next
+		// instance is asked instead (hold.go); else it is a rejection.
+		next := reg.awaitActive(ctx)
+		if next == nil || next == inst {
+			return b.reject(reason)
+		}
+		if !admits(next.policy.origins, hs.Origin) || !admits(next.policy.origins, hs.Origin) ||
+			(len(next.policy.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, next.policy.protocols) == "") {
+			return b.reject("policy_changed")
+		}
+		inst = next
+	}
+}
+
+// ask sends one connect request to inst and waits for its answer, the
+// accept timeout (timeout), the client leaving or the broker shutting
+// down. The reason is the rejection's, "" for an answer.
+func (b *Broker) ask(ctx context.Context, inst *Instance, hs *Handshake, id uint64, timeout <-chan time.Time) (Decision, string) {
 	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), info: protocol.ChannelInfo{
 		Channel: id, Origin: hs.Origin, Target: hs.Target, App: hs.App, Remote: hs.Remote.String()}}
 	inst.pendMu.Lock()
@@ -110,13 +146,11 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	inst.sendFrame(&protocol.Connect{Channel: id, Remote: hs.Remote.String(), Origin: hs.Origin, Target: hs.Target,
 		Protocols: hs.Protocols, App: hs.App, FirstLine: hs.FirstLine, Headers: hs.Headers, Body: hs.Body})
 
-	timer := time.NewTimer(b.cfg.Limits.AcceptTimeout)
-	defer timer.Stop()
 	var reason string
 	select {
 	case d := <-p.answer:
-		return d
-	case <-timer.C:
+		return d, ""
+	case <-timeout:
 		reason = "timeout"
 	case <-inst.done:
 		reason = "instance_gone"
@@ -131,11 +165,15 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 		if d.Outcome == Accepted && reason != "" {
 			// Too late for this client; the service sees the channel end.
 			b.Abandon(d)
-			return b.reject(reason)
+			return b.reject(reason), reason
 		}
-		return d
+		return d, ""
 	}
-	return b.reject(reason)
+	if reason == "instance_gone" {
+		// Counted by the caller, who may ask the next instance instead.
+		return Decision{Outcome: Rejected, Reason: reason}, reason
+	}
+	return b.reject(reason), reason
 }
 
 func (inst *Instance) takePending(id uint64) *pendingConnect {

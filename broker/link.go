@@ -34,8 +34,9 @@ type Instance struct {
 
 	remoteChans remoteChannels // channels of other nodes this local instance serves
 
-	terms       *Terms // static: what Authorize bound the attachment to (nil for proxies)
-	maxChannels int    // static: terms.MaxChannels
+	terms       *Terms        // static: what Authorize bound the attachment to (nil for proxies)
+	maxChannels int           // static: terms.MaxChannels
+	hold        time.Duration // static: Hello.Hold, capped (hold.go)
 
 	dead atomic.Bool
 	done chan struct{} // closed when the link ends
@@ -230,7 +231,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	inst := &Instance{
 		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: b.cfg.Now(), order: b.nextOrder(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
-		terms: terms, maxChannels: terms.MaxChannels,
+		terms: terms, maxChannels: terms.MaxChannels, hold: b.holdOf(h.Hold),
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
 

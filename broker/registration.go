@@ -24,6 +24,13 @@ type Registration struct {
 	pending   int                 // unanswered connect requests; guarded by mu
 	timer     *time.Timer         // handover timeout while no instance is active; guarded by mu
 	gone      bool                // removed from the registry; guarded by mu
+
+	// The hold (hold.go); guarded by mu.
+	hold      time.Duration // the newest instance's Hello.Hold, capped
+	holdUntil time.Time     // end of the hold in force; zero: none
+	holdTimer *time.Timer   // removes the registration when the hold ends idle
+	activated chan struct{} // closed when an instance becomes active; nil: nobody waits
+	held      int           // connects waiting in awaitActive
 }
 
 // attach adds inst, keeping instances in attach order across nodes (order,
@@ -42,6 +49,9 @@ func (reg *Registration) attach(inst *Instance) bool {
 	reg.instances = append(reg.instances, nil)
 	copy(reg.instances[i+1:], reg.instances[i:])
 	reg.instances[i] = inst
+	if i == len(reg.instances)-1 {
+		reg.setHoldLocked(inst.hold)
+	}
 	return i == len(reg.instances)-1
 }
 
@@ -73,6 +83,7 @@ func (reg *Registration) activate(inst *Instance) {
 		inst.sendFrame(&ch.info)
 	}
 	reg.active.Store(inst)
+	reg.wakeHeldLocked()
 	reg.mu.Unlock()
 
 	if old != nil && !old.dead.Load() {
@@ -107,8 +118,11 @@ func (reg *Registration) detach(inst *Instance) {
 		reg.active.Store(nil)
 		if n := len(reg.instances); n > 0 {
 			next = reg.instances[n-1]
-		} else if len(reg.channels) > 0 && !reg.gone {
-			reg.timer = time.AfterFunc(reg.b.cfg.Limits.HandoverTimeout, reg.handoverExpired)
+		} else {
+			reg.startHoldLocked()
+			if len(reg.channels) > 0 && !reg.gone {
+				reg.timer = time.AfterFunc(reg.b.cfg.Limits.HandoverTimeout, reg.handoverExpired)
+			}
 		}
 	}
 	chans := make([]*Channel, 0, len(reg.channels))
@@ -214,6 +228,7 @@ func (reg *Registration) each(f func(*Channel)) {
 func (reg *Registration) shutdown() {
 	reg.mu.Lock()
 	reg.stopTimerLocked()
+	reg.stopHoldLocked()
 	insts := append([]*Instance(nil), reg.instances...)
 	reg.mu.Unlock()
 	reg.each(func(ch *Channel) { ch.brokerClose(1001, "going away") })

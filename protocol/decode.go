@@ -50,6 +50,9 @@ func (f *Hello) Decode(body []byte) error {
 	f.Origins = d.strings()
 	f.Window = d.uvarint()
 	f.Flags = d.uvarint()
+	if len(d.b) > 0 && d.err == nil { // optional last field
+		f.Hold = d.uvarint()
+	}
 	return d.done(TypeHello)
 }
 

@@ -57,6 +57,9 @@ func (f *Hello) Append(b []byte) []byte {
 	b = putStrings(b, f.Origins)
 	b = putUvarint(b, f.Window)
 	b = putUvarint(b, f.Flags)
+	if f.Hold != 0 { // optional last field
+		b = putUvarint(b, f.Hold)
+	}
 	return end(b, at)
 }
 

@@ -10,7 +10,7 @@ type Header struct {
 // Hello is the first frame a service sends on its link.
 //
 //	version:uvarint scope:string label:string credential:string
-//	protocols:[string] origins:[string] window:uvarint flags:uvarint
+//	protocols:[string] origins:[string] window:uvarint flags:uvarint [hold:uvarint]
 type Hello struct {
 	Version    uint64
 	Scope      string   // URL of the scope: ws://host:port/path/ (the host part is kept only if it is to be matched)
@@ -20,6 +20,11 @@ type Hello struct {
 	Origins    []string // admitted origins; empty: any
 	Window     uint64   // bytes of unacknowledged client data the instance accepts per channel; 0: broker default
 	Flags      uint64   // HelloPrivate
+	// Hold, in milliseconds, asks the broker to hold new clients' connects
+	// while the registration has no active instance (a restart), up to
+	// this long (capped by the accept timeout), instead of refusing them
+	// at once. Optional last field: absent (old services) means 0.
+	Hold uint64
 }
 
 // Welcome answers a Hello.

@@ -33,6 +33,7 @@ func samples() []sample {
 	return []sample{
 		{"hello", &Hello{Version: 1, Scope: "ws://127.0.0.1:8080/echo/", Label: "v2", Credential: "s3cret", Protocols: []string{"chat", "superchat"}, Origins: []string{"https://a.example"}, Window: 262144, Flags: 0}, TypeHello},
 		{"hello-private", &Hello{Version: 1, Scope: "ws://127.0.0.1:8080/", Flags: HelloPrivate}, TypeHello},
+		{"hello-hold", &Hello{Version: 1, Scope: "ws://127.0.0.1:8080/svc/", Hold: 5000}, TypeHello},
 		{"welcome", &Welcome{Version: 1, Instance: 7, Scope: "/echo/", PublicURL: "ws://203.0.113.9:8080/echo/", Active: true, Window: 262144, MaxMessage: 1 << 20}, TypeWelcome},
 		{"error", &Error{Code: ErrCodeUnauthorized, Message: "scope /echo/ needs a credential that owns it"}, TypeError},
 		{"state", &State{Active: false}, TypeState},

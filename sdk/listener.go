@@ -37,6 +37,13 @@ type ListenOptions struct {
 	// with a LinkError saying so, and a listener that goes on attaches
 	// again with a fresh grant.
 	Grant string
+	// Hold asks the broker to hold new clients' connects while this
+	// registration has no active instance (this process restarting), up
+	// to Hold (the broker caps it at its accept timeout), so that a
+	// restart refuses no new client. Zero: refused at once. A held connect
+	// shows that the registration exists (docs/SECURITY.md): it is the
+	// service's choice.
+	Hold time.Duration
 	// Window is how many bytes of unacknowledged client messages this
 	// listener holds per channel. 0: the broker's default.
 	Window int
@@ -151,6 +158,9 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 	hello := protocol.Hello{
 		Version: protocol.Version, Scope: scopeURL, Label: opts.Version, Credential: opts.Credential,
 		Protocols: opts.Protocols, Origins: opts.Origins, Window: uint64(max(opts.Window, 0)),
+	}
+	if opts.Hold > 0 {
+		hello.Hold = uint64(opts.Hold.Milliseconds())
 	}
 	if opts.Grant != "" {
 		hello.Credential = opts.Grant // the broker tells a grant from a secret by its JWT form

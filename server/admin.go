@@ -146,8 +146,14 @@ func (s *Server) issue(dir *apps.Directory, sealer *apps.Sealer, holder, target 
 	if _, ok := dir.App(holder); !ok {
 		return TokenResponse{}, fmt.Errorf("no app %q", holder)
 	}
-	if _, ok := dir.App(target); !ok {
+	t, ok := dir.App(target)
+	if !ok {
 		return TokenResponse{}, fmt.Errorf("no app %q", target)
+	}
+	if !t.Admit.Tokens && !t.Admit.Any {
+		// A token for it would be refused at every use (its admit rule
+		// decides, token or not): say so now.
+		return TokenResponse{}, fmt.Errorf("app %q does not admit token holders: its manifest needs \"admit\": {\"tokens\": true} (or \"any\") before a token to it is of use", target)
 	}
 	tok, g, err := sealer.Issue(holder, target, ttl)
 	if err != nil {

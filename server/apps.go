@@ -106,6 +106,42 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request, start time.Tim
 	s.connect(w, r, hs, start)
 }
 
+// manifestOnPlainRoute returns the check of a plain ws:// client against
+// the app manifests (nil when the broker has no apps). Reaching an app's
+// scope by its URL must not get round what wsapp:// enforces: a page whose
+// origin belongs to an app is held to that app's servers and to the
+// target's admit rule, as on wsapp://; and an app with wsapp_only is
+// reachable through wsapp:// alone. Registrations not owned by an app,
+// and callers that are no app, are not the manifests' business.
+func (s *Server) manifestOnPlainRoute(r *http.Request) func(owner string) bool {
+	if s.cfg.Apps == nil {
+		return nil
+	}
+	origin := r.Header.Get("Origin")
+	return func(owner string) bool {
+		target, ok := strings.CutPrefix(owner, apps.OwnerPrefix)
+		if !ok {
+			return true
+		}
+		dir := s.cfg.Apps.Directory()
+		if app, ok := dir.App(target); ok && app.WsappOnly {
+			s.apps.denials.WithLabelValues("wsapp_only").Inc()
+			return false
+		}
+		caller, isApp := dir.ByOrigin(origin)
+		if !isApp {
+			return true
+		}
+		if err := dir.MayConnect(caller, target); err != nil {
+			reason := string(apps.ReasonOf(err))
+			s.apps.denials.WithLabelValues(reason).Inc()
+			s.log.Info("plain connection to an app refused by the manifests", "reason", reason, "remote", r.RemoteAddr, "err", err)
+			return false
+		}
+		return true
+	}
+}
+
 // denyf is a refusal that package apps has no reason for.
 func denyf(reason, msg string) error {
 	return &apps.DenyError{Reason: apps.Reason(reason), Msg: msg}

@@ -105,7 +105,9 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request, start time.
 	}
 	slot := s.holdAddr(remote.Addr())
 	defer slot.release()
-	s.connect(w, withSlot(r, slot), handshakeOf(r, remote), start)
+	hs := handshakeOf(r, remote)
+	hs.Admit = s.manifestOnPlainRoute(r) // apps.go
+	s.connect(w, withSlot(r, slot), hs, start)
 }
 
 // loggablePath is a request path as logs may show it: a wsapp path's

@@ -60,6 +60,12 @@ class AppService {
         origin: req.origin,
         url: req.target,
         accept(protocol) {
+          // A client that offered no protocol (a plain ws:// client of the scope) is accepted with none.
+          if (protocol == null || protocol === '') {
+            if (req.protocols.length > 0) throw new DOMException('accept(protocol): name one of the client\'s protocols', 'SyntaxError');
+            chosen = '';
+            return;
+          }
           if (!req.protocols.includes(protocol)) throw new DOMException(`${protocol} is not one of the client's protocols`, 'SyntaxError');
           chosen = protocol;
         },

@@ -52,5 +52,6 @@ export function newLink(owner, scope, o = {}) {
     broker: o.broker ?? settings.broker, credential: o.credential ?? settings.credential,
     token: o.token ?? (o.credential ? null : settings.token),
     scope, label: o.label, protocols: o.protocols, origins: o.origins, window: o.window, owner,
+    hold: o.hold, // ms: new clients wait this long for the next instance during a reload (docs/BROWSER.md)
   });
 }

@@ -174,7 +174,7 @@ export class Link {
       scope: o.scope == null ? new URL('/', broker).href : new URL(o.scope, broker).href.replace(/^http/, 'ws'),
       label: o.label ?? '', credential: o.credential ?? '',
       protocols: o.protocols ?? [], origins: o.origins ?? [], window: o.window ?? 0,
-      flags: o.scope == null ? HELLO_PRIVATE : 0,
+      flags: o.scope == null ? HELLO_PRIVATE : 0, hold: Math.max(0, Math.round(o.hold ?? 0)),
     };
     this.url = new URL(LINK_PATH, broker).href;
     this.window = 0;

@@ -46,7 +46,7 @@ const CHANNEL_INFO = [['channel', 'uv'], ['origin', 'str'], ['target', 'str'], [
 /** Frame layouts by name; the order of fields is the wire order. */
 export const FRAMES = Object.freeze({
   hello: [0x01, [['version', 'uv'], ['scope', 'str'], ['label', 'str'], ['credential', 'str'],
-    ['protocols', 'strs'], ['origins', 'strs'], ['window', 'uv'], ['flags', 'uv']]],
+    ['protocols', 'strs'], ['origins', 'strs'], ['window', 'uv'], ['flags', 'uv'], ['hold', 'tail-uv']]],
   welcome: [0x02, [['version', 'uv'], ['instance', 'uv'], ['scope', 'str'], ['publicURL', 'str'],
     ['active', 'bool'], ['window', 'uv'], ['maxMessage', 'uv']]],
   error: [0x03, [['code', 'uv'], ['message', 'str']]],
@@ -113,6 +113,7 @@ function toBytes(v) {
 function writeField(w, kind, v) {
   switch (kind) {
     case 'uv': w.uvarint(v ?? 0); break;
+    case 'tail-uv': if (v) w.uvarint(v); break; // optional last field: absent means 0
     case 'u8': w.byte(v ?? 0); break;
     case 'bool': w.byte(v ? 1 : 0); break;
     case 'str': w.string(v); break;
@@ -216,6 +217,7 @@ class Reader {
 function readField(r, kind) {
   switch (kind) {
     case 'uv': return r.uvarint();
+    case 'tail-uv': return r.left() > 0 ? r.uvarint() : 0;
     case 'u8': return r.byte();
     case 'bool': return r.byte() !== 0;
     case 'str': return r.string();

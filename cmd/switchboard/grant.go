@@ -33,6 +33,10 @@ func runGrant(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError{msg: grantUsage}
 	}
+	if isHelp(args[0]) {
+		fmt.Println(grantUsage + "\n\nRun \"switchboard grant mint -h\" (key) for the flags of each.")
+		return nil
+	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Println(grantUsage)

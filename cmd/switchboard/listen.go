@@ -47,6 +47,7 @@ func runListen(ctx context.Context, args []string) error {
 	label := fl.String("label", "", "version label of this instance, shown by switchboard status and in the logs; a newer label takes over")
 	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
 	grantTok := fl.String("grant", "", "listen grant (a JWT from `switchboard grant mint` or a site's backend) instead of a credential (default $SWITCHBOARD_GRANT)")
+	hold := fl.Duration("hold", 0, "while this service restarts, hold new clients' connects up to this long instead of refusing them (capped by the broker's accept timeout; shows that the scope exists)")
 	window := fl.Int("window", 0, "bytes of unacknowledged client messages held per channel (0: the broker's default)")
 	logF := logFlags(fl)
 	caFile := clientTLSFlag(fl)
@@ -79,7 +80,7 @@ func runListen(ctx context.Context, args []string) error {
 	svc := &service{
 		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
 		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *label,
-			Credential: *credential, Grant: *grantTok, Window: *window, Logger: log},
+			Credential: *credential, Grant: *grantTok, Hold: *hold, Window: *window, Logger: log},
 	}
 	if hc, err := clientHTTP(*caFile); err != nil {
 		return err

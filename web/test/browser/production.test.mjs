@@ -8,22 +8,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
 import { launch, nodeClient, pythonClient, waitFor } from './harness.mjs';
 import { mintGrant } from '../../examples/mint-grant.mjs';
+import { PROD, SITE_ARGS, sitePage, importModule } from './site.mjs';
 
-const PROD = process.env.SWITCHBOARD_PROD_URL?.replace(/\/$/, '');
 const KEY = process.env.SWITCHBOARD_GRANT_KEY;
-if (!PROD || !KEY) throw new Error('SWITCHBOARD_PROD_URL and SWITCHBOARD_GRANT_KEY are not set: run through `go test ./web/`');
-export const SITE = 'http://site.localhost';
-export const OTHER = 'http://other.localhost';
+if (!KEY) throw new Error('SWITCHBOARD_GRANT_KEY is not set: run through `go test ./web/`');
+const SITE = 'http://site.localhost';
+const OTHER = 'http://other.localhost';
 const MODULE = PROD + '/.switchboard/web/switchboard.js';
 
 let browser, backend, BACKEND;
 before(async () => {
-  // The pages' origins are not on this machine's loopback, the test broker
-  // is: Chromium's Local Network Access checks would stop a public page
-  // from reaching it. A real deployment has the broker public too.
-  browser = await launch(['--disable-features=LocalNetworkAccessChecks']);
+  browser = await launch(SITE_ARGS);
   // The site's backend: mints a grant per request with the site's key.
   const secret = readFileSync(KEY, 'utf8');
   backend = http.createServer(async (req, res) => {
@@ -39,15 +37,16 @@ before(async () => {
 });
 after(async () => { backend?.close(); await browser?.close(); });
 
-/** sitePage opens an empty page on origin (served by the test) and imports the module from the broker. */
-export async function sitePage(ctx, origin, broker = PROD) {
-  const page = await ctx.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.route(origin + '/**', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>site</title><p>site</p>' }));
-  await page.goto(origin + '/');
-  await page.evaluate(async (m) => { window.sb = await import(m); }, broker + '/.switchboard/web/switchboard.js');
-  return page;
+/** echoOnce connects a Node ws client, sends one message, and resolves with the reply. */
+function echoOnce(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('no echo within 15 s')); }, 15000);
+    ws.on('open', () => ws.send('ping'));
+    ws.on('message', (d) => { clearTimeout(timer); ws.close(); resolve(d.toString()); });
+    ws.on('unexpected-response', (_, res) => { clearTimeout(timer); reject(new Error(`refused: HTTP ${res.statusCode}`)); });
+    ws.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
 }
 
 test('a page on another origin imports the module, listens with a grant from its backend, and serves Python', async () => {
@@ -157,4 +156,41 @@ test('private scopes without a grant: allowed by policy for one origin, refused 
   assert.deepEqual(refused, ['private scopes without a credential or grant are not open to http://other.localhost on this broker (private_scopes.origins)']);
   await site.close();
   await other.close();
+});
+
+test('a service page reloads while clients connect, and none is refused (hold)', async () => {
+  const page = await sitePage(browser.ctx, SITE);
+  const listen = () => page.evaluate(async ({ backend }) => {
+    sb.configure({ token: () => fetch(backend + '/grant?claims=' + encodeURIComponent(JSON.stringify({ scopes: ['/site/reload/'], origin: location.origin }))).then((r) => r.text()) });
+    const l = new sb.WebSocketListener('/site/reload/', undefined, { hold: 8000 });
+    l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send('served:' + e.data); };
+    await l.ready;
+    return l.url;
+  }, { backend: BACKEND });
+  const url = await listen();
+  let served = 0, stop = false;
+  const refused = [];
+  const loop = async () => {
+    while (!stop) {
+      try {
+        assert.equal(await echoOnce(url + 'c'), 'served:ping');
+        served++;
+      } catch (e) {
+        refused.push(String(e));
+      }
+      await new Promise((r) => setTimeout(r, 20)); // pacing of the client loop
+    }
+  };
+  const loops = [loop(), loop(), loop()];
+  await waitFor('clients served before the reload', () => served >= 10, 15000);
+  await page.reload();
+  await importModule(page);
+  assert.equal(await listen(), url);
+  const after = served;
+  await waitFor('clients served after the reload', () => served >= after + 15, 20000);
+  stop = true;
+  await Promise.all(loops);
+  assert.deepEqual(refused, [], `${refused.length} of ${served + refused.length} connects refused across the reload`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
 });
