@@ -84,7 +84,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 		return b.reject("manifest")
 	}
 	inst := reg.active.Load()
-	if inst == nil {
+	if inst == nil || inst.dead.Load() {
 		inst = reg.awaitActive(ctx) // the service asked for a hold (hold.go)
 	}
 	if inst == nil {

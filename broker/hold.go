@@ -34,6 +34,7 @@ func (reg *Registration) startHoldLocked() {
 		return
 	}
 	reg.holdUntil = time.Now().Add(reg.hold)
+	reg.wakeHeldLocked() // connects that saw the instance dying look again
 	if reg.holdTimer != nil {
 		reg.holdTimer.Stop()
 	}
@@ -85,27 +86,45 @@ func (reg *Registration) awaitActive(ctx context.Context) *Instance {
 		reg.held--
 		reg.mu.Unlock()
 	}()
+	var dyingUntil time.Time // while a dead instance is not yet detached
 	for {
 		reg.mu.Lock()
-		if a := reg.active.Load(); a != nil {
+		a := reg.active.Load()
+		if a != nil && !a.dead.Load() {
 			reg.mu.Unlock()
 			return a
 		}
-		if reg.gone || !reg.holdingLocked() {
+		if reg.gone || reg.hold <= 0 {
+			reg.mu.Unlock()
+			return nil
+		}
+		until := reg.holdUntil
+		if a != nil {
+			// The active instance died and its detach (which starts the
+			// hold and wakes us) is on its way.
+			if dyingUntil.IsZero() {
+				dyingUntil = time.Now().Add(reg.hold)
+			}
+			until = dyingUntil
+		}
+		if until.IsZero() || !time.Now().Before(until) {
 			reg.mu.Unlock()
 			return nil
 		}
 		if reg.activated == nil {
 			reg.activated = make(chan struct{})
 		}
-		woken, left := reg.activated, time.Until(reg.holdUntil)
+		woken, left := reg.activated, time.Until(until)
 		reg.mu.Unlock()
 		t := time.NewTimer(left)
 		select {
 		case <-woken:
 			t.Stop()
 		case <-t.C:
-			return reg.active.Load()
+			if a := reg.active.Load(); a != nil && !a.dead.Load() {
+				return a
+			}
+			return nil
 		case <-ctx.Done():
 			t.Stop()
 			return nil
