@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-dev/switchboard/config"
-	"github.com/switchboard-dev/switchboard/internal/testutil"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/server"
 )
 
@@ -30,7 +30,7 @@ func TestManifestOnPlainRoute(t *testing.T) {
 			as[i].WsappOnly = true
 		}
 	}
-	e := startEnv(t, t.TempDir(), &config.File{AdminToken: "admin-secret", Apps: as})
+	e := startEnv(t, t.TempDir(), &config.File{AdminToken: adminSecret, Apps: as})
 	e.mustListen("/chat/", s["chat"])
 	e.mustListen("/echo/", s["echo"])
 
@@ -51,7 +51,7 @@ func TestTokenIssueRefusesTargetWithoutTokens(t *testing.T) {
 	e, _ := newEnv(t)
 	b, _ := json.Marshal(server.TokenRequest{Holder: "camera", Target: "notes", TTL: "1h"})
 	req, _ := http.NewRequest(http.MethodPost, e.http+"/.switchboard/v1/tokens", bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
