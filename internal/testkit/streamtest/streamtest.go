@@ -217,8 +217,20 @@ func WaitProgress(t *testing.T, ss []*Streamer, more int) {
 // messages back, prefixed with tag+":" when tag is not empty.
 func Echo(t testing.TB, scopeURL, tag string) *sdk.Listener {
 	t.Helper()
+	return echo(t, scopeURL, tag, tag)
+}
+
+// EchoLabelled is Echo without a prefix, for Stream, from an instance
+// labelled version.
+func EchoLabelled(t testing.TB, scopeURL, version string) *sdk.Listener {
+	t.Helper()
+	return echo(t, scopeURL, version, "")
+}
+
+func echo(t testing.TB, scopeURL, version, tag string) *sdk.Listener {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := sdk.Listen(ctx, scopeURL, &sdk.ListenOptions{Version: tag})
+	l, err := sdk.Listen(ctx, scopeURL, &sdk.ListenOptions{Version: version})
 	if err != nil {
 		cancel()
 		t.Fatalf("echo service on %s: %v", scopeURL, err)
