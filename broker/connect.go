@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Handshake is a client's WebSocket handshake as the transport parsed it.
@@ -54,7 +55,10 @@ type Decision struct {
 	Headers  []protocol.Header
 	Status   int
 	Body     []byte
-	channel  *Channel
+	// Scope is the matched registration's scope, for an accept or a
+	// custom response (the transport keeps the service's cookies in it).
+	Scope   scope.Scope
+	channel *Channel
 }
 
 type pendingConnect struct {
@@ -118,6 +122,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	for {
 		d, reason := b.ask(ctx, inst, hs, id, timer.C)
 		if reason != "instance_gone" {
+			d.Scope = reg.scope
 			return d
 		}
 		// The instance died before it answered. Under a hold, the next

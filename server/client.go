@@ -152,6 +152,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Hand
 		s.b.Abandon(d)
 		d = broker.Decision{Outcome: broker.Rejected}
 	}
+	s.serviceCookies(&d)
 	switch d.Outcome {
 	case broker.Rejected:
 		s.rejects.note(d.Reason, hs.Path, r.RemoteAddr)
@@ -222,6 +223,11 @@ func handshakeOf(r *http.Request, remote netip.AddrPort) *broker.Handshake {
 	headers = append(headers, protocol.Header{Name: "Host", Value: r.Host})
 	for _, k := range names {
 		for _, v := range r.Header[k] {
+			if k == "Cookie" {
+				if v = withoutBrokerCookies(v); v == "" {
+					continue // the chooser's session is never a service's
+				}
+			}
 			headers = append(headers, protocol.Header{Name: k, Value: v})
 		}
 	}
