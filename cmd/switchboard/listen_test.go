@@ -48,7 +48,11 @@ func TestListenEchoAndConnect(t *testing.T) {
 	if code := cp.wait(); code != 0 {
 		t.Fatalf("connect exited %d", code)
 	}
-	cp.waitLine(`closed: 1000`)
+	for _, l := range cp.lines() {
+		if strings.Contains(l, "closed") {
+			t.Fatalf("connect was not quiet on a normal close: %s", l)
+		}
+	}
 
 	l.signal(syscall.SIGTERM)
 	if code := l.wait(); code != 0 {
