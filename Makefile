@@ -1,9 +1,19 @@
 # Switchboard. `make test` is the one test command (CI runs it through .ci/run).
 
-.PHONY: test build serve soak fuzz
+.PHONY: test build serve soak fuzz package
 
 build:
 	go build -o bin/switchboard ./cmd/switchboard
+
+# The Debian package (dist/nfpm.yaml): bin/switchboard with the version set,
+# the systemd unit, an example config and /etc/default/switchboard, packed by
+# nfpm (github.com/goreleaser/nfpm) at a pinned version, run with go run.
+VERSION ?= 0.1.0
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+package:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/switchboard-dev/switchboard/internal/version.version=$(VERSION)" -o bin/switchboard ./cmd/switchboard
+	mkdir -p dist/out
+	VERSION=$(VERSION) ARCH=$$(go env GOARCH) go run $(NFPM) package --config dist/nfpm.yaml --packager deb --target dist/out/
 
 # Every test: installs what the tests need when it is missing, then runs them.
 test:

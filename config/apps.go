@@ -56,11 +56,17 @@ func (c *File) validateApps() []error {
 
 // TokenPaths returns where the token key and the revocation list live: the
 // file's token_key and revocations when set, else token.key and
-// revocations.json next to the config file (configPath), else in
+// revocations.json in $STATE_DIRECTORY (set by systemd's StateDirectory=),
+// else next to the config file (configPath), else in
 // $XDG_STATE_HOME/switchboard (~/.local/state/switchboard).
 func (c *File) TokenPaths(configPath string) (key, revocations string, err error) {
 	dir := ""
-	if configPath != "" {
+	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" {
+		// Under systemd with StateDirectory= (dist/switchboard.service):
+		// /etc may be read-only, and the unit's state directory is the
+		// place for state.
+		dir, _, _ = strings.Cut(sd, ":")
+	} else if configPath != "" {
 		dir = filepath.Dir(configPath)
 	} else {
 		state := os.Getenv("XDG_STATE_HOME")

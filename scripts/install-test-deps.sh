@@ -107,6 +107,9 @@ ensure_nats_server() {
 # systemd-analyze checks the unit in dist/ (TestSystemdUnitVerifies).
 ensure_cli_peers() {
 	need_apt "command -v websocketd" websocketd
+	# dist/TestPackageInstallsAndRuns: make package, dpkg, systemd-analyze.
+	need_apt "command -v make && command -v dpkg-deb" make dpkg
+	need_apt "command -v systemd-analyze" systemd
 }
 
 main() {
