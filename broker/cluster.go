@@ -34,6 +34,10 @@ type Cluster interface {
 	FromInstance(node, instance uint64, frames []byte)
 	// Push carries a Push frame of a local instance to every other node.
 	Push(scope scope.Scope, frame []byte)
+	// Cut asks an instance's node to end its link with an Error frame
+	// (code, reason): it broke the protocol or overran its credit toward
+	// channels of this node.
+	Cut(node, instance, code uint64, reason string)
 }
 
 // Node is the broker as its Cluster sees it: what other nodes tell it.
@@ -69,6 +73,9 @@ const (
 	Resync
 	// PushFrame: a Push frame for this node's channels of Scope.
 	PushFrame
+	// CutLink: end the link of local Instance with an Error frame (Code,
+	// Reason), as if it had broken the protocol here.
+	CutLink
 )
 
 // Message is what a Cluster hands its Node.
@@ -78,6 +85,8 @@ type Message struct {
 	Scope    string // PushFrame
 	Frames   []byte // service-protocol frames; owned by the broker after Receive
 	Lost     bool   // messages of this stream were lost before this one
+	Code     uint64 // CutLink: the Error frame's code
+	Reason   string // CutLink: and its message
 }
 
 // InstanceInfo describes an instance to other nodes.
@@ -177,6 +186,14 @@ func (n node) Receive(m Message) {
 		n.b.resyncRemote(m.Instance)
 	case PushFrame:
 		n.b.applyPush(m.Scope, m.Frames)
+	case CutLink:
+		n.b.mu.RLock()
+		inst := n.b.links[m.Instance]
+		n.b.mu.RUnlock()
+		if inst != nil {
+			n.b.log.Warn("another node cuts a local instance's link", "instance", m.Instance, "reason", m.Reason)
+			inst.fail(&linkError{m.Code, m.Reason})
+		}
 	}
 }
 
@@ -192,8 +209,16 @@ type remoteLink struct {
 }
 
 func (l remoteLink) write(b []byte) error { l.c.ToInstance(l.node, l.id, b); return nil }
-func (l remoteLink) end(error)            {} // the instance's own node ends its link
 func (l remoteLink) local() bool          { return false }
+
+// end asks the instance's node to cut its link when this node refused
+// what it sent (a linkError); otherwise the instance's own node ends it.
+func (l remoteLink) end(err error) {
+	var le *linkError
+	if errors.As(err, &le) && le != errShutdown {
+		l.c.Cut(l.node, l.id, le.code, le.message)
+	}
+}
 
 // remoteInstanceUp attaches a proxy for an instance on another node. Frames
 // the broker queues to it go through Cluster.ToInstance.
@@ -335,12 +360,19 @@ func (b *Broker) fromRemoteInstance(id uint64, msg []byte) {
 	}
 	for len(msg) > 0 {
 		ft, body, rest, err := protocol.Next(msg)
-		if err != nil {
-			b.log.Warn("bad frames from remote instance", "instance", id, "err", err)
-			return
+		if err == nil {
+			err = inst.dispatch(ft, body, msg[:len(msg)-len(rest)])
+		} else {
+			err = protoErr("%v", err)
 		}
-		if err := inst.dispatch(ft, body, msg[:len(msg)-len(rest)]); err != nil {
-			b.log.Warn("frame from remote instance refused", "instance", id, "err", err)
+		var le *linkError
+		if errors.As(err, &le) {
+			// As on a local link: the service is cut (its node ends the
+			// link with this Error frame) and its proxy detaches here.
+			b.log.Warn("remote instance broke the service protocol: cutting its link", "instance", id, "err", err)
+			inst.fail(err)
+			b.remoteInstanceDown(id, err.Error())
+			return
 		}
 		msg = rest
 	}

@@ -10,6 +10,8 @@
 //	PREFIX.inst.up / .down         an instance attached to / detached from a node (JSON), ahead of the next heartbeat
 //	PREFIX.n.NODE.to.INSTANCE      service-protocol frames for a real instance on NODE, from proxies elsewhere
 //	PREFIX.n.NODE.from.INSTANCE    frames from INSTANCE for channels whose clients are on NODE
+//	PREFIX.n.NODE.resync.INSTANCE  frames toward INSTANCE were lost: resend (empty)
+//	PREFIX.n.NODE.cut.INSTANCE     INSTANCE broke the protocol elsewhere: end its link (uvarint code + reason)
 //	PREFIX.push                    a Push frame for the scope named before it (uvarint length + scope)
 //
 // The data subjects carry the service protocol's own frames, batched as the
@@ -243,6 +245,7 @@ func (c *Cluster) Start() error {
 		c.subject("n", self, "from", "*"):   c.onFrom,
 		c.subject("push"):                   c.onPush,
 		c.subject("n", self, "resync", "*"): c.onResync,
+		c.subject("n", self, "cut", "*"):    c.onCut,
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -558,6 +561,22 @@ func (c *Cluster) onPush(m *nats.Msg) {
 		return
 	}
 	c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(m.Data[k : k+int(n)]), Frames: m.Data[k+int(n):]})
+}
+
+func (c *Cluster) onCut(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	id, ok := lastID(m.Subject)
+	code, k := binary.Uvarint(m.Data)
+	if !ok || k <= 0 {
+		return
+	}
+	c.b.Receive(broker.Message{Kind: broker.CutLink, Instance: id, Code: code, Reason: string(m.Data[k:])})
+}
+
+// Cut implements broker.Cluster.
+func (c *Cluster) Cut(node, instance, code uint64, reason string) {
+	data := binary.AppendUvarint(make([]byte, 0, len(reason)+4), code)
+	c.publish(c.subject("n", strconv.FormatUint(node, 10), "cut", strconv.FormatUint(instance, 10)), append(data, reason...))
 }
 
 // InstanceUp implements broker.Cluster.
