@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/switchboard-dev/switchboard/scope"
 )
@@ -235,7 +234,14 @@ func (d *Directory) IDs() []string { return slices.Clone(d.ids) }
 // MayListen reports whether app may listen on the scope host+scopePath
 // (host "" for any host). The error's Reason says why not.
 func (d *Directory) MayListen(app string, host, scopePath string) error {
-	sc := scope.Scope{Host: strings.ToLower(host), Path: scopePath}
+	sc := scope.Scope{Path: scopePath}
+	if host != "" {
+		h, err := scope.CanonicalHost(host)
+		if err != nil {
+			return deny(ReasonBadScope, "app %s may not listen: %v", app, err)
+		}
+		sc.Host = h
+	}
 	if err := sc.Validate(); err != nil {
 		return deny(ReasonBadScope, "app %s may not listen: %v", app, err)
 	}

@@ -12,8 +12,8 @@ import (
 // "/". A request path matches when it starts with Path or equals Path
 // without its final "/".
 type Scope struct {
-	Host string // lower-case host name without port; "" matches any host
-	Path string
+	Host string // canonical host (CanonicalHost); "" matches any host
+	Path string // canonical path (CanonicalPath)
 }
 
 func (s Scope) String() string { return s.Host + s.Path }
@@ -21,6 +21,10 @@ func (s Scope) String() string { return s.Host + s.Path }
 // Parse reads a scope from a service's scope URL
 // (ws://broker:8080/echo/) or a bare "/path/" or "host/path/". The host of
 // a URL names the broker and is not part of the scope unless hostScoped.
+// The scope it returns is in canonical form (see CanonicalPath and
+// CanonicalHost): "/caf%c3%a9/" and "/café/" are one scope. A scope that no
+// request could reach — one with dot segments in any spelling, an empty
+// segment or an invalid percent-encoding — is refused.
 func Parse(raw string, hostScoped bool) (Scope, error) {
 	var s Scope
 	switch {
@@ -29,27 +33,50 @@ func Parse(raw string, hostScoped bool) (Scope, error) {
 		if err != nil {
 			return s, fmt.Errorf("parse scope URL %q: %w", raw, err)
 		}
-		if u.RawQuery != "" || u.Fragment != "" {
+		if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 			return s, fmt.Errorf("scope URL %q: a scope has no query or fragment", raw)
 		}
 		s.Path = u.EscapedPath()
 		if hostScoped {
-			s.Host = strings.ToLower(u.Hostname())
+			s.Host = u.Hostname()
 		}
 	case strings.HasPrefix(raw, "/"):
 		s.Path = raw
 	default:
 		host, path, ok := strings.Cut(raw, "/")
-		if !ok {
+		if !ok || host == "" {
 			return s, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
 		}
-		s.Host, s.Path = strings.ToLower(host), "/"+path
+		s.Host, s.Path = host, "/"+path
+	}
+	for i := 0; i < len(s.Path); i++ {
+		if c := s.Path[i]; c <= ' ' || c == 0x7f || c == '?' || c == '#' {
+			return s, fmt.Errorf("scope path %q has a character not allowed in a path (percent-encode it)", s.Path)
+		}
+	}
+	if HasDotSegments(s.Path) || strings.Contains(s.Path, "//") {
+		return s, fmt.Errorf("scope path %q is not clean: no request path has dot segments or empty segments", s.Path)
+	}
+	if !strings.HasPrefix(s.Path, "/") || !strings.HasSuffix(s.Path, "/") {
+		return s, fmt.Errorf("scope path %q must start and end with /", s.Path)
+	}
+	p, err := CanonicalPath(s.Path)
+	if err != nil {
+		return s, fmt.Errorf("scope path: %w", err)
+	}
+	s.Path = p
+	if s.Host != "" {
+		h, err := CanonicalHost(s.Host)
+		if err != nil {
+			return s, fmt.Errorf("scope host: %w", err)
+		}
+		s.Host = h
 	}
 	return s, s.Validate()
 }
 
-// Validate checks the path form and that the scope stays out of the
-// broker's reserved prefix.
+// Validate checks that s is a scope in canonical form that stays out of
+// the broker's reserved prefix.
 func (s Scope) Validate() error {
 	p := s.Path
 	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
@@ -58,16 +85,16 @@ func (s Scope) Validate() error {
 	if strings.HasPrefix(p, protocol.ReservedPrefix) {
 		return fmt.Errorf("scope path %q is under the broker's reserved prefix %s", p, protocol.ReservedPrefix)
 	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
+	if strings.Contains(p, "//") || HasDotSegments(p) {
 		return fmt.Errorf("scope path %q is not clean", p)
 	}
-	for _, c := range p {
-		if c <= ' ' || c == 0x7f || c == '?' || c == '#' {
-			return fmt.Errorf("scope path %q has a character not allowed in a path", p)
-		}
+	if c, err := CanonicalPath(p); err != nil || c != p {
+		return fmt.Errorf("scope path %q is not in canonical form (want %q)", p, c)
 	}
-	if strings.ContainsAny(s.Host, "/:@ ") {
-		return fmt.Errorf("scope host %q is not a host name", s.Host)
+	if s.Host != "" {
+		if h, err := CanonicalHost(s.Host); err != nil || h != s.Host {
+			return fmt.Errorf("scope host %q is not a canonical host name (want %q)", s.Host, h)
+		}
 	}
 	return nil
 }
@@ -84,7 +111,8 @@ func (s Scope) Overlaps(o Scope) bool {
 	return hostsMeet && (strings.HasPrefix(o.Path, s.Path) || strings.HasPrefix(s.Path, o.Path))
 }
 
-// Matches reports whether a request for host and path falls in s.
+// Matches reports whether a request for host and path, both canonical,
+// falls in s.
 func (s Scope) Matches(host, path string) bool {
 	if s.Host != "" && !strings.EqualFold(s.Host, host) {
 		return false

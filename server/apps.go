@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,8 +158,7 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), appPrefix)
 	authority, path, _ := strings.Cut(rest, "/")
 	path = "/" + path
-	if authority == "" || strings.Contains(path, "/../") || strings.Contains(path, "/./") ||
-		strings.HasSuffix(path, "/..") || strings.HasSuffix(path, "/.") || strings.Contains(path, "//") {
+	if authority == "" || scope.HasDotSegments(path) || strings.Contains(path, "//") {
 		// The path is not logged: its first segment may be a chooser token.
 		return nil, denyf("bad_url", "malformed wsapp path (dot segments, empty segments or no app)")
 	}
@@ -196,7 +196,10 @@ func (s *Server) appHandshake(r *http.Request) (*broker.Handshake, error) {
 	if err != nil {
 		return nil, denyf("bad_scope", err.Error())
 	}
-	hs := s.appTarget(r, caller, sc, path)
+	hs, err := s.appTarget(r, caller, sc, path)
+	if err != nil {
+		return nil, err
+	}
 	hs.Owner = apps.Owner(target) // only the target app's own registration may take it
 	return hs, nil
 }
@@ -237,30 +240,20 @@ func callerOf(dir *apps.Directory, r *http.Request) (apps.Identity, error) {
 // caller, and the caller's credential is removed from the query and the
 // headers, so the service never sees it (nor a token: it is only in the
 // path this replaces).
-func (s *Server) appTarget(r *http.Request, caller apps.Identity, sc scope.Scope, rest string) *broker.Handshake {
+func (s *Server) appTarget(r *http.Request, caller apps.Identity, sc scope.Scope, rest string) (*broker.Handshake, error) {
 	q := r.URL.Query()
 	q.Del("credential")
-	query := q.Encode()
-	path := sc.Path + strings.TrimPrefix(rest, "/")
-	uri := path
-	if query != "" {
-		uri += "?" + query
-	}
-	host := sc.Host
-	if host == "" {
-		host = hostOnly(r.Host)
-	}
 	r2 := r.Clone(r.Context())
 	r2.Header.Del("Authorization")
-	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", query
-	hs := handshakeOf(r2, remoteAddr(r))
-	hs.Host, hs.Path = host, path
-	scheme := "ws"
-	if r.TLS != nil {
-		scheme = "wss"
+	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = "", sc.Path+strings.TrimPrefix(rest, "/"), q.Encode()
+	r2.URL.Path, _ = url.PathUnescape(r2.URL.RawPath)
+	hs, err := handshakeOf(r2, remoteAddr(r))
+	if err != nil {
+		return nil, denyf("bad_url", "malformed wsapp path")
 	}
-	hs.Target = scheme + "://" + r.Host + uri
-	hs.FirstLine = r.Method + " " + uri + " " + r.Proto
+	if sc.Host != "" {
+		hs.Host = sc.Host
+	}
 	hs.App = caller.App
-	return hs
+	return hs, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -105,7 +106,12 @@ func (s *Server) serveClient(w http.ResponseWriter, r *http.Request, start time.
 	}
 	slot := s.holdAddr(remote.Addr())
 	defer slot.release()
-	hs := handshakeOf(r, remote)
+	hs, err := handshakeOf(r, remote)
+	if err != nil {
+		s.rejects.note("bad_handshake", "", r.RemoteAddr)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	hs.Admit = s.manifestOnPlainRoute(r) // apps.go
 	s.connect(w, withSlot(r, slot), hs, start)
 }
@@ -207,13 +213,28 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // handshakeOf turns the request into the broker's Handshake. Go's HTTP
-// server does not keep header order, so headers are listed by name.
-func handshakeOf(r *http.Request, remote netip.AddrPort) *broker.Handshake {
+// server does not keep header order, so headers are listed by name. The
+// host and path are put in the canonical form routing compares (package
+// scope), and the service is told that same path in Target and FirstLine:
+// "/a/b/../../x" reaches the scope of "/x" and is told as "/x", never as a
+// path with dot segments outside the scope it was routed to.
+func handshakeOf(r *http.Request, remote netip.AddrPort) (*broker.Handshake, error) {
+	path, err := scope.CanonicalPath(r.URL.EscapedPath())
+	if err != nil {
+		return nil, err
+	}
+	host, err := scope.CanonicalHost(r.Host)
+	if err != nil {
+		return nil, fmt.Errorf("bad Host header: %w", err)
+	}
+	uri := path
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		uri += "?" + r.URL.RawQuery
+	}
 	scheme := "ws"
 	if r.TLS != nil {
 		scheme = "wss"
 	}
-	target := scheme + "://" + r.Host + r.URL.RequestURI()
 	names := make([]string, 0, len(r.Header)+1)
 	for k := range r.Header {
 		names = append(names, k)
@@ -232,15 +253,15 @@ func handshakeOf(r *http.Request, remote netip.AddrPort) *broker.Handshake {
 		}
 	}
 	return &broker.Handshake{
-		Host:      hostOnly(r.Host),
-		Path:      r.URL.Path,
-		Target:    target,
+		Host:      host,
+		Path:      path,
+		Target:    scheme + "://" + r.Host + uri,
 		Origin:    r.Header.Get("Origin"),
 		Protocols: subprotocols(r),
-		FirstLine: r.Method + " " + r.URL.RequestURI() + " " + r.Proto,
+		FirstLine: r.Method + " " + uri + " " + r.Proto,
 		Headers:   headers,
 		Remote:    remote,
-	}
+	}, nil
 }
 
 func contains(list []string, s string) bool {
