@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/scope"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -154,24 +155,46 @@ func (m *toMode) open(ctx context.Context, svc *service, r *sdk.Request) (local,
 func (m *toMode) resume(*sdk.Request) local { return nil }
 
 // forwardURL is base with the target's path after scope (and its query)
-// appended.
-func forwardURL(base, scope, target string) (string, error) {
+// appended. The path is taken in canonical form (dot segments resolved,
+// package scope) and must stay under base's path: "/pre/../../private",
+// "%2e%2e" and an encoded slash or backslash ("..%2f", which a backend may
+// decode and resolve) never reach the backend outside --to's base.
+func forwardURL(base, sc, target string) (string, error) {
 	t, err := url.Parse(target)
 	if err != nil {
 		return "", fmt.Errorf("target %q: %w", target, err)
 	}
-	if i := strings.IndexByte(scope, '/'); i > 0 {
-		scope = scope[i:] // host-matched scope: "host/path/"
+	if i := strings.IndexByte(sc, '/'); i > 0 {
+		sc = sc[i:] // host-matched scope: "host/path/"
 	}
-	rest := strings.TrimPrefix(t.Path, scope)
-	if rest == t.Path { // the scope without its final "/"
+	path, err := scope.CanonicalPath(t.EscapedPath())
+	if err != nil {
+		return "", fmt.Errorf("target %q: %w", target, err)
+	}
+	rest, ok := strings.CutPrefix(path, sc)
+	if !ok {
+		if path+"/" != sc { // not even the scope without its final "/"
+			return "", fmt.Errorf("target %q is outside scope %s", target, sc)
+		}
 		rest = ""
+	}
+	if u := strings.ToUpper(rest); strings.Contains(u, "%2F") || strings.Contains(u, "%5C") || strings.Contains(rest, "\\") {
+		return "", fmt.Errorf("target %q: an encoded / or \\ is not forwarded", target)
 	}
 	b, err := url.Parse(base)
 	if err != nil {
 		return "", fmt.Errorf("--to %q: %w", base, err)
 	}
-	b.Path = strings.TrimSuffix(b.Path, "/") + "/" + rest
+	basePath := strings.TrimSuffix(b.EscapedPath(), "/") + "/"
+	joined, err := scope.CanonicalPath(basePath + rest)
+	if err != nil || !strings.HasPrefix(joined, basePath) {
+		return "", fmt.Errorf("target %q leaves --to's base path %s", target, basePath)
+	}
+	b.Path, err = url.PathUnescape(joined)
+	if err != nil {
+		return "", fmt.Errorf("target %q: %w", target, err)
+	}
+	b.RawPath = joined
 	if t.RawQuery != "" {
 		b.RawQuery = t.RawQuery
 	}
