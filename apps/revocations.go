@@ -40,6 +40,7 @@ type Revocations struct {
 	path string // static
 
 	mu    sync.RWMutex
+	watch func(Revocation)   // guarded by mu: told of each revocation made here
 	list  []Revocation       // guarded by mu, in the order made
 	ids   map[string]bool    // guarded by mu
 	pairs map[pair]time.Time // guarded by mu
@@ -116,20 +117,56 @@ func (r *Revocations) RevokePair(holder, target string) error {
 }
 
 func (r *Revocations) revoke(rv Revocation) error {
-	if err := checkRevocation(rv); err != nil {
+	added, err := r.add(rv)
+	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
+	}
+	r.mu.RLock()
+	watch := r.watch
+	r.mu.RUnlock()
+	if added && watch != nil {
+		watch(rv)
+	}
+	return nil
+}
+
+// Watch has f told of every revocation made on this node from now on
+// (the cluster sends them to the other nodes).
+func (r *Revocations) Watch(f func(Revocation)) {
+	r.mu.Lock()
+	r.watch = f
+	r.mu.Unlock()
+}
+
+// Merge adds a revocation made on another node, unless it changes
+// nothing here; it is written to the file like one made here.
+func (r *Revocations) Merge(rv Revocation) error {
+	if _, err := r.add(rv); err != nil {
+		return fmt.Errorf("merge revocation: %w", err)
+	}
+	return nil
+}
+
+// add validates, persists and applies rv; it reports false when rv
+// changes nothing (an id already revoked, a pair revoked as late).
+func (r *Revocations) add(rv Revocation) (bool, error) {
+	if err := checkRevocation(rv); err != nil {
+		return false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rv.ID != "" && r.ids[rv.ID] {
-		return nil
+		return false, nil
+	}
+	if at, ok := r.pairs[pair{rv.Holder, rv.Target}]; rv.ID == "" && ok && !rv.At.After(at) {
+		return false, nil
 	}
 	next := append(slices.Clone(r.list), rv)
 	if err := writeRevocations(r.path, next); err != nil {
-		return fmt.Errorf("revoke: %w", err)
+		return false, err
 	}
 	r.addLocked(rv)
-	return nil
+	return true, nil
 }
 
 // Revoked reports whether g has been revoked, by its id or by its pair.

@@ -12,6 +12,7 @@
 //	PREFIX.n.NODE.from.INSTANCE    frames from INSTANCE for channels whose clients are on NODE
 //	PREFIX.n.NODE.resync.INSTANCE  frames toward INSTANCE were lost: resend (empty)
 //	PREFIX.n.NODE.cut.INSTANCE     INSTANCE broke the protocol elsewhere: end its link (uvarint code + reason)
+//	PREFIX.revocations             chooser-token revocations (JSON list): one made here, or all to a node that joins
 //	PREFIX.push                    a Push frame for the scope named before it (uvarint length + scope)
 //
 // The data subjects carry the service protocol's own frames, batched as the
@@ -36,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/scope"
 )
@@ -97,6 +99,8 @@ type Cluster struct {
 	peers map[uint64]*peer // guarded by mu
 	err   error            // why the node is not ready; guarded by mu
 	down  time.Time        // when the NATS link broke; guarded by mu
+
+	revs *apps.Revocations // shared with the other nodes; set before Start
 
 	seqMu   sync.Mutex
 	sendSeq map[streamKey]uint64 // last sequence number sent per data stream; guarded by seqMu
@@ -246,6 +250,7 @@ func (c *Cluster) Start() error {
 		c.subject("push"):                   c.onPush,
 		c.subject("n", self, "resync", "*"): c.onResync,
 		c.subject("n", self, "cut", "*"):    c.onCut,
+		c.subject("revocations"):            c.onRevocations,
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -335,7 +340,8 @@ func (c *Cluster) setConnected(nc *nats.Conn, err error) {
 	c.mu.Unlock()
 	c.connected.Set(1)
 	c.log.Info("connected to NATS", "url", nc.ConnectedUrl())
-	c.heartbeat() // announce at once, so peers (re)attach our instances
+	c.sendRevocations(nil) // those made on either side while cut off
+	c.heartbeat()          // announce at once, so peers (re)attach our instances
 }
 
 // Ready reports why the node is not part of the cluster, or nil. While
@@ -440,13 +446,17 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 	}
 	c.mu.Lock()
 	p := c.peers[hb.Num]
-	if p == nil {
+	joined := p == nil
+	if joined {
 		p = &peer{name: hb.Node}
 		c.peers[hb.Num] = p
 		c.log.Info("node joined", "peer", hb.Node)
 	}
 	p.seen = time.Now()
 	c.mu.Unlock()
+	if joined {
+		c.sendRevocations(nil) // a node that joins late learns them all
+	}
 	// The heartbeat is the truth: attach what is new, detach what is gone.
 	if err := c.b.Announce(hb.Num, hb.Instances, true); err != nil {
 		c.log.Warn("remote instance refused", "err", err)
@@ -571,6 +581,51 @@ func (c *Cluster) onCut(m *nats.Msg) {
 		return
 	}
 	c.b.Receive(broker.Message{Kind: broker.CutLink, Instance: id, Code: code, Reason: string(m.Data[k:])})
+}
+
+// ShareRevocations makes the chooser-token revocations of r the cluster's:
+// a revocation made on this node reaches every other node (which writes it
+// to its own file), and every node sends its whole list to a node that
+// joins and after an outage, so a node that was away learns what it
+// missed. Call it before Start.
+func (c *Cluster) ShareRevocations(r *apps.Revocations) {
+	c.revs = r
+	r.Watch(func(rv apps.Revocation) { c.sendRevocations([]apps.Revocation{rv}) })
+}
+
+// sendRevocations publishes list, or with nil the whole list.
+func (c *Cluster) sendRevocations(list []apps.Revocation) {
+	if c.revs == nil {
+		return
+	}
+	if list == nil {
+		list = c.revs.List()
+	}
+	if len(list) == 0 {
+		return
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		return
+	}
+	c.publish(c.subject("revocations"), data)
+}
+
+func (c *Cluster) onRevocations(m *nats.Msg) {
+	c.msgs.WithLabelValues("in").Inc()
+	if c.revs == nil {
+		return
+	}
+	var list []apps.Revocation
+	if err := json.Unmarshal(m.Data, &list); err != nil {
+		c.log.Warn("bad revocations from another node", "err", err)
+		return
+	}
+	for _, rv := range list {
+		if err := c.revs.Merge(rv); err != nil {
+			c.log.Warn("revocation from another node refused", "err", err)
+		}
+	}
 }
 
 // Cut implements broker.Cluster.

@@ -94,7 +94,8 @@ type node struct {
 
 // startNode starts a broker clustered over natsURL; tweaks adjust its
 // configurations before they are used.
-func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks ...func(*cluster.Config, *broker.Config)) *node {
+// A tweak of type func(*cluster.Cluster) runs before the cluster starts.
+func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks ...any) *node {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -103,8 +104,16 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks 
 	cc := cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
 		NodeTimeout: nodeTimeout()}
 	bc := broker.Config{Logger: log, Node: name, Limits: limits, Authorize: (&config.File{}).Authorizer(true)}
-	for _, f := range tweaks {
-		f(&cc, &bc)
+	var before []func(*cluster.Cluster)
+	for _, tw := range tweaks {
+		switch f := tw.(type) {
+		case func(*cluster.Config, *broker.Config):
+			f(&cc, &bc)
+		case func(*cluster.Cluster):
+			before = append(before, f)
+		default:
+			t.Fatalf("startNode: unknown tweak %T", tw)
+		}
 	}
 	c, err := cluster.New(cc)
 	if err != nil {
@@ -112,6 +121,9 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks 
 	}
 	bc.Cluster, bc.NodeNum = c, c.NodeNum()
 	b := broker.New(bc)
+	for _, f := range before {
+		f(c)
+	}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

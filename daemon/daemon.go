@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/internal/version"
@@ -157,6 +158,8 @@ type Cluster interface {
 	NodeNum() uint64
 	Start() error
 	Ready() error
+	// ShareRevocations makes the token revocations cluster-wide (before Start).
+	ShareRevocations(*apps.Revocations)
 	Shutdown(ctx context.Context) error
 }
 
@@ -248,6 +251,9 @@ func New(s Settings, o Options) (*Daemon, error) {
 	}
 	d.b = broker.New(bc)
 	if o.Cluster != nil {
+		if d.apps.Revocations != nil {
+			o.Cluster.ShareRevocations(d.apps.Revocations)
+		}
 		if err := o.Cluster.Start(); err != nil {
 			_ = d.b.Shutdown(context.Background())
 			return nil, fmt.Errorf("start cluster: %w", err)
