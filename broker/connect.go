@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,9 +63,23 @@ type Decision struct {
 }
 
 type pendingConnect struct {
-	answer chan Decision // cap 1
-	at     time.Time
-	info   protocol.ChannelInfo // the channel's details, should it be accepted
+	answer  chan Decision // cap 1
+	at      time.Time
+	info    protocol.ChannelInfo // the channel's details, should it be accepted
+	offered []string             // the client's subprotocols: an Accept must pick one of them or none
+}
+
+// refuses is the reason the registration's policy from Hello refuses a
+// client before its service is asked ("" when it admits it): an origin
+// not admitted, or offered subprotocols none of which the service serves.
+func (p policy) refuses(hs *Handshake) string {
+	if !admits(p.origins, hs.Origin) {
+		return "origin"
+	}
+	if len(p.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, p.protocols) == "" {
+		return "subprotocol"
+	}
+	return ""
 }
 
 // reject returns a rejection and counts its reason.
@@ -94,11 +109,8 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 	if inst == nil {
 		return b.reject("no_instance")
 	}
-	if !admits(inst.policy.origins, hs.Origin) {
-		return b.reject("origin")
-	}
-	if len(inst.policy.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, inst.policy.protocols) == "" {
-		return b.reject("subprotocol")
+	if reason := inst.policy.refuses(hs); reason != "" {
+		return b.reject(reason)
 	}
 	if reg.overChannelCap(inst) {
 		return b.reject("channel_cap")
@@ -131,8 +143,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 		if next == nil || next == inst {
 			return b.reject(reason)
 		}
-		if !admits(next.policy.origins, hs.Origin) || !admits(next.policy.origins, hs.Origin) ||
-			(len(next.policy.protocols) > 0 && len(hs.Protocols) > 0 && firstCommon(hs.Protocols, next.policy.protocols) == "") {
+		if next.policy.refuses(hs) != "" {
 			return b.reject("policy_changed")
 		}
 		inst = next
@@ -143,7 +154,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 // accept timeout (timeout), the client leaving or the broker shutting
 // down. The reason is the rejection's, "" for an answer.
 func (b *Broker) ask(ctx context.Context, inst *Instance, hs *Handshake, id uint64, timeout <-chan time.Time) (Decision, string) {
-	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), info: protocol.ChannelInfo{
+	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), offered: hs.Protocols, info: protocol.ChannelInfo{
 		Channel: id, Origin: hs.Origin, Target: hs.Target, App: hs.App, Remote: hs.Remote.String()}}
 	inst.pendMu.Lock()
 	inst.pending[id] = p
@@ -228,7 +239,7 @@ func (inst *Instance) onAnswer(ft protocol.Type, body []byte) error {
 	inst.b.m.acceptLatency.Observe(time.Since(p.at).Seconds())
 	switch d.Outcome {
 	case Accepted:
-		if err := checkAccept(&d); err != nil {
+		if err := checkAccept(&d, p.offered); err != nil {
 			inst.b.log.Warn("service accept refused", "scope", inst.reg.scope.String(), "instance", inst.id, "err", err)
 			inst.sendFrame(&protocol.Close{Channel: id, Code: uint64(websocket.StatusAbnormalClosure), Reason: err.Error()})
 			p.answer <- inst.b.reject("bad_accept")
@@ -284,7 +295,14 @@ func validHeader(h protocol.Header) error {
 	return nil
 }
 
-func checkAccept(d *Decision) error {
+// checkAccept validates a service's whole Accept, once, before a channel
+// exists: its subprotocol is one the client offered (or none), and its
+// headers cannot break the handshake. The transport upgrades what passes
+// without deciding again.
+func checkAccept(d *Decision, offered []string) error {
+	if d.Protocol != "" && !slices.Contains(offered, d.Protocol) {
+		return fmt.Errorf("subprotocol %q was not offered by the client (it offered %q)", d.Protocol, offered)
+	}
 	for _, h := range d.Headers {
 		if err := validHeader(h); err != nil {
 			return err

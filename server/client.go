@@ -152,12 +152,7 @@ func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (netip.A
 // rejection, the service's own response, or the upgrade and the relay.
 // Client handshakes by URL and by wsapp:// share it.
 func (s *Server) connect(w http.ResponseWriter, r *http.Request, hs *broker.Handshake, start time.Time) {
-	d := s.b.Offer(r.Context(), hs)
-	if d.Outcome == broker.Accepted && d.Protocol != "" && !contains(hs.Protocols, d.Protocol) {
-		s.log.Warn("service chose a subprotocol the client did not offer", "protocol", d.Protocol, "path", hs.Path)
-		s.b.Abandon(d)
-		d = broker.Decision{Outcome: broker.Rejected}
-	}
+	d := s.b.Offer(r.Context(), hs) // an Accept here has passed the broker's checks (checkAccept)
 	s.serviceCookies(&d)
 	switch d.Outcome {
 	case broker.Rejected:
@@ -262,15 +257,6 @@ func handshakeOf(r *http.Request, remote netip.AddrPort) (*broker.Handshake, err
 		Headers:   headers,
 		Remote:    remote,
 	}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // admitAddr counts a connection from addr against the per-address limit.
