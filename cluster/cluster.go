@@ -105,6 +105,7 @@ type Cluster struct {
 	seqMu   sync.Mutex
 	sendSeq map[streamKey]uint64 // last sequence number sent per data stream; guarded by seqMu
 	recvSeq map[streamKey]uint64 // last received; guarded by seqMu
+	partial map[streamKey][]byte // a batch whose fragments are arriving; guarded by seqMu
 }
 
 // streamKey names one ordered stream of data-subject messages: to or from
@@ -179,7 +180,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
 		stop: make(chan struct{}), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
-		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64)}
+		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64), partial: make(map[streamKey][]byte)}
 	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
 	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
 	c.lost = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_nodes_lost_total", Help: "Nodes declared lost after the node timeout."})
@@ -487,61 +488,22 @@ func lastID(subject string) (uint64, bool) {
 	return v, err == nil
 }
 
-// Data-subject messages start with the sending node's number and a
-// sequence number per stream, so that a message lost on the way (NATS
-// dropped it, or the connection broke and came back) is noticed instead of
-// silently skipped: lost frames toward an instance are sent again (resync),
-// lost frames toward clients close their channels with 1012.
-
-func (c *Cluster) stamp(node, inst uint64, to bool, frames []byte) []byte {
-	c.seqMu.Lock()
-	k := streamKey{node, inst, to}
-	c.sendSeq[k]++
-	seq := c.sendSeq[k]
-	c.seqMu.Unlock()
-	b := make([]byte, 0, len(frames)+20)
-	b = binary.AppendUvarint(b, c.num)
-	b = binary.AppendUvarint(b, seq)
-	return append(b, frames...)
-}
-
-// unstamp checks a message's sequence number and returns its frames and
-// whether messages were lost before it.
-func (c *Cluster) unstamp(inst uint64, to bool, data []byte) (src uint64, frames []byte, lost, ok bool) {
-	src, k1 := binary.Uvarint(data)
-	if k1 <= 0 {
-		return 0, nil, false, false
-	}
-	seq, k2 := binary.Uvarint(data[k1:])
-	if k2 <= 0 {
-		return 0, nil, false, false
-	}
-	c.seqMu.Lock()
-	k := streamKey{src, inst, to}
-	last, seen := c.recvSeq[k]
-	c.recvSeq[k] = seq
-	c.seqMu.Unlock()
-	lost = seen && seq != last+1 && seq != 1 // 1: the sender restarted
-	return src, data[k1+k2:], lost, true
-}
-
 func (c *Cluster) onTo(m *nats.Msg) {
 	c.msgs.WithLabelValues("in").Inc()
 	id, ok := lastID(m.Subject)
 	if !ok {
 		return
 	}
-	src, frames, lost, ok := c.unstamp(id, true, m.Data)
-	if !ok {
-		return
-	}
+	src, frames, lost, whole := c.unstamp(id, true, m.Data)
 	if lost {
 		// Frames from src's proxy were lost: have it resend everything
 		// unacknowledged, in order (Open first).
 		c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", id, "from", src)
 		c.publish(c.subject("n", strconv.FormatUint(src, 10), "resync", strconv.FormatUint(id, 10)), nil)
 	}
-	c.b.Receive(broker.Message{Kind: broker.ToLocal, Instance: id, Frames: frames})
+	if whole {
+		c.b.Receive(broker.Message{Kind: broker.ToLocal, Instance: id, Frames: frames})
+	}
 }
 
 func (c *Cluster) onFrom(m *nats.Msg) {
@@ -550,8 +512,11 @@ func (c *Cluster) onFrom(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	_, frames, lost, ok := c.unstamp(id, false, m.Data)
-	if !ok {
+	_, frames, lost, whole := c.unstamp(id, false, m.Data)
+	if lost && !whole {
+		c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: id, Lost: true})
+	}
+	if !whole {
 		return
 	}
 	c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: id, Frames: frames, Lost: lost})
@@ -648,12 +613,12 @@ func (c *Cluster) InstanceDown(info broker.InstanceInfo) {
 
 // ToInstance implements broker.Cluster.
 func (c *Cluster) ToInstance(node, instance uint64, frames []byte) {
-	c.publish(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), c.stamp(node, instance, true, frames))
+	c.sendStream(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), node, instance, true, frames)
 }
 
 // FromInstance implements broker.Cluster.
 func (c *Cluster) FromInstance(node, instance uint64, frames []byte) {
-	c.publish(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), c.stamp(node, instance, false, frames))
+	c.sendStream(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), node, instance, false, frames)
 }
 
 // Push implements broker.Cluster.

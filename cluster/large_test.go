@@ -1,0 +1,36 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+)
+
+// TestLargeMessageAcrossNodes: a message of the largest size (1 MiB by
+// default) crosses nodes both ways although NATS's max_payload (1 MB by
+// default) is smaller than its batch: the batch goes in fragments.
+func TestLargeMessageAcrossNodes(t *testing.T) {
+	ns := startNATS(t, -1)
+	a := startNode(t, "a", ns.ClientURL(), broker.Limits{})
+	b := startNode(t, "b", ns.ClientURL(), broker.Limits{})
+	waitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
+	streamtest.Echo(t, b.ws+"/big/", "")
+	c := dial(t, a, "/big/x")
+	c.SetReadLimit(4 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := bytes.Repeat([]byte("y"), 1<<20)
+	if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := c.Read(ctx)
+	if err != nil || len(p) != len(msg) {
+		t.Fatalf("%d %v", len(p), err)
+	}
+}
