@@ -1,5 +1,5 @@
 // Package apps is Switchboard's model of apps, manifests and chooser
-// tokens, after the WebSocketOverApp proposal (seeds/000): an app is an
+// tokens, after the WebSocketOverApp proposal (seed 000, docs/ORIGINS.md): an app is an
 // identity (a credential, or the web origin its pages come from) with a
 // manifest saying which scopes it may listen on, which server apps it may
 // connect to (servers), and, on its server side, whom it admits (admit).

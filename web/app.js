@@ -1,4 +1,4 @@
-// Seed 000 (WebSocketOverApp): AppSocket connects to another app by
+// Seed 000 (WebSocketOverApp, docs/ORIGINS.md): AppSocket connects to another app by
 // wsapp://ID/ (or wsapp://TOKEN/ with a chooser token), subprotocols being
 // intents; setMessageHandler("wsconnect", …) serves such connections.
 

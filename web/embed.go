@@ -14,5 +14,5 @@ import "embed"
 // (switchboard.js, switchboard.d.ts, index.html, …). Tests and node_modules
 // are not part of it.
 //
-//go:embed *.js *.d.ts *.html *.css
+//go:embed *.js *.d.ts *.html *.css vendor/structured-clone
 var Files embed.FS

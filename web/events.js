@@ -1,5 +1,7 @@
 // Events and message encoding shared by the classes of switchboard.js.
 
+import { US, exactJSON, encodeClone, decodeClone } from './clone.js';
+
 /** handlerAttributes defines `on<name>` properties that wrap addEventListener. */
 export function handlerAttributes(cls, names) {
   for (const name of names) {
@@ -99,17 +101,17 @@ export const RS = '\u001e';
 
 /** encodeValue turns a postMessage value into [bytes, binary] (or a Promise of it). */
 export function encodeValue(v) {
-  if (typeof v === 'string' && !v.startsWith(RS)) return [utf8.encode(v), false];
+  if (typeof v === 'string' && !v.startsWith(RS) && !v.startsWith(US)) return [utf8.encode(v), false];
   if (v instanceof ArrayBuffer || ArrayBuffer.isView(v) || (typeof Blob === 'function' && v instanceof Blob)) return bytesOf(v);
-  const json = JSON.stringify(v === undefined ? null : v);
-  if (json === undefined) throw new TypeError('switchboard: the value cannot be sent as JSON');
-  return [utf8.encode(RS + json), false];
+  if (v === undefined || !exactJSON(v)) return [utf8.encode(encodeClone(v)), false]; // clone.js
+  return [utf8.encode(RS + JSON.stringify(v)), false];
 }
 
 /** decodeValue turns a message into the value that postMessage sent. */
 export function decodeValue(payload, binary) {
   if (binary) return payload.slice().buffer;
   const text = utf8dec.decode(payload);
+  if (text.startsWith(US)) return decodeClone(text.slice(1));
   if (!text.startsWith(RS)) return text;
   return JSON.parse(text.slice(1));
 }

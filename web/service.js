@@ -1,8 +1,21 @@
-// Seed 003 (navigator.connect): connect(url) for clients, registerService
+// Seed 003 (navigator.connect, docs/ORIGINS.md): connect(url) for clients, registerService
 // for services, with values encoded as README "Values on the wire" says.
 
 import { newLink, wsURL } from './config.js';
+import { checkTransfer } from './clone.js';
 import { handlerAttributes, SwitchboardErrorEvent, StateChangeEvent, messageEvent, encodeValue, decodeValue } from './events.js';
+
+/** The subprotocol that tells the service the client wrote an http(s) URL. */
+export const TARGET_SCHEME = 'switchboard.target.';
+
+/** targetOf returns the URL the client wrote and its real subprotocols. */
+function targetOf(req) {
+  const marker = req.protocols.find((p) => p.startsWith(TARGET_SCHEME));
+  const protocols = req.protocols.filter((p) => p !== marker);
+  const scheme = marker?.slice(TARGET_SCHEME.length);
+  const target = scheme === 'http' || scheme === 'https' ? (req.target ?? '').replace(/^wss?:/, scheme + ':') : req.target;
+  return { target, protocols, marker };
+}
 
 function abortError(url) {
   // The same error for "no service" and "rejected": the two must not be told apart.
@@ -52,8 +65,9 @@ export class ServicePort extends EventTarget {
     for (const ev of held) this.dispatchEvent(ev);
   }
 
-  /** postMessage sends a value: a string, binary data, or anything JSON can hold. */
-  postMessage(value) {
+  /** postMessage sends a value as structured clone allows (README "Values on the wire"); DataCloneError for what cannot cross. */
+  postMessage(value, transfer) {
+    checkTransfer(transfer);
     if (this._ws.readyState !== 1) return;
     const enc = this._chain ? null : encodeValue(value);
     if (enc && !(enc instanceof Promise)) { this._ws.send(enc[1] ? enc[0] : new TextDecoder().decode(enc[0])); return; }
@@ -88,7 +102,13 @@ export function connect(url, protocols = []) {
   return new Promise((resolve, reject) => {
     let ws;
     try {
-      ws = new WebSocket(wsURL(url).href, protocols);
+      // The service sees the URL as the client wrote it (targetUrl): an
+    // http(s) URL, routed as ws(s), is marked by one more offered
+    // subprotocol that the service's library takes off again.
+    const scheme = /^(https?):/i.exec(String(url))?.[1]?.toLowerCase();
+    const offered = [].concat(protocols);
+    if (scheme) offered.push(TARGET_SCHEME + scheme);
+    ws = new WebSocket(wsURL(url).href, offered);
     } catch (err) {
       reject(new DOMException(`cannot connect to ${url}: ${err.message}`, 'SyntaxError'));
       return;
@@ -117,8 +137,9 @@ export class CrossOriginClient {
     this._chain = null;
   }
 
-  /** postMessage sends a value to this client. */
-  postMessage(value) {
+  /** postMessage sends a value to this client; DataCloneError for what cannot cross. */
+  postMessage(value, transfer) {
+    checkTransfer(transfer);
     if (!this._ch || this._ch.closed) throw new DOMException('this client is not connected', 'InvalidStateError');
     const ch = this._ch;
     const enc = this._chain ? null : encodeValue(value);
@@ -166,6 +187,14 @@ export class ServiceRegistration extends EventTarget {
     super();
     this._clients = new Map();
     this._pending = new Map();
+    // A URL without a final "/" names one service URL (seed 003's
+    // registerService('/services/echo')): the scope "/services/echo/",
+    // which the broker matches for that URL too, limited here to it.
+    const u = new URL(scopeUrl, 'ws://x');
+    if (!u.pathname.endsWith('/')) {
+      this._exact = u.pathname;
+      scopeUrl = String(scopeUrl).replace(u.pathname, u.pathname + '/');
+    }
     this._link = newLink(this, scopeUrl, options);
     this.crossOriginClients = {
       /** getAll resolves with every client connected to this registration. */
@@ -184,19 +213,24 @@ export class ServiceRegistration extends EventTarget {
   unregister(closeClients = false) { this._link.close(closeClients); }
 
   connectRequest(req) {
-    const client = new CrossOriginClient(req);
+    const { target, protocols, marker } = targetOf(req);
+    // registerService('/services/echo'): that exact URL, not the paths under it.
+    if (this._exact && new URL(req.target).pathname !== this._exact) return { reject: true };
+    const client = new CrossOriginClient({ ...req, target });
     const ev = new CrossOriginConnectEvent(client);
     this.dispatchEvent(ev);
     if (ev._answer === null) return { reject: true };
     return ev._answer.then((ok) => {
       if (ok !== true) return { reject: true };
       this._pending.set(req.channel, client);
-      return { accept: { protocol: req.protocols[0] ?? '' } };
+      return { accept: { protocol: protocols[0] ?? marker ?? '' } };
     });
   }
 
   channelOpened(ch) {
-    const client = this._pending.get(ch.id) ?? new CrossOriginClient({ ...ch, channel: ch.id });
+    // A channel handed over from an earlier instance: the URL form shows in its protocol.
+    const client = this._pending.get(ch.id) ?? new CrossOriginClient({ ...ch, channel: ch.id,
+      target: targetOf({ protocols: ch.protocol ? [ch.protocol] : [], target: ch.target }).target });
     this._pending.delete(ch.id);
     client._ch = ch;
     this._clients.set(ch.id, client);

@@ -8,6 +8,12 @@ export interface Settings {
   broker: string;
   /** Credential that services present in Hello (owns their scope). Default: "" (dev mode). */
   credential: string;
+  /**
+   * Listen grant (a JWT the site's backend mints, docs/BROWSER.md), or a
+   * function that returns one, called for a fresh grant each time a service
+   * link opens. Used when no credential is given. Default: null.
+   */
+  token: string | (() => string | Promise<string>) | null;
 }
 
 /** configure sets the broker and credential; returns the settings in force. */
@@ -25,6 +31,14 @@ export interface ServiceOptions {
   broker?: string;
   /** Bytes of unacknowledged client data this instance holds per channel (0: broker default). */
   window?: number;
+  /** Overrides configure()'s token (listen grant). */
+  token?: string | (() => string | Promise<string>) | null;
+  /**
+   * Milliseconds that new clients' connects wait for the next instance
+   * while this page reloads (capped by the broker's accept timeout);
+   * 0: refused at once. Shows that the scope exists meanwhile (docs/SECURITY.md).
+   */
+  hold?: number;
 }
 
 /** An Error frame from the broker or the service link failing. */
@@ -111,7 +125,12 @@ export class WebSocketListener extends EventTarget {
    * @param scopeUrl the scope to listen on ("/chat/", "ws://host/chat/"); none: a fresh private scope
    * @param protocol subprotocol(s) accepted, in order of preference
    */
-  constructor(scopeUrl?: string | null, protocol?: string | string[], options?: ServiceOptions);
+  /**
+   * scopeUrl: a scope, null for a fresh private scope, or (seed 002, docs/ORIGINS.md) a port:
+   * the broker's port gives a private scope, another throws NotSupportedError.
+   * protocol: clients must offer one of these.
+   */
+  constructor(scopeUrl?: string | number | null, protocol?: string | string[], options?: ServiceOptions);
   readonly readyState: 0 | 1 | 2;
   /** The port clients connect to (the mapped external port where port mapping is on). */
   readonly port: number;
@@ -200,7 +219,8 @@ export class ServicePort extends EventTarget {
   /** Fired when the service or the broker closes the connection (code, reason on the event). */
   onclose: ((this: ServicePort, ev: Event & { code: number; reason: string }) => any) | null;
   /** Sends a string, binary data, or any value JSON can hold (README: "Values on the wire"). */
-  postMessage(value: unknown): void;
+  /** Structured clone as far as a network allows; throws DataCloneError for functions, ports, a transfer list. */
+  postMessage(value: unknown, transfer?: unknown[]): void;
   start(): void;
   close(): void;
 }
@@ -220,7 +240,8 @@ export class CrossOriginClient {
   /** The verified app id of the client, "" if anonymous. */
   readonly app: string;
   /** Sends a value to this client; throws InvalidStateError when it is not connected. */
-  postMessage(value: unknown): void;
+  /** Structured clone as far as a network allows; throws DataCloneError for functions, ports, a transfer list. */
+  postMessage(value: unknown, transfer?: unknown[]): void;
   close(code?: number, reason?: string): void;
 }
 

@@ -5,14 +5,14 @@
 //   const l = new WebSocketListener();            // a fresh private scope
 //   l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); };
 //
-// Exports: configure, WebSocketListener (seed 002), BrowserSocket (seed 001),
+// Exports (docs/ORIGINS.md says where each seed's ideas went): configure, WebSocketListener (seed 002), BrowserSocket (seed 001),
 // connect and registerService with ServicePort, CrossOriginClient and
 // ServiceRegistration (seed 003), AppSocket and setMessageHandler
 // (seed 000). Types: switchboard.d.ts. The module finds the broker from its
 // own URL (import.meta.url) unless configure({broker}) says otherwise.
 
 import { LinkError } from './link.js';
-import { configure, newLink, portOf } from './config.js';
+import { configure, newLink, portOf, settings } from './config.js';
 import { ServerWebSocket } from './socket.js';
 import {
   handlerAttributes, ConnectionEvent, SwitchboardErrorEvent, StateChangeEvent, closeEvent, messageEvent,
@@ -44,6 +44,16 @@ export class WebSocketListener extends EventTarget {
    */
   constructor(scopeUrl = null, protocol = undefined, options = {}) {
     super();
+    if (typeof scopeUrl === 'number') {
+      // Seed 002's form: new WebSocketListener(port, protocol). Clients reach
+      // a page through the broker, so the broker's port is the only one.
+      const broker = options.broker ?? settings.broker;
+      if (scopeUrl !== portOf(broker)) {
+        throw new DOMException(`port ${scopeUrl}: a page listens through the broker at ${broker}, whose port is ${portOf(broker)}; ` +
+          `pass that port, no port (a fresh private scope), or a scope URL such as "/chat/"`, 'NotSupportedError');
+      }
+      scopeUrl = null;
+    }
     this._state = 0;
     this._protocols = protocol == null ? [] : [].concat(protocol);
     this._url = '';
@@ -97,6 +107,8 @@ export class WebSocketListener extends EventTarget {
 
   connectRequest(req) {
     const protocol = this._protocols.find((p) => req.protocols.includes(p)) ?? '';
+    // A listener made with a protocol serves only clients that offer it (seed 002).
+    if (this._protocols.length > 0 && protocol === '') return { reject: true };
     return { accept: { protocol } };
   }
 
@@ -184,8 +196,15 @@ export class BrowserSocket extends EventTarget {
       this._prefix = new URL(w.publicURL).pathname;
       this._url = w.publicURL;
       return this;
-    }, (err) => { this.dispatchEvent(new SwitchboardErrorEvent(err)); throw err; });
+    }, (err) => { this._error(err); throw err; });
     this.ready.catch(() => {});
+  }
+
+  /** _error fires error once per failure (the refusal rejects ready and closes the link: one event). */
+  _error(err) {
+    if (err && err === this._lastError) return;
+    this._lastError = err;
+    this.dispatchEvent(new SwitchboardErrorEvent(err));
   }
 
   /** The TCP port clients connect to. */
@@ -251,7 +270,7 @@ export class BrowserSocket extends EventTarget {
 
   handlerError(err) { this.dispatchEvent(new SwitchboardErrorEvent(err)); }
   linkClosed(err) {
-    if (err) this.dispatchEvent(new SwitchboardErrorEvent(err));
+    if (err) this._error(err);
     this.dispatchEvent(new StateChangeEvent('closed', err));
   }
 
