@@ -100,7 +100,8 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request, start time.Tim
 	if err != nil {
 		reason := string(apps.ReasonOf(err))
 		s.apps.denials.WithLabelValues(reason).Inc()
-		s.log.Info("wsapp connection refused", "reason", reason, "remote", r.RemoteAddr, "err", err)
+		s.rejects.note(reason, appPrefix, r.RemoteAddr) // aggregated: a flood costs a line per reason per 10 s
+		s.log.Debug("wsapp connection refused", "reason", reason, "remote", r.RemoteAddr, "err", err)
 		s.refuse(w, r, start)
 		return
 	}
