@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-dev/switchboard/internal/bufpool"
@@ -45,6 +46,8 @@ type pollClient struct {
 	rpos      int
 	msg       *[]byte // the data message being assembled
 	msgBin    bool
+	msgFlate  bool // the message is compressed (permessage-deflate)
+	deflate   bool // permessage-deflate was negotiated (no context takeover)
 	frag      bool // a message is open: its next data frame must be a continuation
 	fin       bool // the frame being read ends its message
 	left      int64
@@ -80,11 +83,13 @@ const pollReadSize = 8 << 10
 
 // ServePolled relays an accepted client on the broker's epoll loops and
 // returns at once; conn is the hijacked connection after the handshake,
-// buffered what the handshake's reader had already read past it, and
-// release (may be nil) is called once the connection is closed. conn must
-// implement syscall.Conn. A client that negotiated permessage-deflate, or
-// that runs over TLS, is served by Serve instead.
-func (b *Broker) ServePolled(d Decision, conn net.Conn, buffered []byte, release func()) {
+// buffered what the handshake's reader had already read past it, deflate
+// whether permessage-deflate was negotiated (without context takeover:
+// the client's compressed messages are inflated, the broker's go out
+// uncompressed), and release (may be nil) is called once the connection
+// is closed. conn must implement syscall.Conn. A client that runs over TLS
+// is served by Serve instead.
+func (b *Broker) ServePolled(d Decision, conn net.Conn, buffered []byte, deflate bool, release func()) {
 	ch := d.channel
 	end := func(code ws.StatusCode, reason string) {
 		_, _ = conn.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason))))
@@ -111,7 +116,7 @@ func (b *Broker) ServePolled(d Decision, conn net.Conn, buffered []byte, release
 		b.wg.Done()
 		return
 	}
-	c := &pollClient{b: b, ch: ch, conn: conn, fd: fd, release: release}
+	c := &pollClient{b: b, ch: ch, conn: conn, fd: fd, release: release, deflate: deflate}
 	if len(buffered) > 0 {
 		c.rbuf = bufpool.Get(max(pollReadSize, len(buffered)))
 		*c.rbuf = append((*c.rbuf)[:0], buffered...)
@@ -298,6 +303,14 @@ func (c *pollClient) parse() bool {
 		if c.frag {
 			state = state.Set(ws.StateFragmented)
 		}
+		compressed := false
+		if c.deflate && h.Rsv != 0 { // RSV1 marks a compressed message, on its first frame only
+			if h.Rsv != 4 || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation {
+				c.fail(websocket.StatusProtocolError, wsflate.ErrUnexpectedCompressionBit.Error())
+				return false
+			}
+			compressed, h.Rsv = true, 0
+		}
 		if err := ws.CheckHeader(h, state); err != nil {
 			c.fail(websocket.StatusProtocolError, err.Error())
 			return false
@@ -332,7 +345,7 @@ func (c *pollClient) parse() bool {
 			return false
 		}
 		if h.OpCode != ws.OpContinuation {
-			c.msgBin = h.OpCode == ws.OpBinary
+			c.msgBin, c.msgFlate = h.OpCode == ws.OpBinary, compressed
 			c.msg = bufpool.Get(int(h.Length))
 		} else if need := have + int(h.Length); need > cap(*c.msg) {
 			nb := bufpool.Get(need)
@@ -353,6 +366,14 @@ func (c *pollClient) frameEnd() bool {
 	}
 	m := c.msg
 	c.msg = nil
+	if c.msgFlate {
+		var code websocket.StatusCode
+		var reason string
+		if m, code, reason = inflate(m, c.b.cfg.Limits.MaxMessage); code != 0 {
+			c.fail(code, reason)
+			return false
+		}
+	}
 	if code, reason := checkMessage(c.msgBin, *m, c.b.cfg.Limits.MaxMessage); code != 0 {
 		bufpool.Put(m)
 		c.fail(code, reason)
@@ -402,11 +423,11 @@ func (c *pollClient) control(op ws.OpCode, p []byte) bool {
 	}
 	c.closeRecv = true
 	c.report(websocket.StatusCode(code), reason)
-	if !c.closeSent { // answer with the same code; the connection ends once it is written
+	if !c.closeSent { // echo the close; the connection ends once it is written
 		c.closeSent = true
 		var body []byte
 		if code != ws.StatusNoStatusRcvd {
-			body = ws.NewCloseFrameBody(code, "")
+			body = ws.NewCloseFrameBody(code, reason)
 		}
 		c.queueControl(ws.OpClose, body)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/daemon"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
@@ -48,16 +50,17 @@ func readClose(t *testing.T, c *wstest.Conn) (int, string) {
 }
 
 // transports runs f once for each client transport of the broker: epoll
-// (a plain client) and coder/websocket (a client that offers
-// permessage-deflate to a broker that negotiates it). dial opens a raw
-// client to path.
+// (plain clients) and coder/websocket (wss:// clients, here every client
+// through daemon.Options.GoroutineClients), with a client that offers
+// permessage-deflate. dial opens a raw client to path.
 func transports(t *testing.T, limits broker.Limits, f func(t *testing.T, e *env, dial func(path string) *wstest.Conn)) {
 	t.Run("epoll", func(t *testing.T) {
 		e := newEnv(t, limits)
 		f(t, e, func(path string) *wstest.Conn { c, _ := wstest.Dial(t, e.ws+path, nil); return c })
 	})
 	t.Run("goroutines", func(t *testing.T) {
-		e := newEnv(t, limits) // compression is on by default
+		b, ws := testutil.StartBroker(t, daemon.Settings{Limits: limits}, daemon.Options{GoroutineClients: true})
+		e := &env{t: t, b: b, ws: ws, addr: strings.TrimPrefix(ws, "ws://")}
 		offer := http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; client_no_context_takeover; server_no_context_takeover"}}
 		f(t, e, func(path string) *wstest.Conn {
 			c, resp := wstest.Dial(t, e.ws+path, offer)

@@ -15,13 +15,13 @@
 // channel back when the client's messages or close arrive. Two transports
 // implement it:
 //
-//   - pollClient (client_poll.go, Linux): plain ws:// clients, on epoll
-//     loops (internal/netpoll) with gobwas/ws's frame rules. ServePolled
-//     returns at once; the connection then holds no goroutine, and a buffer
-//     only while a message is in flight.
-//   - wsClient (client_ws.go): wss:// clients and clients that negotiated
-//     permessage-deflate, on coder/websocket, with goroutines per
-//     connection.
+//   - pollClient (client_poll.go, Linux): ws:// clients, with or without
+//     permessage-deflate, on epoll loops (internal/netpoll) with gobwas/ws's
+//     frame rules. ServePolled returns at once; the connection then holds
+//     no goroutine, and a buffer only while a message is in flight.
+//   - wsClient (client_ws.go): wss:// clients (and every client with
+//     server.Config.GoroutineClients), on coder/websocket, with goroutines
+//     per connection.
 //
 // Goroutines, and when they exist:
 //

@@ -174,6 +174,10 @@ type Options struct {
 	Web fs.FS
 	// TLS, when set, makes the listener serve TLS.
 	TLS *tls.Config
+	// GoroutineClients serves every client on coder/websocket, a reader
+	// and a writer goroutine each, as wss:// clients always are, instead
+	// of plain ws:// clients on the broker's epoll loops (server.Config).
+	GoroutineClients bool
 	// Cluster links this node to others. Nil: a single node.
 	Cluster Cluster
 	// PublicURL and PortMap come from port mapping (broker.Config and
@@ -266,7 +270,7 @@ func New(s Settings, o Options) (*Daemon, error) {
 	d.srv = server.New(server.Config{
 		Broker: d.b, Gatherer: d.reg, Registerer: d.reg, Logger: d.log, Web: o.Web, Dev: s.Dev,
 		AdminToken: s.AdminToken, Compression: *s.Compression, MaxConnsPerAddr: s.MaxConnsPerAddr,
-		RefusalFloor: s.RefusalFloor, RefusalJitter: s.RefusalJitter,
+		RefusalFloor: s.RefusalFloor, RefusalJitter: s.RefusalJitter, GoroutineClients: o.GoroutineClients,
 		Apps: d.apps, Reload: reload, PortMap: o.PortMap, Ready: ready,
 	})
 	d.http = d.srv.HTTPServer(s.HandshakeTimeout, s.MaxHeaderBytes)

@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/switchboard-dev/switchboard/broker"
 )
@@ -16,21 +16,9 @@ import (
 // pollable says whether an accepted client runs on the broker's epoll
 // loops (Broker.ServePolled: no goroutine and no buffer while idle) rather
 // than on coder/websocket with two goroutines (Broker.Serve): it does
-// unless it came over TLS, or offered permessage-deflate to a server that
-// negotiates it. Those two keep the library, which does both.
+// unless it came over TLS, which the loops do not speak.
 func (s *Server) pollable(r *http.Request) bool {
-	if runtime.GOOS != "linux" || r.TLS != nil {
-		return false
-	}
-	if !s.cfg.Compression {
-		return true
-	}
-	for _, v := range r.Header.Values("Sec-WebSocket-Extensions") {
-		if strings.Contains(strings.ToLower(v), "permessage-deflate") {
-			return false
-		}
-	}
-	return true
+	return runtime.GOOS == "linux" && r.TLS == nil && !s.cfg.GoroutineClients
 }
 
 // servePolled writes the 101 with gobwas/ws on the hijacked connection and
@@ -46,6 +34,12 @@ func (s *Server) servePolled(w http.ResponseWriter, r *http.Request, d broker.De
 	if d.Protocol != "" {
 		u.Protocol = func(p string) bool { return p == d.Protocol }
 	}
+	// permessage-deflate without context takeover either way: every
+	// message stands alone, so no compression state stays with a client.
+	ext := wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+	if s.cfg.Compression {
+		u.Negotiate = ext.Negotiate
+	}
 	conn, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		s.log.Debug("client handshake failed after accept", "target", hs.Target, "err", err)
@@ -60,7 +54,8 @@ func (s *Server) servePolled(w http.ResponseWriter, r *http.Request, d broker.De
 		p, _ := rw.Reader.Peek(n)
 		buffered = append([]byte(nil), p...)
 	}
-	s.b.ServePolled(d, conn, buffered, slotOf(r).handOff())
+	_, deflate := ext.Accepted()
+	s.b.ServePolled(d, conn, buffered, deflate, slotOf(r).handOff())
 }
 
 // addrSlot is one connection counted against its address's limit.

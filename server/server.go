@@ -45,6 +45,12 @@ type Config struct {
 	// negotiable with clients.
 	Compression bool
 
+	// GoroutineClients serves every client with Broker.Serve
+	// (coder/websocket, two goroutines each), as wss:// clients always
+	// are, instead of plain ws:// clients with Broker.ServePolled (epoll
+	// loops, none).
+	GoroutineClients bool
+
 	// RefusalFloor is the earliest a refused client handshake is answered,
 	// measured from when its headers were read, so that the time of a
 	// refusal does not tell its cause (see refuse). It should cover a
