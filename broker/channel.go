@@ -20,6 +20,7 @@ type Channel struct {
 	reg  *Registration
 	id   uint64               // static
 	info protocol.ChannelInfo // static
+	path string               // static: the request path in canonical form, as routing matched it
 
 	mu   sync.Mutex
 	conn clientConn // set by Serve; nil while the client handshake completes
@@ -69,8 +70,8 @@ type outMsg struct {
 	reason string
 }
 
-func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo) *Channel {
-	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, inst: inst, servedBy: inst.id}
+func newChannel(reg *Registration, inst *Instance, info protocol.ChannelInfo, path string) *Channel {
+	return &Channel{b: reg.b, reg: reg, id: info.Channel, info: info, path: path, inst: inst, servedBy: inst.id}
 }
 
 // received takes a message the transport read from the client. When the

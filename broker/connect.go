@@ -18,7 +18,7 @@ import (
 // Handshake is a client's WebSocket handshake as the transport parsed it.
 type Handshake struct {
 	Host      string // request host without port, for scope matching
-	Path      string // request path, for scope matching
+	Path      string // request path in canonical form (scope.CanonicalPath), for scope matching and pushes
 	Target    string // the full URL asked for: ws://host/path?query
 	Origin    string
 	Protocols []string // offered subprotocols, in the client's order
@@ -67,6 +67,7 @@ type pendingConnect struct {
 	at      time.Time
 	info    protocol.ChannelInfo // the channel's details, should it be accepted
 	offered []string             // the client's subprotocols: an Accept must pick one of them or none
+	path    string               // the canonical request path, kept on the channel
 }
 
 // refuses is the reason the registration's policy from Hello refuses a
@@ -154,7 +155,7 @@ func (b *Broker) Offer(ctx context.Context, hs *Handshake) Decision {
 // accept timeout (timeout), the client leaving or the broker shutting
 // down. The reason is the rejection's, "" for an answer.
 func (b *Broker) ask(ctx context.Context, inst *Instance, hs *Handshake, id uint64, timeout <-chan time.Time) (Decision, string) {
-	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), offered: hs.Protocols, info: protocol.ChannelInfo{
+	p := &pendingConnect{answer: make(chan Decision, 1), at: time.Now(), offered: hs.Protocols, path: hs.Path, info: protocol.ChannelInfo{
 		Channel: id, Origin: hs.Origin, Target: hs.Target, App: hs.App, Remote: hs.Remote.String()}}
 	inst.pendMu.Lock()
 	inst.pending[id] = p
@@ -247,7 +248,7 @@ func (inst *Instance) onAnswer(ft protocol.Type, body []byte) error {
 		}
 		info := p.info
 		info.Protocol, info.Since = d.Protocol, uint64(time.Now().UnixMilli())
-		d.channel = newChannel(inst.reg, inst, info)
+		d.channel = newChannel(inst.reg, inst, info, p.path)
 		if !inst.reg.addChannel(d.channel, inst) {
 			p.answer <- inst.b.reject("instance_gone")
 			return nil

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -258,7 +260,12 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	attached = true
 	public := h.Scope
 	if private {
-		public = joinURL(h.Scope, sc.Path)
+		public = sc.Path
+		if u, err := url.Parse(h.Scope); err == nil && u.Host != "" {
+			u.Path, _ = url.PathUnescape(sc.Path)
+			u.RawPath, u.RawQuery = sc.Path, ""
+			public = u.String()
+		}
 	}
 	if b.cfg.PublicURL != nil {
 		public = b.cfg.PublicURL(public)
@@ -271,20 +278,6 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		c.InstanceUp(inst.info())
 	}
 	return inst, nil
-}
-
-// joinURL puts path on the scheme and authority of base.
-func joinURL(base, path string) string {
-	for i := 0; i+2 < len(base); i++ {
-		if base[i:i+3] == "://" {
-			j := i + 3
-			for j < len(base) && base[j] != '/' {
-				j++
-			}
-			return base[:j] + path
-		}
-	}
-	return path
 }
 
 // fail ends the link once: marks the instance dead and closes the
@@ -593,43 +586,22 @@ func (inst *Instance) onPush(f *protocol.Push, raw []byte) error {
 	return nil
 }
 
-// pushLocal sends a push to this node's channels of the registration.
+// pushLocal sends a push to this node's channels of the registration
+// whose request path starts with the push's prefix, both compared in the
+// canonical form routing used (the channel keeps its path).
 func (reg *Registration) pushLocal(f *protocol.Push) {
+	prefix := f.Prefix
+	if p, err := scope.CanonicalPath(prefix); err == nil {
+		if strings.HasSuffix(prefix, "/") && !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		prefix = p
+	}
 	reg.each(func(ch *Channel) {
-		if pathHasPrefix(ch.info.Target, f.Prefix) {
+		if strings.HasPrefix(ch.path, prefix) {
 			_ = ch.toClient(f.Flags, f.Payload, true)
 		}
 	})
-}
-
-// pathHasPrefix reports whether the path of target URL starts with prefix.
-func pathHasPrefix(target, prefix string) bool {
-	if prefix == "" {
-		return true
-	}
-	p := target
-	if i := indexScheme(p); i >= 0 {
-		p = p[i+3:]
-		for j := 0; j < len(p); j++ {
-			if p[j] == '/' {
-				p = p[j:]
-				break
-			}
-		}
-	}
-	return len(p) >= len(prefix) && p[:len(prefix)] == prefix
-}
-
-func indexScheme(s string) int {
-	for i := 0; i+2 < len(s); i++ {
-		if s[i] == ':' && s[i+1] == '/' && s[i+2] == '/' {
-			return i
-		}
-		if s[i] == '/' {
-			return -1
-		}
-	}
-	return -1
 }
 
 func (inst *Instance) onList(req uint64) {
