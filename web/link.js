@@ -518,7 +518,9 @@ export class Link {
     } else if (this.state !== 'reattaching') {
       return false; // the first attach failed: ready rejects
     }
-    if (err && REFUSALS.has(err.code)) {
+    // A listen grant that ran out: a token function gives a fresh one (grant.js).
+    const renew = err && typeof this.token === 'function' && /grant expired|lifetime ended/.test(err.message);
+    if (err && REFUSALS.has(err.code) && !renew) {
       if (!this.privateHello || this.hello === this.privateHello) return false;
       // The broker does not give the private scope back (a new broker, a
       // policy): take a fresh one; the owner learns the new URL.

@@ -194,3 +194,28 @@ test('a service page reloads while clients connect, and none is refused (hold)',
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('a grant that expires is renewed through the token function; the listener keeps serving', async () => {
+  const page = await sitePage(browser.ctx, SITE);
+  const url = await page.evaluate(async ({ backend }) => {
+    window.grants = 0;
+    sb.configure({ token: async () => { grants++; return (await fetch(backend + '/grant?claims=' + encodeURIComponent(JSON.stringify({ scopes: ['/site/renew/'], ttl: '2s' })))).text(); } });
+    const l = new sb.WebSocketListener('/site/renew/');
+    window.renewErrors = [];
+    l.onerror = (e) => renewErrors.push(e.message);
+    l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send('renewed:' + e.data); };
+    await l.ready;
+    sb.configure({ token: null });
+    return l.url;
+  }, { backend: BACKEND });
+  const c = nodeClient(url + 'kept');
+  await c.open;
+  await waitFor('two renewals of a 2 s grant', () => page.evaluate(() => grants >= 3), 15000);
+  c.ws.send('after');
+  await waitFor('the kept client served after the renewals', () => c.messages.length === 1, 15000);
+  assert.equal(c.messages[0], 'renewed:after');
+  const py = await pythonClient(url + 'new', ['x']);
+  assert.deepEqual(py.got, ['renewed:x']);
+  assert.deepEqual(await page.evaluate(() => renewErrors), []);
+  await page.close();
+});
