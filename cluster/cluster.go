@@ -92,6 +92,8 @@ type Cluster struct {
 	peersG    prometheus.Gauge
 	lost      prometheus.Counter
 	msgs      *prometheus.CounterVec
+	msgsIn    prometheus.Counter // msgs{direction="in"}, looked up once
+	msgsOut   prometheus.Counter
 	pubErrs   prometheus.Counter
 	asyncErrs prometheus.Counter
 
@@ -101,6 +103,8 @@ type Cluster struct {
 	down  time.Time        // when the NATS link broke; guarded by mu
 
 	revs *apps.Revocations // shared with the other nodes; set before Start
+
+	subjects sync.Map // streamKey → its subject, built once
 
 	seqMu   sync.Mutex
 	sendSeq map[streamKey]uint64 // last sequence number sent per data stream; guarded by seqMu
@@ -187,6 +191,7 @@ func New(cfg Config) (*Cluster, error) {
 	c.msgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_cluster_messages_total", Help: "NATS messages sent and received, by direction."}, []string{"direction"})
 	c.pubErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_publish_errors_total", Help: "NATS publishes that failed (e.g. while disconnected)."})
 	c.asyncErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_async_errors_total", Help: "Errors NATS reported asynchronously (slow consumer: messages dropped)."})
+	c.msgsIn, c.msgsOut = c.msgs.WithLabelValues("in"), c.msgs.WithLabelValues("out")
 	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs, c.asyncErrs)
 	return c, nil
 }
@@ -429,11 +434,11 @@ func (c *Cluster) publish(subj string, data []byte) {
 		c.pubErrs.Inc()
 		return
 	}
-	c.msgs.WithLabelValues("out").Inc()
+	c.msgsOut.Inc()
 }
 
 func (c *Cluster) onHeartbeat(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	var hb heartbeat
 	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.Num == c.num && hb.Node == c.cfg.Node {
 		return
@@ -465,7 +470,7 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 }
 
 func (c *Cluster) onUp(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	var info broker.InstanceInfo
 	if json.Unmarshal(m.Data, &info) == nil {
 		if err := c.b.Announce(info.Node, []broker.InstanceInfo{info}, false); err != nil {
@@ -475,10 +480,11 @@ func (c *Cluster) onUp(m *nats.Msg) {
 }
 
 func (c *Cluster) onDown(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	var info broker.InstanceInfo
 	if json.Unmarshal(m.Data, &info) == nil {
 		c.b.Gone(info.ID, "detached on its node")
+		c.forgetInstance(info.ID)
 	}
 }
 
@@ -489,7 +495,7 @@ func lastID(subject string) (uint64, bool) {
 }
 
 func (c *Cluster) onTo(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	id, ok := lastID(m.Subject)
 	if !ok {
 		return
@@ -507,7 +513,7 @@ func (c *Cluster) onTo(m *nats.Msg) {
 }
 
 func (c *Cluster) onFrom(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	id, ok := lastID(m.Subject)
 	if !ok {
 		return
@@ -523,14 +529,14 @@ func (c *Cluster) onFrom(m *nats.Msg) {
 }
 
 func (c *Cluster) onResync(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	if id, ok := lastID(m.Subject); ok {
 		c.b.Receive(broker.Message{Kind: broker.Resync, Instance: id})
 	}
 }
 
 func (c *Cluster) onPush(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	n, k := binary.Uvarint(m.Data)
 	if k <= 0 || uint64(len(m.Data)-k) < n {
 		return
@@ -539,7 +545,7 @@ func (c *Cluster) onPush(m *nats.Msg) {
 }
 
 func (c *Cluster) onCut(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	id, ok := lastID(m.Subject)
 	code, k := binary.Uvarint(m.Data)
 	if !ok || k <= 0 {
@@ -577,7 +583,7 @@ func (c *Cluster) sendRevocations(list []apps.Revocation) {
 }
 
 func (c *Cluster) onRevocations(m *nats.Msg) {
-	c.msgs.WithLabelValues("in").Inc()
+	c.msgsIn.Inc()
 	if c.revs == nil {
 		return
 	}
@@ -607,18 +613,19 @@ func (c *Cluster) InstanceUp(info broker.InstanceInfo) {
 
 // InstanceDown implements broker.Cluster.
 func (c *Cluster) InstanceDown(info broker.InstanceInfo) {
+	defer c.forgetInstance(info.ID)
 	data, _ := json.Marshal(info)
 	c.publish(c.subject("inst", "down"), data)
 }
 
 // ToInstance implements broker.Cluster.
 func (c *Cluster) ToInstance(node, instance uint64, frames []byte) {
-	c.sendStream(c.subject("n", strconv.FormatUint(node, 10), "to", strconv.FormatUint(instance, 10)), node, instance, true, frames)
+	c.sendStream(node, instance, true, frames)
 }
 
 // FromInstance implements broker.Cluster.
 func (c *Cluster) FromInstance(node, instance uint64, frames []byte) {
-	c.sendStream(c.subject("n", strconv.FormatUint(node, 10), "from", strconv.FormatUint(instance, 10)), node, instance, false, frames)
+	c.sendStream(node, instance, false, frames)
 }
 
 // Push implements broker.Cluster.

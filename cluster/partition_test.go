@@ -126,7 +126,7 @@ func TestPartitionedNode(t *testing.T) {
 		waitFor(t, "peers", 20*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
 	streamtest.EchoLabelled(t, p1.ws+"/part/", "v1") // the registration's instance lives on p1
-	streamtest.Echo(t, p2.ws+"/far/", "")    // a service p1's clients reach across
+	streamtest.Echo(t, p2.ws+"/far/", "")            // a service p1's clients reach across
 	waitFor(t, "v1 active everywhere", 20*time.Second, func() bool {
 		for i, a := range actives(nodes, "/part/") {
 			if a != nodes[i].name+": v1 (of 1)" {
@@ -146,7 +146,7 @@ func TestPartitionedNode(t *testing.T) {
 		return len(p2.c.Peers()) == 1 && len(p3.c.Peers()) == 1
 	})
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local}, 200) // local traffic goes on without NATS
-	streamtest.EchoLabelled(t, p2.ws+"/part/", "v2")                       // the others' side gets a new instance
+	streamtest.EchoLabelled(t, p2.ws+"/part/", "v2")               // the others' side gets a new instance
 	waitFor(t, "v2 active on p2 and p3", 20*time.Second, func() bool {
 		a := actives(nodes, "/part/")
 		return a[1] == "p2: v2 (of 1)" && a[2] == "p3: v2 (of 1)"

@@ -1,6 +1,10 @@
 package cluster
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strconv"
+	"sync"
+)
 
 // Data-subject messages start with the sending node's number, a sequence
 // number per stream and a fragment byte, so that a message lost on the way
@@ -23,13 +27,58 @@ const (
 // stampOverhead bounds the header: two uvarints and the fragment byte.
 const stampOverhead = 2*binary.MaxVarintLen64 + 1
 
+// stampBufs holds the buffers messages are stamped in: NATS copies what
+// it publishes, so a buffer is reused at once.
+var stampBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// streamSubject is the subject of the stream to or from inst on node.
+func (c *Cluster) streamSubject(k streamKey) string {
+	if s, ok := c.subjects.Load(k); ok {
+		return s.(string)
+	}
+	dir := "from"
+	if k.to {
+		dir = "to"
+	}
+	s := c.subject("n", strconv.FormatUint(k.node, 10), dir, strconv.FormatUint(k.inst, 10))
+	c.subjects.Store(k, s)
+	return s
+}
+
+// forgetInstance drops what this node keeps of the streams to and from an
+// instance that detached (subjects, sequence numbers, fragments), so that
+// they do not pile up as instances come and go.
+func (c *Cluster) forgetInstance(id uint64) {
+	c.subjects.Range(func(k, _ any) bool {
+		if k.(streamKey).inst == id {
+			c.subjects.Delete(k)
+		}
+		return true
+	})
+	c.seqMu.Lock()
+	for _, m := range []map[streamKey]uint64{c.sendSeq, c.recvSeq} {
+		for k := range m {
+			if k.inst == id {
+				delete(m, k)
+			}
+		}
+	}
+	for k := range c.partial {
+		if k.inst == id {
+			delete(c.partial, k)
+		}
+	}
+	c.seqMu.Unlock()
+}
+
 // sendStream publishes frames on one data stream, in fragments that fit
 // the server's max_payload.
-func (c *Cluster) sendStream(subj string, node, inst uint64, to bool, frames []byte) {
+func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 	nc := c.conn()
 	if nc == nil {
 		return
 	}
+	subj := c.streamSubject(streamKey{node, inst, to})
 	room := int(nc.MaxPayload()) - stampOverhead
 	if room < 4<<10 {
 		room = 1 << 20 // not connected yet: NATS's default (the buffer is sent when it is)
@@ -42,7 +91,13 @@ func (c *Cluster) sendStream(subj string, node, inst uint64, to bool, frames []b
 		} else {
 			flags &^= fragMore
 		}
-		c.publish(subj, c.stamp(node, inst, to, flags, frames[:n]))
+		buf := stampBufs.Get().(*[]byte)
+		*buf = c.stamp(*buf, node, inst, to, flags, frames[:n])
+		c.publish(subj, *buf)
+		if cap(*buf) <= 4<<20 {
+			*buf = (*buf)[:0]
+			stampBufs.Put(buf)
+		}
 		frames = frames[n:]
 		if len(frames) == 0 {
 			return
@@ -51,14 +106,14 @@ func (c *Cluster) sendStream(subj string, node, inst uint64, to bool, frames []b
 	}
 }
 
-func (c *Cluster) stamp(node, inst uint64, to bool, flags byte, frames []byte) []byte {
+// stamp writes the header and frames into b (reused) and returns it.
+func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte, frames []byte) []byte {
 	c.seqMu.Lock()
 	k := streamKey{node, inst, to}
 	c.sendSeq[k]++
 	seq := c.sendSeq[k]
 	c.seqMu.Unlock()
-	b := make([]byte, 0, len(frames)+stampOverhead)
-	b = binary.AppendUvarint(b, c.num)
+	b = binary.AppendUvarint(b[:0], c.num)
 	b = binary.AppendUvarint(b, seq)
 	b = append(b, flags)
 	return append(b, frames...)
