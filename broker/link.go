@@ -34,6 +34,10 @@ type Instance struct {
 	policy policy    // static
 	node   uint64    // static: the node whose link this is (proxies: another node)
 
+	urlBase    string                 // static after Welcome: the scope URL before PublicURL rewrites it
+	urlUpdates bool                   // static after Welcome: the service asked for URL frames
+	sentURL    atomic.Pointer[string] // the public URL the service was last told
+
 	remoteChans remoteChannels // channels of other nodes this local instance serves
 
 	terms       *Terms        // static: what Authorize bound the attachment to (nil for proxies)
@@ -230,7 +234,17 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	if window <= 0 || window > b.cfg.Limits.ChannelBuffer {
 		window = b.cfg.Limits.Window
 	}
+	base := h.Scope // the scope URL clients reach, before PublicURL rewrites it
+	if private {
+		base = sc.Path
+		if u, err := url.Parse(h.Scope); err == nil && u.Host != "" {
+			u.Path, _ = url.PathUnescape(sc.Path)
+			u.RawPath, u.RawQuery = sc.Path, ""
+			base = u.String()
+		}
+	}
 	inst := &Instance{
+		urlBase: base, urlUpdates: h.Flags&protocol.HelloURLUpdates != 0,
 		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: b.cfg.Now(), order: b.nextOrder(),
 		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
 		terms: terms, maxChannels: terms.MaxChannels, hold: b.holdOf(h.Hold),
@@ -258,20 +272,21 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	b.mu.Unlock()
 
 	attached = true
-	public := h.Scope
-	if private {
-		public = sc.Path
-		if u, err := url.Parse(h.Scope); err == nil && u.Host != "" {
-			u.Path, _ = url.PathUnescape(sc.Path)
-			u.RawPath, u.RawQuery = sc.Path, ""
-			public = u.String()
-		}
-	}
+	public := base
 	if b.cfg.PublicURL != nil {
 		public = b.cfg.PublicURL(public)
 	}
 	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
 		PublicURL: public, Active: true, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
+	// From here PublicURLChanged may tell it a new URL (never before
+	// Welcome); one that changed meanwhile is told now.
+	inst.sentURL.Store(&public)
+	if inst.urlUpdates && b.cfg.PublicURL != nil {
+		if now := b.cfg.PublicURL(base); now != public {
+			inst.sentURL.Store(&now)
+			inst.sendFrame(&protocol.URL{PublicURL: now})
+		}
+	}
 	b.log.Info("instance attached", "scope", sc.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
 	reg.activate(inst)
 	if c := b.cfg.Cluster; c != nil {

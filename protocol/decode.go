@@ -77,6 +77,13 @@ func (f *Error) Decode(body []byte) error {
 	return d.done(TypeError)
 }
 
+// Decode reads the body of a URL frame.
+func (f *URL) Decode(body []byte) error {
+	d := dec{b: body}
+	f.PublicURL = d.string()
+	return d.done(TypeURL)
+}
+
 // Decode reads the body of a State frame.
 func (f *State) Decode(body []byte) error {
 	d := dec{b: body}

@@ -85,6 +85,13 @@ func (f *Error) Append(b []byte) []byte {
 }
 
 // Append appends the frame.
+func (f *URL) Append(b []byte) []byte {
+	b, at := begin(b, TypeURL)
+	b = putString(b, f.PublicURL)
+	return end(b, at)
+}
+
+// Append appends the frame.
 func (f *State) Append(b []byte) []byte {
 	return append(b, byte(TypeState), 1, boolByte(f.Active))
 }

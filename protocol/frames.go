@@ -56,6 +56,14 @@ type State struct {
 	Active bool
 }
 
+// URL tells an instance that the public URL of its scope changed since
+// Welcome (or the previous URL frame).
+//
+//	public:string
+type URL struct {
+	PublicURL string
+}
+
 // Connect is a connect request: a client wants to open a channel.
 //
 //	channel:uvarint remote:string origin:string target:string

@@ -30,6 +30,7 @@ const (
 	TypeWelcome Type = 0x02 // B→S: answer to Hello: instance id, state, windows
 	TypeError   Type = 0x03 // both: fatal link error; the sender closes the link next
 	TypeState   Type = 0x04 // B→S: the instance became active or was superseded
+	TypeURL     Type = 0x05 // B→S: the public URL changed (only to services whose Hello set HelloURLUpdates)
 
 	TypeConnect Type = 0x10 // B→S: a client asks to connect (the connect request)
 	TypeAccept  Type = 0x11 // S→B: accept a connect request
@@ -57,6 +58,8 @@ func (t Type) String() string {
 		return "error"
 	case TypeState:
 		return "state"
+	case TypeURL:
+		return "url"
 	case TypeConnect:
 		return "connect"
 	case TypeAccept:
@@ -93,6 +96,10 @@ const (
 // Hello flags.
 const (
 	HelloPrivate uint64 = 1 << 0 // ask the broker for a fresh private scope; Scope gives the broker URL and the path to make it under ("/" for most)
+	// HelloURLUpdates says the service understands URL frames: the broker
+	// then tells it whenever the public URL of its scope changes (a port
+	// mapping made, lost or moved). Services without it never get one.
+	HelloURLUpdates uint64 = 1 << 1
 )
 
 // Error codes carried by an Error frame.

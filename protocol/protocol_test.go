@@ -37,6 +37,7 @@ func samples() []sample {
 		{"welcome", &Welcome{Version: 1, Instance: 7, Scope: "/echo/", PublicURL: "ws://203.0.113.9:8080/echo/", Active: true, Window: 262144, MaxMessage: 1 << 20}, TypeWelcome},
 		{"error", &Error{Code: ErrCodeUnauthorized, Message: "scope /echo/ needs a credential that owns it"}, TypeError},
 		{"state", &State{Active: false}, TypeState},
+		{"url", &URL{PublicURL: "ws://203.0.113.9:40123/echo/"}, TypeURL},
 		{"connect", &Connect{Channel: 300, Remote: "127.0.0.1:50000", Origin: "https://a.example", Target: "ws://127.0.0.1:8080/echo/x?y=1", Protocols: []string{"chat"}, App: "", FirstLine: "GET /echo/x?y=1 HTTP/1.1", Headers: []Header{{"Host", "127.0.0.1:8080"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Protocol", "chat"}}, Body: []byte{}}, TypeConnect},
 		{"accept", &Accept{Channel: 300, Protocol: "chat", Headers: []Header{{"X-Served-By", "v2"}}}, TypeAccept},
 		{"respond", &Respond{Channel: 300, Status: 401, Headers: []Header{{"WWW-Authenticate", `Basic realm="x"`}}, Body: []byte("who are you?")}, TypeRespond},
@@ -84,6 +85,8 @@ func decodeAny(t Type, body []byte) (any, error) {
 		v = new(Error)
 	case TypeState:
 		v = new(State)
+	case TypeURL:
+		v = new(URL)
 	case TypeConnect:
 		v = new(Connect)
 	case TypeAccept:

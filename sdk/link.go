@@ -117,6 +117,18 @@ func (l *Listener) handleFrame(t protocol.Type, body []byte) error {
 			l.mu.Unlock()
 			l.log.Info("instance state", "scope", l.welcome.Scope, "active", f.Active)
 		}
+	case protocol.TypeURL:
+		var f protocol.URL
+		if err = f.Decode(body); err == nil {
+			l.mu.Lock()
+			if l.url != f.PublicURL {
+				l.url = f.PublicURL
+				close(l.urlCh)
+				l.urlCh = make(chan struct{})
+			}
+			l.mu.Unlock()
+			l.log.Info("public URL changed", "scope", l.welcome.Scope, "url", f.PublicURL)
+		}
 	case protocol.TypeClients:
 		var f protocol.Clients
 		if err = f.Decode(body); err == nil {

@@ -102,6 +102,8 @@ type Listener struct {
 	mu       sync.Mutex
 	active   bool                         // guarded by mu
 	changed  chan struct{}                // closed when active changes; guarded by mu
+	url      string                       // the public URL (Welcome, then URL frames); guarded by mu
+	urlCh    chan struct{}                // closed when url changes; guarded by mu
 	channels map[uint64]*Channel          // guarded by mu
 	requests []*Request                   // connect requests not yet taken by Accept; guarded by mu
 	reqWake  chan struct{}                // cap 1: requests is not empty
@@ -168,6 +170,7 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 	if opts.Private {
 		hello.Flags |= protocol.HelloPrivate
 	}
+	hello.Flags |= protocol.HelloURLUpdates // URL() follows the broker's public URL
 	if err := conn.Write(ctx, websocket.MessageBinary, hello.Append(nil)); err != nil {
 		conn.CloseNow()
 		return nil, fmt.Errorf("send hello: %w", err)
@@ -190,7 +193,7 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		conn: conn, log: opts.Logger, window: opts.Window,
 		done: make(chan struct{}), stop: make(chan struct{}), writerDone: make(chan struct{}),
 		room: make(chan struct{}), wake: make(chan struct{}, 1),
-		changed: make(chan struct{}), channels: make(map[uint64]*Channel),
+		changed: make(chan struct{}), urlCh: make(chan struct{}), channels: make(map[uint64]*Channel),
 		reqWake: make(chan struct{}, 1), lists: make(map[uint64]chan []ClientInfo),
 		idle: make(chan struct{}), acks: make(map[uint64]uint64),
 	}
@@ -230,6 +233,7 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		return nil, errors.New("read welcome: broker granted a zero window")
 	}
 	l.active = l.welcome.Active
+	l.url = l.welcome.PublicURL
 	l.linkLimit = protocol.MaxLinkMessage(l.welcome.MaxMessage)
 	conn.SetReadLimit(int64(l.linkLimit))
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -270,8 +274,21 @@ func linkURLOf(scopeURL string) (string, error) {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: protocol.LinkPath}).String(), nil
 }
 
-// URL is where clients connect: the broker's public URL for the scope.
-func (l *Listener) URL() string { return l.welcome.PublicURL }
+// URL is where clients connect: the broker's public URL for the scope. It
+// changes when the broker's public address does (a port mapping made,
+// lost or moved); URLChanged says when.
+func (l *Listener) URL() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.url
+}
+
+// URLChanged returns a channel closed when URL next changes.
+func (l *Listener) URLChanged() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.urlCh
+}
 
 // Scope is the scope as the broker registered it (e.g. "/echo/").
 func (l *Listener) Scope() string { return l.welcome.Scope }

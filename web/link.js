@@ -20,7 +20,7 @@
 // Promise: the Ack waits for it) and ch.onclose(code, reason) on channels.
 
 import {
-  VERSION, SUBPROTOCOL, LINK_PATH, HELLO_PRIVATE, FLAG_BINARY, ErrorCode,
+  VERSION, SUBPROTOCOL, LINK_PATH, HELLO_PRIVATE, HELLO_URL_UPDATES, FLAG_BINARY, ErrorCode,
   encodeBatches, decodeFrames, maxLinkMessage, ProtocolError,
 } from './protocol.js';
 import { grantNow, helloWithGrant } from './grant.js';
@@ -174,7 +174,7 @@ export class Link {
       scope: o.scope == null ? new URL('/', broker).href : new URL(o.scope, broker).href.replace(/^http/, 'ws'),
       label: o.label ?? '', credential: o.credential ?? '',
       protocols: o.protocols ?? [], origins: o.origins ?? [], window: o.window ?? 0,
-      flags: o.scope == null ? HELLO_PRIVATE : 0, hold: Math.max(0, Math.round(o.hold ?? 0)),
+      flags: (o.scope == null ? HELLO_PRIVATE : 0) | HELLO_URL_UPDATES, hold: Math.max(0, Math.round(o.hold ?? 0)),
     };
     this.url = new URL(LINK_PATH, broker).href;
     this.window = 0;
@@ -273,7 +273,7 @@ export class Link {
         if (this.hello.flags & HELLO_PRIVATE) {
           // Attach again to this same scope, so that its URL stays the same.
           this.privateHello = this.privateHello ?? this.hello;
-          this.hello = { ...this.hello, scope: new URL(f.scope, this.hello.scope).href, flags: 0 };
+          this.hello = { ...this.hello, scope: new URL(f.scope, this.hello.scope).href, flags: HELLO_URL_UPDATES };
         }
         this.ready?.resolve(f);
         this.ready = null;
@@ -288,6 +288,10 @@ export class Link {
         this.error = new LinkError(f.code === ErrorCode.unauthorized && !this.token && !/grant|private_scopes/.test(f.message)
           ? `${f.message}; pass a credential that owns the scope with configure({ credential }) or the credential option`
           : f.message, f.code);
+        return;
+      case 'url': // the broker's public address changed (a port mapping made, lost or moved)
+        this.welcome = { ...this.welcome, publicURL: f.publicURL };
+        try { this.owner.publicURLChanged?.(f.publicURL); } catch (err) { this.report(err); }
         return;
       case 'state':
         this.active = f.active;

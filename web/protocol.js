@@ -31,6 +31,8 @@ export function maxLinkMessage(maxMessage) { return Math.min(maxMessage, MAX_FRA
 export const FLAG_BINARY = 1;
 /** Hello flag: ask for a fresh private scope. */
 export const HELLO_PRIVATE = 1;
+/** Hello flag: the service understands url frames (the public URL changed). */
+export const HELLO_URL_UPDATES = 2;
 
 /** Error frame codes. */
 export const ErrorCode = Object.freeze({
@@ -51,6 +53,7 @@ export const FRAMES = Object.freeze({
     ['active', 'bool'], ['window', 'uv'], ['maxMessage', 'uv']]],
   error: [0x03, [['code', 'uv'], ['message', 'str']]],
   state: [0x04, [['active', 'bool']]],
+  url: [0x05, [['publicURL', 'str']]],
   connect: [0x10, [['channel', 'uv'], ['remote', 'str'], ['origin', 'str'], ['target', 'str'],
     ['protocols', 'strs'], ['app', 'str'], ['firstLine', 'str'], ['headers', 'hdrs'], ['body', 'bytes']]],
   accept: [0x11, [['channel', 'uv'], ['protocol', 'str'], ['headers', 'hdrs']]],

@@ -256,12 +256,17 @@ export class ServiceRegistration extends EventTarget {
     this.dispatchEvent(new StateChangeEvent('closed', err));
   }
 
+  publicURLChanged(url) {
+    this.url = url;
+    this.dispatchEvent(new Event('urlchange'));
+  }
+
   linkState(state, info) {
     if (state === 'attached') { this.scope = info.scope; this.url = info.publicURL; }
     this.dispatchEvent(new StateChangeEvent(state, state === 'attached' ? null : info));
   }
 }
-handlerAttributes(ServiceRegistration, ['crossoriginconnect', 'crossoriginmessage', 'crossorigindisconnect', 'error', 'statechange']);
+handlerAttributes(ServiceRegistration, ['crossoriginconnect', 'crossoriginmessage', 'crossorigindisconnect', 'error', 'statechange', 'urlchange']);
 
 /**
  * registerService makes this page (or worker) the service for a scope.

@@ -152,6 +152,8 @@ export class WebSocketListener extends EventTarget {
   onclose: ((this: WebSocketListener, ev: Event) => any) | null;
   /** Fired when state changes; after 'attached' again, listening fires too (url may change only for a private scope the broker did not give back). */
   onstatechange: ((this: WebSocketListener, ev: StateChangeEvent) => any) | null;
+  /** The broker's public URL for this scope changed (a port mapping made, lost or moved); `url` has the new one. */
+  onurlchange: ((this: WebSocketListener, ev: Event) => any) | null;
   /** Sends one message to every client whose URL path starts with prefix ("" for all). */
   push(data: string | ArrayBufferLike | ArrayBufferView | Blob, prefix?: string): void;
   /** Stops listening and closes every connection with 1001. */
@@ -204,6 +206,8 @@ export class BrowserSocket extends EventTarget {
   readonly state: ServiceState;
   onerror: ((this: BrowserSocket, ev: SwitchboardErrorEvent) => any) | null;
   onstatechange: ((this: BrowserSocket, ev: StateChangeEvent) => any) | null;
+  /** The broker's public URL for this scope changed (a port mapping made, lost or moved); `url` has the new one. */
+  onurlchange: ((this: BrowserSocket, ev: Event) => any) | null;
   /** Closes the socket and every connection. */
   stop(): void;
 }
@@ -273,6 +277,8 @@ export class ServiceRegistration extends EventTarget {
   readonly active: boolean;
   readonly state: ServiceState;
   onstatechange: ((this: ServiceRegistration, ev: StateChangeEvent) => any) | null;
+  /** The broker's public URL for this scope changed (a port mapping made, lost or moved); `url` has the new one. */
+  onurlchange: ((this: ServiceRegistration, ev: Event) => any) | null;
   oncrossoriginconnect: ((this: ServiceRegistration, ev: CrossOriginConnectEvent) => any) | null;
   oncrossoriginmessage: ((this: ServiceRegistration, ev: CrossOriginMessageEvent) => any) | null;
   oncrossorigindisconnect: ((this: ServiceRegistration, ev: Event & { client: CrossOriginClient; code: number; reason: string }) => any) | null;

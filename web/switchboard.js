@@ -134,6 +134,12 @@ export class WebSocketListener extends EventTarget {
     this.dispatchEvent(new StateChangeEvent('closed', err));
   }
 
+  publicURLChanged(url) {
+    this._url = url;
+    this._port = portOf(url);
+    this.dispatchEvent(new Event('urlchange'));
+  }
+
   linkState(state, info) {
     if (state === 'attached') {
       this._state = 1;
@@ -148,7 +154,7 @@ export class WebSocketListener extends EventTarget {
     }
   }
 }
-handlerAttributes(WebSocketListener, ['connection', 'listening', 'error', 'close', 'statechange']);
+handlerAttributes(WebSocketListener, ['connection', 'listening', 'error', 'close', 'statechange', 'urlchange']);
 
 // ---------------------------------------------------------------- seed 001
 
@@ -274,6 +280,12 @@ export class BrowserSocket extends EventTarget {
     this.dispatchEvent(new StateChangeEvent('closed', err));
   }
 
+  publicURLChanged(url) {
+    this._port = portOf(url);
+    this._url = url;
+    this.dispatchEvent(new Event('urlchange'));
+  }
+
   linkState(state, info) {
     if (state === 'attached') {
       this._port = portOf(info.publicURL);
@@ -283,7 +295,7 @@ export class BrowserSocket extends EventTarget {
     this.dispatchEvent(new StateChangeEvent(state, state === 'attached' ? null : info));
   }
 }
-handlerAttributes(BrowserSocket, ['error', 'statechange']);
+handlerAttributes(BrowserSocket, ['error', 'statechange', 'urlchange']);
 
 export { connect, registerService, ServicePort, CrossOriginClient, ServiceRegistration } from './service.js';
 export { AppSocket, setMessageHandler } from './app.js';

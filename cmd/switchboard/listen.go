@@ -170,8 +170,9 @@ func (svc *service) run(ctx context.Context) error {
 			svc.mu.Lock()
 			svc.scope = l.Scope()
 			svc.mu.Unlock()
-			svc.wg.Add(1)
+			svc.wg.Add(2)
 			go func() { defer svc.wg.Done(); svc.reconcile(ctx, l) }()
+			go func() { defer svc.wg.Done(); watchURL(ctx, l) }()
 		},
 	})
 	if err != nil {
@@ -203,6 +204,23 @@ func (svc *service) run(ctx context.Context) error {
 		return nil
 	default:
 		return err
+	}
+}
+
+// watchURL says on stderr, in the line the attach printed, each new public
+// URL the broker tells this link of (a port mapping made, lost or moved),
+// until the link or ctx ends.
+func watchURL(ctx context.Context, l *sdk.Listener) {
+	for {
+		ch := l.URLChanged()
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.Done():
+			return
+		case <-ch:
+			fmt.Fprintf(os.Stderr, "switchboard: listening on %s (the public URL changed)\n", l.URL())
+		}
 	}
 }
 

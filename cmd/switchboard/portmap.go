@@ -46,13 +46,14 @@ type portmapper struct {
 	expiry   prometheus.Gauge
 	lost     prometheus.Counter
 	errors   prometheus.Counter
+	changed  func() // called after each change: tells services their URL (nil: nobody)
 	lastLost int    // owned by observe (the Mapper's goroutine)
 	lastErr  string // owned by observe
 }
 
 // startPortmap starts mapping port (the bound listen port) when f asks for
 // it; it returns nil, nil for --portmap off.
-func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int, tls bool, host string, log *slog.Logger, reg prometheus.Registerer) (*portmapper, error) {
+func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int, tls bool, host string, log *slog.Logger, reg prometheus.Registerer, changed func()) (*portmapper, error) {
 	if f.protocol == "" || f.protocol == string(portmap.Off) {
 		return nil, nil
 	}
@@ -60,6 +61,7 @@ func startPortmap(ctx context.Context, f portmapFlags, port, defaultExternal int
 	if err != nil {
 		return nil, err
 	}
+	p.changed = changed
 	ext := f.externalPort
 	if ext == 0 {
 		ext = defaultExternal
@@ -117,6 +119,9 @@ func (p *portmapper) observe(s portmap.Status) {
 		p.errors.Inc()
 	}
 	p.lastErr = s.Err
+	if p.changed != nil {
+		p.changed() // services hear their new public URL
+	}
 }
 
 // portmapStatus is the "portmap" object of the admin status.
@@ -182,7 +187,12 @@ func (p *portmapper) Shutdown(ctx context.Context) error {
 
 // portmapRef is where the broker and the admin API find the portmapper,
 // which starts only once the listener is bound (after they are made).
-type portmapRef struct{ p atomic.Pointer[portmapper] }
+// changed, set before start, is called whenever the public URL may have
+// changed (the broker's PublicURLChanged).
+type portmapRef struct {
+	p       atomic.Pointer[portmapper]
+	changed func()
+}
 
 // start maps ln's port when f asks for it. With ACME the default external
 // port is 443 (TLS-ALPN-01 validates there) and public URLs name the domain.
@@ -192,11 +202,14 @@ func (r *portmapRef) start(ctx context.Context, f portmapFlags, ln net.Listener,
 	if len(acmeDomains) > 0 {
 		ext, host = 443, acmeDomains[0]
 	}
-	p, err := startPortmap(ctx, f, port, ext, tls, host, log, reg)
+	p, err := startPortmap(ctx, f, port, ext, tls, host, log, reg, r.changed)
 	if err != nil || p == nil {
 		return err
 	}
 	r.p.Store(p)
+	if r.changed != nil {
+		r.changed() // a mapping made before p was stored was not told
+	}
 	return nil
 }
 

@@ -35,6 +35,10 @@ func testPortmapGateway(t *testing.T, proto string) {
 	fast := []string{"--portmap", proto, "--portmap-check-interval", "300ms", "--portmap-lease", "30s", "--portmap-retry", "200ms"}
 
 	serve := startNS(t, gw, gw.LAN, append([]string{"serve", "--dev", "--listen", "0.0.0.0:8080"}, fast...)...)
+	// A service attached as soon as the broker listens, before the mapping
+	// (about 2 s with UPnP), is told the public URL when it changes.
+	serve.waitLine(`switchboard: listening on http://`)
+	early := startNS(t, gw, gw.LAN, "listen", "ws://127.0.0.1:8080/early/", "--echo")
 	denied := startNS(t, gw, gw.LAN, append([]string{"serve", "--dev", "--listen", fmt.Sprintf("0.0.0.0:%d", gatewaytest.DeniedPort)}, fast...)...)
 	external := gatewaytest.GatewayWANAddr + ":8080"
 	serve.waitLine(`msg="port mapped".* protocol=` + proto + ` .*external=` + regexpQuote(external))
@@ -45,6 +49,11 @@ func testPortmapGateway(t *testing.T, proto string) {
 	// The service attaches on loopback and is told the public URL.
 	lis := startNS(t, gw, gw.LAN, "listen", "ws://127.0.0.1:8080/echo/", "--echo")
 	lis.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/echo/`)
+	early.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/early/`)
+	if proto == "upnp" { // UPnP maps in about 2 s: the service attached first, on the local URL
+		early.waitLine(`switchboard: listening on ws://127\.0\.0\.1:8080/early/$`)
+		early.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/early/ \(the public URL changed\)`)
+	}
 
 	wanEcho(t, gw, "ws://"+external+"/echo/from-wan", "hello from the internet")
 

@@ -111,6 +111,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	pm.changed = func() { d.Broker().PublicURLChanged() } // the public URL stays true for attached services
 	if *cfgPath != "" {
 		reloads = append([]hupReload{{"configuration", d.Reload}}, reloads...)
 	}
