@@ -77,7 +77,7 @@ func (s *Server) adminMux() *http.ServeMux {
 			}
 		}))
 	}
-	admin("GET "+protocol.ReservedPrefix+"v1/status", s.serveStatus)
+	s.dashboardRoutes(m) // GET v1/status: the admin credential or the dashboard's session
 	admin("POST "+protocol.ReservedPrefix+"v1/reload", s.reload)
 	admin("GET "+protocol.ReservedPrefix+"v1/tokens", func(w http.ResponseWriter, _ *http.Request) { s.listTokens(w) })
 	admin("POST "+protocol.ReservedPrefix+"v1/tokens", func(w http.ResponseWriter, r *http.Request) { s.issueToken(w, r, "admin") })
@@ -91,6 +91,7 @@ func (s *Server) adminMux() *http.ServeMux {
 var adminPaths = map[string]bool{
 	protocol.ReservedPrefix + "v1/status": true, protocol.ReservedPrefix + "v1/reload": true,
 	protocol.ReservedPrefix + "v1/tokens": true, protocol.ReservedPrefix + "v1/tokens/revoke": true,
+	dashboardLogin: true,
 	chooserPath: true, chooserPath + "/login": true, chooserPath + "/info": true, chooserPath + "/issue": true,
 }
 

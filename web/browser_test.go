@@ -108,6 +108,7 @@ func TestBrowser(t *testing.T) {
 		"SWITCHBOARD_APPS_URL=" + appsURL,
 		"SWITCHBOARD_APP_SECRETS=" + secrets,
 		"SWITCHBOARD_PROD_URL=" + prodURL,
+		"SWITCHBOARD_PROD_ADMIN_TOKEN=" + prodAdminToken,
 		"SWITCHBOARD_GRANT_KEY=" + grantKey,
 		"SWITCHBOARD_BIN=" + bin,
 		"CHROMIUM=" + chromium,

@@ -15,6 +15,9 @@ import (
 const (
 	siteOrigin  = "http://site.localhost"
 	otherOrigin = "http://other.localhost"
+	// prodAdminToken is the production broker's admin token
+	// ($SWITCHBOARD_PROD_ADMIN_TOKEN in the browser suite).
+	prodAdminToken = "prod-admin-token-0123456789abcdefghijkl"
 )
 
 // productionConfig writes the config of a production broker (started with
@@ -55,6 +58,7 @@ func productionConfig(t *testing.T, appsConfigPath string) (path, grantKey strin
 		{"id": "site-1", "alg": "HS256", "owner": "site", "scopes": []string{"/site/"}, "secret_file": "site-grant.key"},
 	}}
 	cfg["private_scopes"] = map[string]any{"origins": []string{siteOrigin}, "per_address": 64, "lifetime": "10m"}
+	cfg["admin_token"] = prodAdminToken // the dashboard signs in with it (production.test.mjs)
 	out, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

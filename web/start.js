@@ -98,24 +98,74 @@ function render(s, dt) {
   $('no-regs').hidden = regs.length > 0;
 }
 
+// signIn shows the dashboard's sign-in (a production broker answered 401):
+// the admin token is traded once for an HttpOnly session cookie scoped to
+// the status (the page never keeps the token), then polling goes on.
+let signingIn = null;
+function signIn() {
+  if (signingIn) return signingIn;
+  const form = $('signin');
+  form.hidden = false;
+  signingIn = new Promise((resolve) => {
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const token = $('signin-token').value;
+      const res = await fetch(new URL('/.switchboard/v1/dashboard/login', base), {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }),
+      }).catch(() => null);
+      if (!res?.ok) {
+        $('signin-error').textContent = res?.status === 401 ? 'The broker rejected this admin token.'
+          : res?.status === 429 ? 'Too many tries: wait a minute.' : 'The broker did not answer.';
+        return;
+      }
+      $('signin-token').value = '';
+      $('signin-error').textContent = '';
+      form.hidden = true;
+      signingIn = null;
+      resolve();
+    };
+  });
+  return signingIn;
+}
+
+// Figures stay on screen while the broker is down, marked stale with the
+// time of the last good sample.
+let lastGood = null;
+function markStale(why) {
+  $('dash').classList.toggle('stale', lastGood != null);
+  $('live').dataset.state = 'down';
+  $('live-text').textContent = lastGood
+    ? `${why} · figures from ${lastGood.toLocaleTimeString([], { hour12: false })}`
+    : why;
+}
+
 async function poll() {
   const started = performance.now();
+  let wait = 1000;
   try {
-    const res = await fetch(new URL('/.switchboard/v1/status', base), { cache: 'no-store' });
-    if (!res.ok) throw new Error(res.status === 401 ? 'the status needs an admin credential (run the broker with --dev on loopback)' : 'HTTP ' + res.status);
-    const s = await res.json();
-    const dt = last ? (started - last.t) / 1000 : 1;
-    render(s, dt);
-    last = { ...s, t: started };
-    failures = 0;
-    $('live').dataset.state = 'live';
-    $('live-text').textContent = 'live';
+    const res = await fetch(new URL('/.switchboard/v1/status', base), { cache: 'no-store', credentials: 'same-origin' });
+    if (res.status === 401) {
+      $('live').dataset.state = 'signin';
+      $('live-text').textContent = 'sign in with the admin token';
+      await signIn();
+      wait = 0;
+    } else {
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      const s = await res.json();
+      const dt = last ? (started - last.t) / 1000 : 1;
+      render(s, dt);
+      last = { ...s, t: started };
+      lastGood = new Date();
+      failures = 0;
+      $('dash').classList.remove('stale');
+      $('live').dataset.state = 'live';
+      $('live-text').textContent = 'live';
+    }
   } catch (err) {
     failures++;
-    $('live').dataset.state = 'down';
-    $('live-text').textContent = failures > 1 ? 'broker unreachable' : String(err.message ?? err);
+    markStale(failures > 1 ? 'broker unreachable' : String(err.message ?? err));
   }
-  setTimeout(poll, Math.max(100, 1000 - (performance.now() - started)));
+  setTimeout(poll, Math.max(wait === 0 ? 0 : 100, wait - (performance.now() - started)));
 }
 poll();
 
@@ -132,9 +182,12 @@ function log(kind, text, who) {
   li.scrollIntoView({ block: 'nearest' });
 }
 
+let everConnected = false; // "no clients yet" only until the first one came
 function peers() {
   const n = listener?.sockets.size ?? 0;
-  $('peer-count').textContent = n === 0 ? 'no clients yet' : n === 1 ? '1 client connected' : n + ' clients connected';
+  if (n > 0) everConnected = true;
+  $('peer-count').textContent = n === 0 ? (everConnected ? 'no clients connected' : 'no clients yet')
+    : n === 1 ? '1 client connected' : n + ' clients connected';
 }
 
 const mode = () => document.querySelector('input[name=mode]:checked').value;
@@ -143,6 +196,7 @@ const show = (d) => (typeof d === 'string' ? d : `‹${d.byteLength} bytes›`);
 function everyone(text) { for (const s of listener.sockets) s.send(text); }
 
 async function start() {
+  everConnected = false;
   $('start').disabled = true;
   $('start').textContent = 'Starting…';
   listener = new WebSocketListener(null, undefined, { label: 'start page' });

@@ -219,3 +219,24 @@ test('a grant that expires is renewed through the token function; the listener k
   assert.deepEqual(await page.evaluate(() => renewErrors), []);
   await page.close();
 });
+
+test('the dashboard on a production broker: sign in with the admin token, then live', async () => {
+  const page = await browser.ctx.newPage();
+  try {
+    await page.goto(PROD + '/');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert.match(await page.textContent('#live-text'), /sign in with the admin token/);
+    await page.fill('#signin-token', 'not-the-admin-token');
+    await page.click('#signin button');
+    await page.waitForFunction(() => /rejected/.test(document.getElementById('signin-error').textContent));
+    await page.fill('#signin-token', process.env.SWITCHBOARD_PROD_ADMIN_TOKEN);
+    await page.click('#signin button');
+    await page.waitForSelector('#live[data-state=live]');
+    assert.equal(await page.isHidden('#signin'), true);
+    // The session is an HttpOnly cookie: the page's scripts never see it.
+    assert.equal(await page.evaluate(() => document.cookie), '');
+    assert.match(await page.textContent('#node'), /^node /);
+  } finally {
+    await page.close();
+  }
+});
