@@ -13,7 +13,7 @@
 //	PREFIX.n.NODE.resync.INSTANCE  frames toward INSTANCE were lost: resend (empty)
 //	PREFIX.n.NODE.cut.INSTANCE     INSTANCE broke the protocol elsewhere: end its link (uvarint code + reason)
 //	PREFIX.revocations             chooser-token revocations (JSON list): one made here, or all to a node that joins
-//	PREFIX.push                    a Push frame for the scope named before it (uvarint length + scope)
+//	PREFIX.push                    a Push frame for the scope named before it (stamped like data, then uvarint length + scope)
 //
 // The data subjects carry the service protocol's own frames, batched as the
 // link writer batches them, so a relayed message costs one NATS message per
@@ -537,11 +537,15 @@ func (c *Cluster) onResync(m *nats.Msg) {
 
 func (c *Cluster) onPush(m *nats.Msg) {
 	c.msgsIn.Inc()
-	n, k := binary.Uvarint(m.Data)
-	if k <= 0 || uint64(len(m.Data)-k) < n {
+	_, data, _, whole := c.unstamp(0, false, m.Data)
+	if !whole {
 		return
 	}
-	c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(m.Data[k : k+int(n)]), Frames: m.Data[k+int(n):]})
+	n, k := binary.Uvarint(data)
+	if k <= 0 || uint64(len(data)-k) < n {
+		return
+	}
+	c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(data[k : k+int(n)]), Frames: data[k+int(n):]})
 }
 
 func (c *Cluster) onCut(m *nats.Msg) {
@@ -633,7 +637,7 @@ func (c *Cluster) Push(scope scope.Scope, frame []byte) {
 	s := scope.String()
 	data := binary.AppendUvarint(make([]byte, 0, len(s)+len(frame)+4), uint64(len(s)))
 	data = append(append(data, s...), frame...)
-	c.publish(c.subject("push"), data)
+	c.sendStream(0, 0, false, data) // the push stream: to every node
 }
 
 // Shutdown leaves the cluster: it stops the heartbeat and closes the NATS

@@ -34,3 +34,28 @@ func TestLargeMessageAcrossNodes(t *testing.T) {
 		t.Fatalf("%d %v", len(p), err)
 	}
 }
+
+// TestLargePushAcrossNodes: a push of the largest size reaches a client on
+// another node through NATS's default max_payload, in fragments.
+func TestLargePushAcrossNodes(t *testing.T) {
+	ns := startNATS(t, -1)
+	a := startNode(t, "a", ns.ClientURL(), broker.Limits{})
+	b := startNode(t, "b", ns.ClientURL(), broker.Limits{})
+	waitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
+	l := streamtest.Echo(t, b.ws+"/bigpush/", "")
+	c := dial(t, a, "/bigpush/x")
+	c.SetReadLimit(4 << 20)
+	if got := roundTrip(t, c, "hi"); got != "hi" {
+		t.Fatalf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := bytes.Repeat([]byte("p"), 1<<20)
+	if err := l.Push(ctx, "", websocket.MessageBinary, msg); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := c.Read(ctx)
+	if err != nil || !bytes.Equal(p, msg) {
+		t.Fatalf("push of %d bytes: got %d bytes, %v", len(msg), len(p), err)
+	}
+}

@@ -36,6 +36,9 @@ func (c *Cluster) streamSubject(k streamKey) string {
 	if s, ok := c.subjects.Load(k); ok {
 		return s.(string)
 	}
+	if k.node == 0 { // no node is 0: the push stream, to every node
+		return c.subject("push")
+	}
 	dir := "from"
 	if k.to {
 		dir = "to"
