@@ -97,13 +97,33 @@ test('the demo echoes and chats; the dashboard is live; screenshots', async () =
   }
 });
 
-test('the dashboard says so when the broker is gone', async () => {
+test('the dashboard says so when the broker is gone, keeping its figures marked stale', async () => {
   const page = await browser.ctx.newPage();
   await page.goto(BROKER + '/');
   await page.waitForSelector('#live[data-state=live]');
+  const figures = await page.textContent('#s-conn');
   await page.route('**/.switchboard/v1/status', (route) => route.abort());
   await page.waitForSelector('#live[data-state=down]');
+  await page.waitForSelector('#dash.stale');
+  await waitFor('the stale notice', async () => /broker unreachable · figures from \d\d:\d\d:\d\d/.test(await page.textContent('#live-text')));
+  assert.equal(await page.textContent('#s-conn'), figures, 'the last figures stay on screen');
   await page.unroute('**/.switchboard/v1/status');
   await page.waitForSelector('#live[data-state=live]');
+  assert.equal(await page.isVisible('#dash.stale'), false);
   await page.close();
+});
+
+test('"no clients yet" only before the first client', async () => {
+  const page = await browser.ctx.newPage();
+  try {
+    const url = await startDemo(page);
+    assert.equal(await page.textContent('#peer-count'), 'no clients yet');
+    const a = nodeClient(url);
+    await a.open;
+    await page.waitForFunction(() => document.getElementById('peer-count').textContent === '1 client connected');
+    a.ws.close();
+    await page.waitForFunction(() => document.getElementById('peer-count').textContent === 'no clients connected');
+  } finally {
+    await page.close();
+  }
 });
