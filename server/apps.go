@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -142,6 +144,38 @@ func (s *Server) manifestOnPlainRoute(r *http.Request) func(owner string) bool {
 		}
 		return true
 	}
+}
+
+// serveAppScope tells an app where it listens: POST the app's credential
+// as the body (text/plain, so a page on any origin needs no preflight);
+// the answer is {"app": ID, "scope": its first listen scope}. The browser
+// library's setMessageHandler without a scope asks here (seed 000's
+// server app names no scope). A wrong credential gets 403 with no detail.
+func (s *Server) serveAppScope(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST the app credential as the body", http.StatusMethodNotAllowed)
+		return
+	}
+	secret, err := io.ReadAll(io.LimitReader(r.Body, 1024))
+	if err != nil || s.cfg.Apps == nil {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
+	dir := s.cfg.Apps.Directory()
+	id, ok := dir.Authenticate(strings.TrimSpace(string(secret)))
+	app, found := dir.App(id.App)
+	if !ok || !found {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
+	if len(app.Listen) == 0 {
+		http.Error(w, "app "+app.ID+" has no listen scope in its manifest", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"app": app.ID, "scope": app.Listen[0]})
 }
 
 // denyf is a refusal that package apps has no reason for.

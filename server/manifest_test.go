@@ -63,3 +63,27 @@ func TestTokenIssueRefusesTargetWithoutTokens(t *testing.T) {
 	}
 	e.issue("camera", "chat", "1h") // chat admits token holders
 }
+
+// TestAppScope: an app learns where it listens from its credential (the
+// browser library's setMessageHandler without a scope); a wrong one is 403.
+func TestAppScope(t *testing.T) {
+	e, s := newEnv(t)
+	post := func(body string) (int, string, string) {
+		resp, err := http.Post(e.http+"/.switchboard/v1/app-scope", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header.Get("Access-Control-Allow-Origin")
+	}
+	if code, body, acao := post(s["chat"]); code != 200 || body != `{"app":"chat","scope":"/chat/"}` || acao != "*" {
+		t.Errorf("chat: %d %s (ACAO %q)", code, body, acao)
+	}
+	if code, body, _ := post("sb_wrong"); code != http.StatusForbidden || body != "Forbidden" {
+		t.Errorf("wrong credential: %d %s", code, body)
+	}
+	if code, _, _ := post(s["notes"]); code != http.StatusNotFound {
+		t.Errorf("an app without listen scope: %d", code)
+	}
+}

@@ -223,6 +223,8 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request, sub strin
 		s.serveLink(w, r)
 	case strings.HasPrefix(sub, "/v1/app/"):
 		s.serveApp(w, r, start)
+	case sub == "/v1/app-scope":
+		s.serveAppScope(w, r) // apps.go
 	case adminPaths[r.URL.Path]:
 		s.adminRoutes.ServeHTTP(w, r)
 	case sub == "/healthz":

@@ -4,6 +4,7 @@
 
 import { settings, newLink, wsURL } from './config.js';
 import { ServerWebSocket } from './socket.js';
+import { LinkError } from './link.js';
 
 /** appURL maps wsapp://ID/path to the broker's app endpoint. */
 export function appURL(url, credential = settings.credential) {
@@ -42,13 +43,29 @@ class AppServerSocket extends ServerWebSocket {
   constructor(ch) { super(ch); this.clientProtocols = []; this.peerUrl = ch.app ? `wsapp://${ch.app}/` : ''; }
 }
 
+/** appScope asks the broker for the listen scope of the app whose credential is configured. */
+async function appScope(options) {
+  const credential = options.credential ?? settings.credential;
+  if (!credential) throw new TypeError('setMessageHandler needs your app\'s credential (configure({ credential })) or options.scope');
+  const u = new URL('/.switchboard/v1/app-scope', options.broker ?? settings.broker);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol;
+  const r = await fetch(u, { method: 'POST', body: credential });
+  if (!r.ok) throw new LinkError(`the broker does not know where this app listens (HTTP ${r.status}: ${(await r.text()).trim()}); pass options.scope`);
+  return (await r.json()).scope;
+}
+
 class AppService {
   constructor(handler, options) {
     this.handler = handler;
     this.pending = new Map();
-    if (!options.scope) throw new TypeError('setMessageHandler needs options.scope: a scope your app\'s manifest lets it listen on');
-    this.link = newLink(this, options.scope, options);
-    this.ready = this.link.start();
+    this.closed = false;
+    // Without a scope, the broker says where the app listens (its manifest's first listen scope).
+    const scope = options.scope ? Promise.resolve(options.scope) : appScope(options);
+    this.ready = scope.then((s) => {
+      if (this.closed) throw new DOMException('setMessageHandler was replaced', 'AbortError');
+      this.link = newLink(this, s, options);
+      return this.link.start();
+    });
   }
 
   async connectRequest(req) {
@@ -111,7 +128,7 @@ let appService = null;
  */
 export function setMessageHandler(type, handler, options = {}) {
   if (type !== 'wsconnect') throw new TypeError(`unknown message type ${type}`);
-  appService?.link.close(false);
+  if (appService) { appService.closed = true; appService.link?.close(false); }
   appService = handler ? new AppService(handler, options) : null;
   return appService ? appService.ready.then(() => {}) : Promise.resolve();
 }

@@ -321,7 +321,8 @@ export interface AppConnectRequest {
 export function setMessageHandler(
   type: 'wsconnect',
   handler: ((request: AppConnectRequest) => void | Promise<void>) | null,
-  options: ServiceOptions & { scope: string },
+  /** scope: where to listen; omitted, the broker says (the app's first listen scope). */
+  options?: ServiceOptions & { scope?: string },
 ): Promise<void>;
 
 /** Encodes a postMessage value as [payload, binary] (README: "Values on the wire"). */

@@ -41,7 +41,7 @@ test('the manifest refuses the plain ws:// route where it refuses wsapp://', asy
       const ws = request.value;
       ws.accept(ws.clientProtocols.includes('talk') ? 'talk' : undefined);
       ws.onmessage = (e) => ws.send(e.data);
-    }, { scope: '/chatapp/' });
+    }); // no scope: the broker says where chat listens (its manifest: /chatapp/)
   }, SECRET.chat);
 
   const camera = await sitePage(browser.ctx, 'http://camera.localhost');
