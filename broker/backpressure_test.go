@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestStalledClientDoesNotSlowOthers: 50 clients ping-pong through one
@@ -19,7 +20,7 @@ import (
 // of the throughput they have without it, and the broker holds no more than
 // the limits say.
 func TestStalledClientDoesNotSlowOthers(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("throughput under the race detector says nothing; make test runs this test without it")
 	}
 	const window, chanBuf = 64 << 10, 256 << 10

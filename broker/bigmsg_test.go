@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 )
 
@@ -14,7 +15,7 @@ import (
 // 16 MiB relay through the broker to an echo service and back, whole and
 // in fragments.
 func TestLargeMessagesRelay(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("16 MiB through the race detector is slow; make test runs this test without it")
 	}
 	e := newEnv(t, broker.Limits{MaxMessage: 16 << 20})

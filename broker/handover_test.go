@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -26,11 +27,11 @@ func TestHandoverAfterCrashRedeliversUnacked(t *testing.T) {
 		}
 	}
 	s1.send(protocol.AppendAck(nil, c.Channel, 2))
-	waitFor(t, "ack to land", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "ack to land", 5*time.Second, func() bool {
 		return e.b.Status().Registrations[0].Channels[0].Unacked == 3
 	})
 	s1.conn.CloseNow() // crash
-	waitFor(t, "instance to detach", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "instance to detach", 5*time.Second, func() bool {
 		return len(e.b.Status().Registrations[0].Instances) == 0
 	})
 	writeMsg(t, client, websocket.MessageText, "6") // buffered while no instance
@@ -66,7 +67,7 @@ func TestTakeoverKeepsOrder(t *testing.T) {
 	s2.next(protocol.TypeOpen)
 	writeMsg(t, client, websocket.MessageText, "2")
 	// "2" must wait until the old instance acknowledged "1".
-	waitFor(t, "2 to be buffered", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "2 to be buffered", 5*time.Second, func() bool {
 		return e.b.Status().Registrations[0].Channels[0].Unacked == 2
 	})
 	select {

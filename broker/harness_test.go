@@ -266,12 +266,6 @@ func waitDial(t *testing.T, ch <-chan dialResult) *websocket.Conn {
 	return nil
 }
 
-// waitFor is testutil.WaitFor.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, what, d, cond)
-}
-
 func readMsg(t *testing.T, c *websocket.Conn) (websocket.MessageType, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -37,7 +38,7 @@ func TestHold(t *testing.T) {
 	plain.conn.Close(websocket.StatusNormalClosure, "restart")
 	<-plain.done
 	start := time.Now()
-	waitFor(t, "the plain registration to go", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the plain registration to go", 5*time.Second, func() bool {
 		_, err := e.tryDial("/plain/x", nil)
 		return err != nil
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
@@ -25,7 +26,7 @@ func TestIdleClientsHoldNoGoroutine(t *testing.T) {
 	}
 	// The handshakes' handler goroutines end once the loops took the connections.
 	var after int
-	waitFor(t, "handler goroutines to end", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "handler goroutines to end", 10*time.Second, func() bool {
 		after = runtime.NumGoroutine()
 		return after-before < n/10
 	})

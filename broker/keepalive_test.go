@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
@@ -19,7 +20,7 @@ func TestKeepaliveCutsManySilentClients(t *testing.T) {
 
 func testKeepaliveCutsManySilentClients(t *testing.T, e *env, dial func(string) *wstest.Conn) {
 	n, interval := 2000, time.Second
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		n = 300
 	}
 	closes := autoAccept(e.attach(protocol.Hello{Scope: "/ka/"}))

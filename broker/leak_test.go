@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -52,7 +53,7 @@ func TestHandoverExpiryFreesChannels(t *testing.T) {
 		}
 		return total
 	}
-	waitFor(t, "the channels to leave the registration after the handover timeout", 15*time.Second, func() bool { return channels() == 0 })
+	testutil.WaitFor(t, "the channels to leave the registration after the handover timeout", 15*time.Second, func() bool { return channels() == 0 })
 	wg.Wait()
 	close(codes)
 	for code := range codes {

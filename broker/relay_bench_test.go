@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/bufpool"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -81,7 +82,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 	runEchoLink(b, e, "/bench/")
 	ctx := context.Background()
 	var client *websocket.Conn
-	waitFor(b, "service", 5e9, func() bool {
+	testutil.WaitFor(b, "service", 5e9, func() bool {
 		c, err := e.tryDial("/bench/x", nil)
 		client = c
 		return err == nil
@@ -109,14 +110,14 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 // round trip (client → broker → service → broker → client) allocates
 // nothing in the broker, counted over the whole process.
 func TestRelayDoesNotAllocate(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("the race detector allocates on its own; make test runs this test without it")
 	}
 	e := newEnv(t, broker.Limits{})
 	runEchoLink(t, e, "/alloc/")
 	ctx := context.Background()
 	var client *websocket.Conn
-	waitFor(t, "service", 5e9, func() bool {
+	testutil.WaitFor(t, "service", 5e9, func() bool {
 		c, err := e.tryDial("/alloc/x", nil)
 		client = c
 		return err == nil

@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -69,7 +70,7 @@ func TestRelayBothWays(t *testing.T) {
 		t.Fatalf("close = %+v", cf)
 	}
 	s.send(protocol.AppendAck(nil, c.Channel, 3))
-	waitFor(t, "channel to go", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "channel to go", 5*time.Second, func() bool {
 		st := e.b.Status()
 		return len(st.Registrations) == 1 && len(st.Registrations[0].Channels) == 0
 	})

@@ -51,7 +51,7 @@ func TestTerms(t *testing.T) {
 	_, c2 := e.open(s, "/capped/c") // room again
 	c2.CloseNow()
 	s.conn.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "Release at detach", 5*time.Second, func() bool { return released.Load() == 1 })
+	testutil.WaitFor(t, "Release at detach", 5*time.Second, func() bool { return released.Load() == 1 })
 
 	// Expiry ends the link with an Unauthorized error frame.
 	short := e.attach(protocol.Hello{Scope: "/short/", Credential: "short"})
@@ -63,7 +63,7 @@ func TestTerms(t *testing.T) {
 	if err := short.conn.Ping(context.Background()); err == nil {
 		t.Fatal("expired link still answers")
 	}
-	waitFor(t, "Release after expiry", 5*time.Second, func() bool { return released.Load() == 2 })
+	testutil.WaitFor(t, "Release after expiry", 5*time.Second, func() bool { return released.Load() == 2 })
 
 	// The Origin of the link's handshake reaches Authorize; private under a path.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -57,7 +57,7 @@ func natsCluster(t testing.TB, n int) ([]string, []*natsserver.Server) {
 		urls = append(urls, s.ClientURL())
 	}
 	for _, s := range servers {
-		waitFor(t, "NATS routes", 10*time.Second, func() bool { return s.NumRoutes() >= n-1 })
+		testutil.WaitFor(t, "NATS routes", 10*time.Second, func() bool { return s.NumRoutes() >= n-1 })
 	}
 	return urls, servers
 }
@@ -158,7 +158,7 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks 
 // nodeTimeout is generous: a loaded machine delays heartbeats, and the race
 // detector more so.
 func nodeTimeout() time.Duration {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		return 10 * time.Second
 	}
 	return 2 * time.Second
@@ -180,7 +180,7 @@ func threeNodes(t testing.TB, limits broker.Limits) []*node {
 		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i+1), u, limits))
 	}
 	for _, n := range nodes {
-		waitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
+		testutil.WaitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
 	return nodes
 }
@@ -188,7 +188,7 @@ func threeNodes(t testing.TB, limits broker.Limits) []*node {
 func dial(t testing.TB, n *node, path string) *websocket.Conn {
 	t.Helper()
 	var c *websocket.Conn
-	waitFor(t, "dial "+path+" on "+n.name, 10*time.Second, func() bool {
+	testutil.WaitFor(t, "dial "+path+" on "+n.name, 10*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
@@ -211,12 +211,6 @@ func roundTrip(t testing.TB, c *websocket.Conn, msg string) string {
 		t.Fatalf("read: %v", err)
 	}
 	return string(p)
-}
-
-// waitFor is testutil.WaitFor.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, what, d, cond)
 }
 
 func TestClientOnNode1ServiceOnNode3(t *testing.T) {
@@ -274,7 +268,7 @@ func TestDebianNATSServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	waitFor(t, "nats-server to listen", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "nats-server to listen", 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
@@ -286,7 +280,7 @@ func TestDebianNATSServer(t *testing.T) {
 		nodes = append(nodes, startNode(t, fmt.Sprintf("d%d", i), url, broker.Limits{}))
 	}
 	for _, n := range nodes {
-		waitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
+		testutil.WaitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
 	streamtest.Echo(t, nodes[2].ws+"/deb/", "d3")
 	c := dial(t, nodes[0], "/deb/x")

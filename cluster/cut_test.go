@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -104,7 +105,7 @@ func TestRemoteServiceCut(t *testing.T) {
 	limits := broker.Limits{Window: 16 << 10}
 	c1 := startNode(t, "c1", ns.ClientURL(), limits)
 	c2 := startNode(t, "c2", ns.ClientURL(), limits)
-	waitFor(t, "peers", 20*time.Second, func() bool { return len(c1.c.Peers()) == 1 && len(c2.c.Peers()) == 1 })
+	testutil.WaitFor(t, "peers", 20*time.Second, func() bool { return len(c1.c.Peers()) == 1 && len(c2.c.Peers()) == 1 })
 	for _, tc := range []struct {
 		name, scope string
 		status      websocket.StatusCode
@@ -126,7 +127,7 @@ func TestRemoteServiceCut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			link := rawService(t, c2, tc.scope)
-			waitFor(t, "c1 to know the service", 20*time.Second, func() bool {
+			testutil.WaitFor(t, "c1 to know the service", 20*time.Second, func() bool {
 				return actives([]*node{c1}, tc.scope)[0] == "c1: raw (of 1)"
 			})
 			dialed := make(chan *websocket.Conn, 1)
@@ -158,7 +159,7 @@ func TestRemoteServiceCut(t *testing.T) {
 			if status != tc.status || reason == "" {
 				t.Fatalf("link ended with %d %q, want %d and an Error frame", status, reason, tc.status)
 			}
-			waitFor(t, "c1 to drop its proxy", 20*time.Second, func() bool {
+			testutil.WaitFor(t, "c1 to drop its proxy", 20*time.Second, func() bool {
 				return actives([]*node{c1}, tc.scope)[0] != "c1: raw (of 1)"
 			})
 		})

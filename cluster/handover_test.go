@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestMain lets the test binary run as a service process that the tests
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 // another node, several times. Every client gets every number, in order,
 // and no client connection breaks.
 func TestKillCycleAcrossNodes(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		// Three brokers, three NATS servers and unpaced streams in one
 		// process under the race detector starve the heartbeats for
 		// seconds on two cores, so nodes take each other for lost.
@@ -62,7 +63,7 @@ func TestKillCycleAcrossNodes(t *testing.T) {
 // through a service on a surviving node; their streams go on untouched,
 // and the service's client list drops the dead node's clients.
 func TestNodeLossUnderLoad(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
 	}
 	nodes := threeNodes(t, broker.Limits{})
@@ -80,7 +81,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	streamtest.WaitProgress(t, survivors, 300)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waitFor(t, "the lost node's client to leave the list", nodeTimeout()+5*time.Second, func() bool {
+	testutil.WaitFor(t, "the lost node's client to leave the list", nodeTimeout()+5*time.Second, func() bool {
 		list, err := l.Clients(ctx)
 		return err == nil && len(list) == 2
 	})
@@ -92,7 +93,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 // or, if NATS lost frames of it in the restart, is closed with 1012, never
 // silently skipped; cross-node connections work again afterwards.
 func TestNATSRestart(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
 	}
 	port := freePort(t)
@@ -100,7 +101,7 @@ func TestNATSRestart(t *testing.T) {
 	url := ns.ClientURL()
 	n1 := startNode(t, "r1", url, broker.Limits{})
 	n2 := startNode(t, "r2", url, broker.Limits{})
-	waitFor(t, "peers", 10*time.Second, func() bool { return len(n1.c.Peers()) == 1 && len(n2.c.Peers()) == 1 })
+	testutil.WaitFor(t, "peers", 10*time.Second, func() bool { return len(n1.c.Peers()) == 1 && len(n2.c.Peers()) == 1 })
 	streamtest.Echo(t, n2.ws+"/nr/", "")
 	local := streamtest.Stream(t, dial(t, n2, "/nr/local"))
 	remote := streamtest.Stream(t, dial(t, n1, "/nr/remote"))
@@ -109,13 +110,13 @@ func TestNATSRestart(t *testing.T) {
 	remote.Mark()
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, "node to notice", 10*time.Second, func() bool { return n1.c.Ready() != nil })
+	testutil.WaitFor(t, "node to notice", 10*time.Second, func() bool { return n1.c.Ready() != nil })
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local}, 200) // local traffic goes on without NATS
 
 	startNATS(t, port)
-	waitFor(t, "node to reconnect", 20*time.Second, func() bool { return n1.c.Ready() == nil && n2.c.Ready() == nil })
+	testutil.WaitFor(t, "node to reconnect", 20*time.Second, func() bool { return n1.c.Ready() == nil && n2.c.Ready() == nil })
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local}, 200)
-	waitFor(t, "the cross-node stream to resume or be closed with 1012", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "the cross-node stream to resume or be closed with 1012", 30*time.Second, func() bool {
 		_, h, err := remote.Progress()
 		if err != nil {
 			if websocket.CloseStatus(errors.Unwrap(err)) != websocket.StatusServiceRestart {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestLargeMessageAcrossNodes: a message of the largest size (1 MiB by
@@ -19,7 +20,7 @@ func TestLargeMessageAcrossNodes(t *testing.T) {
 	ns := startNATS(t, -1)
 	a := startNode(t, "a", ns.ClientURL(), broker.Limits{})
 	b := startNode(t, "b", ns.ClientURL(), broker.Limits{})
-	waitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
+	testutil.WaitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
 	streamtest.Echo(t, b.ws+"/big/", "")
 	c := dial(t, a, "/big/x")
 	c.SetReadLimit(4 << 20)
@@ -41,7 +42,7 @@ func TestLargePushAcrossNodes(t *testing.T) {
 	ns := startNATS(t, -1)
 	a := startNode(t, "a", ns.ClientURL(), broker.Limits{})
 	b := startNode(t, "b", ns.ClientURL(), broker.Limits{})
-	waitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
+	testutil.WaitFor(t, "peers", 20*time.Second, func() bool { return len(a.c.Peers()) == 1 && len(b.c.Peers()) == 1 })
 	l := streamtest.Echo(t, b.ws+"/bigpush/", "")
 	c := dial(t, a, "/bigpush/x")
 	c.SetReadLimit(4 << 20)

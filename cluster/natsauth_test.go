@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // debianNATS runs Debian's nats-server with conf, in which PORT stands for
@@ -48,7 +49,7 @@ func debianNATS(t *testing.T, conf string) (int, func()) {
 	}
 	kill := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	t.Cleanup(kill)
-	waitFor(t, "nats-server to listen", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "nats-server to listen", 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()
@@ -65,7 +66,7 @@ func crossNodeEcho(t *testing.T, url, scope string, tweak func(*cluster.Config, 
 	a := startNode(t, "a", url, broker.Limits{}, tweak)
 	b := startNode(t, "b", url, broker.Limits{}, tweak)
 	for _, n := range []*node{a, b} {
-		waitFor(t, "peers of "+n.name, 15*time.Second, func() bool { return len(n.c.Peers()) == 1 })
+		testutil.WaitFor(t, "peers of "+n.name, 15*time.Second, func() bool { return len(n.c.Peers()) == 1 })
 	}
 	streamtest.Echo(t, b.ws+scope, "b")
 	c := dial(t, a, scope+"x")
@@ -82,7 +83,7 @@ func crossNodeEcho(t *testing.T, url, scope string, tweak func(*cluster.Config, 
 func refused(t *testing.T, url, want string, tweak func(*cluster.Config, *broker.Config)) {
 	t.Helper()
 	n := startNode(t, "intruder", url, broker.Limits{}, tweak)
-	waitFor(t, "NATS to refuse a node without the right credentials", 15*time.Second, func() bool {
+	testutil.WaitFor(t, "NATS to refuse a node without the right credentials", 15*time.Second, func() bool {
 		err := n.c.Ready()
 		return err != nil && strings.Contains(strings.ToLower(err.Error()), want)
 	})
@@ -224,13 +225,13 @@ func TestNATSSeveralURLs(t *testing.T) {
 	portA, killA := debianNATS(t, fmt.Sprintf("cluster { name: sb, listen: 127.0.0.1:%d }\n", routeA))
 	urlA := fmt.Sprintf("nats://127.0.0.1:%d", portA)
 	a := startNode(t, "a", urlA+",nats://127.0.0.1:1", broker.Limits{}) // the second server is not up yet: a is on A
-	waitFor(t, "node a on NATS", 10*time.Second, func() bool { return a.c.Ready() == nil })
+	testutil.WaitFor(t, "node a on NATS", 10*time.Second, func() bool { return a.c.Ready() == nil })
 	routeB := freePort(t)
 	portB, _ := debianNATS(t, fmt.Sprintf("cluster { name: sb, listen: 127.0.0.1:%d, routes: [ \"nats-route://127.0.0.1:%d\" ] }\n", routeB, routeA))
 	urlB := fmt.Sprintf("nats://127.0.0.1:%d", portB)
 	b := startNode(t, "b", urlB, broker.Limits{})
 	for _, n := range []*node{a, b} {
-		waitFor(t, "peers of "+n.name, 15*time.Second, func() bool { return len(n.c.Peers()) == 1 })
+		testutil.WaitFor(t, "peers of "+n.name, 15*time.Second, func() bool { return len(n.c.Peers()) == 1 })
 	}
 	streamtest.Echo(t, b.ws+"/two/", "b")
 	if got := roundTrip(t, dial(t, a, "/two/x"), "hi"); got != "b:hi" {
@@ -238,7 +239,7 @@ func TestNATSSeveralURLs(t *testing.T) {
 	}
 	killA()
 	// a learnt B from A (gossip) and from nothing else: it fails over.
-	waitFor(t, "node a back on NATS", 15*time.Second, func() bool { return a.c.Ready() == nil })
+	testutil.WaitFor(t, "node a back on NATS", 15*time.Second, func() bool { return a.c.Ready() == nil })
 	if got := roundTrip(t, dial(t, a, "/two/y"), "again"); got != "b:again" {
 		t.Fatalf("after failover: got %q", got)
 	}

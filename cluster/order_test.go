@@ -8,6 +8,7 @@ import (
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // clockOff sets a node's clock off by d.
@@ -50,7 +51,7 @@ func TestInstanceOrderIgnoresClocks(t *testing.T) {
 		startNode(t, "n3", urls[2], broker.Limits{}, clockOff(-10*time.Minute)),
 	}
 	for _, n := range nodes {
-		waitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
+		testutil.WaitFor(t, "peers", 10*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
 	scope := "/ord/"
 	// v1 on the fast node, v2 on a true one, v3 on the slow one.
@@ -58,7 +59,7 @@ func TestInstanceOrderIgnoresClocks(t *testing.T) {
 		label := fmt.Sprintf("v%d", i+1)
 		streamtest.Echo(t, nodes[on].ws+scope, label)
 		want := label + " (of " + fmt.Sprint(i+1) + ")"
-		waitFor(t, label+" active on every node", 10*time.Second, func() bool {
+		testutil.WaitFor(t, label+" active on every node", 10*time.Second, func() bool {
 			for i, a := range actives(nodes, scope) {
 				if a != nodes[i].name+": "+want {
 					return false

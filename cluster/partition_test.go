@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // tcpProxy forwards one node's NATS connections to the NATS server and can
@@ -89,7 +90,7 @@ func (p *tcpProxy) setCut(cut bool) {
 // closed with 1012, and fails on anything else.
 func resumedOr1012(t *testing.T, what string, s *streamtest.Streamer) {
 	t.Helper()
-	waitFor(t, what+" to resume or be closed with 1012", 30*time.Second, func() bool {
+	testutil.WaitFor(t, what+" to resume or be closed with 1012", 30*time.Second, func() bool {
 		_, h, err := s.Progress()
 		if err != nil {
 			if websocket.CloseStatus(errors.Unwrap(err)) != websocket.StatusServiceRestart {
@@ -111,7 +112,7 @@ func resumedOr1012(t *testing.T, what string, s *streamtest.Streamer) {
 // stated outcome: during the partition each side has its own, after it
 // exactly one, the instance that attached last as its node knew).
 func TestPartitionedNode(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
 	}
 	ns := startNATS(t, -1)
@@ -123,11 +124,11 @@ func TestPartitionedNode(t *testing.T) {
 	}
 	p1, p2, p3 := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "peers", 20*time.Second, func() bool { return len(n.c.Peers()) == 2 })
+		testutil.WaitFor(t, "peers", 20*time.Second, func() bool { return len(n.c.Peers()) == 2 })
 	}
 	streamtest.EchoLabelled(t, p1.ws+"/part/", "v1") // the registration's instance lives on p1
 	streamtest.Echo(t, p2.ws+"/far/", "")            // a service p1's clients reach across
-	waitFor(t, "v1 active everywhere", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "v1 active everywhere", 20*time.Second, func() bool {
 		for i, a := range actives(nodes, "/part/") {
 			if a != nodes[i].name+": v1 (of 1)" {
 				return false
@@ -141,13 +142,13 @@ func TestPartitionedNode(t *testing.T) {
 
 	cross.Mark()
 	proxy.setCut(true)
-	waitFor(t, "p1 to notice", 20*time.Second, func() bool { return p1.c.Ready() != nil })
-	waitFor(t, "p2 and p3 to take p1 for lost", nodeTimeout()+20*time.Second, func() bool {
+	testutil.WaitFor(t, "p1 to notice", 20*time.Second, func() bool { return p1.c.Ready() != nil })
+	testutil.WaitFor(t, "p2 and p3 to take p1 for lost", nodeTimeout()+20*time.Second, func() bool {
 		return len(p2.c.Peers()) == 1 && len(p3.c.Peers()) == 1
 	})
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local}, 200) // local traffic goes on without NATS
 	streamtest.EchoLabelled(t, p2.ws+"/part/", "v2")               // the others' side gets a new instance
-	waitFor(t, "v2 active on p2 and p3", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "v2 active on p2 and p3", 20*time.Second, func() bool {
 		a := actives(nodes, "/part/")
 		return a[1] == "p2: v2 (of 1)" && a[2] == "p3: v2 (of 1)"
 	})
@@ -158,10 +159,10 @@ func TestPartitionedNode(t *testing.T) {
 
 	local.Mark()
 	proxy.setCut(false)
-	waitFor(t, "p1 back on NATS with both peers", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "p1 back on NATS with both peers", 30*time.Second, func() bool {
 		return p1.c.Ready() == nil && len(p1.c.Peers()) == 2 && len(p2.c.Peers()) == 2 && len(p3.c.Peers()) == 2
 	})
-	waitFor(t, "one active instance, v2, on every node", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "one active instance, v2, on every node", 30*time.Second, func() bool {
 		for i, a := range actives(nodes, "/part/") {
 			if a != nodes[i].name+": v2 (of 2)" {
 				return false

@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard-dev/switchboard/apps"
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // tokenNode is a node's chooser-token state: the cluster's shared key, its
@@ -53,7 +54,7 @@ func TestRevocationsReachEveryNode(t *testing.T) {
 	tn1, tn2, tn3 := newTokenNode(t, key), newTokenNode(t, key), newTokenNode(t, key)
 	n1 := startNode(t, "t1", ns.ClientURL(), broker.Limits{}, tn1.share())
 	n2 := startNode(t, "t2", ns.ClientURL(), broker.Limits{}, tn2.share())
-	waitFor(t, "peers", 20*time.Second, func() bool { return len(n1.c.Peers()) == 1 && len(n2.c.Peers()) == 1 })
+	testutil.WaitFor(t, "peers", 20*time.Second, func() bool { return len(n1.c.Peers()) == 1 && len(n2.c.Peers()) == 1 })
 
 	byID, g, err := tn1.sealer.Issue("camera", "chat", time.Hour)
 	if err != nil {
@@ -74,7 +75,7 @@ func TestRevocationsReachEveryNode(t *testing.T) {
 	if err := tn2.revs.RevokePair("camera", "mail"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "each revocation on the other node", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "each revocation on the other node", 20*time.Second, func() bool {
 		return tn2.revoked(byID) && tn1.revoked(byPair)
 	})
 	reopened, err := apps.OpenRevocations(tn2.path)
@@ -83,7 +84,7 @@ func TestRevocationsReachEveryNode(t *testing.T) {
 	}
 
 	startNode(t, "t3", ns.ClientURL(), broker.Limits{}, tn3.share()) // joins after both
-	waitFor(t, "the late node to learn both", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "the late node to learn both", 20*time.Second, func() bool {
 		return tn3.revoked(byID) && tn3.revoked(byPair)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/protocol"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
@@ -176,7 +177,7 @@ func TestServiceResumesChannelsAfterLinkLoss(t *testing.T) {
 
 	first := svc.Listener()
 	proxy.cut()
-	waitFor(t, "the Service to notice the lost link", 10*time.Second, func() bool { return svc.Listener() != first })
+	testutil.WaitFor(t, "the Service to notice the lost link", 10*time.Second, func() bool { return svc.Listener() != first })
 	for i := 1; i <= 20; i++ { // sent while the service is away or coming back
 		mustWrite(t, c, websocket.MessageText, fmt.Sprintf("m%d", i))
 	}

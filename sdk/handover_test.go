@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -155,7 +156,7 @@ func TestClientsSendPush(t *testing.T) {
 	ca := tb.dial("/p/room1/a")
 	cb := tb.dial("/p/room2/b")
 	var list []sdk.ClientInfo
-	waitFor(t, "two clients", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "two clients", 5*time.Second, func() bool {
 		var err error
 		list, err = l.Clients(ctx)
 		if err != nil {

@@ -148,12 +148,6 @@ func mustRead(t *testing.T, c *websocket.Conn, wantType websocket.MessageType, w
 	}
 }
 
-// waitFor is testutil.WaitFor.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, what, d, cond)
-}
-
 // connect dials path while l accepts the connect request; it returns the
 // client connection and the service's channel.
 func (tb *testBroker) connect(l *sdk.Listener, path string) (*websocket.Conn, *sdk.Channel, *sdk.Request) {

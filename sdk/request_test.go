@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -120,7 +121,7 @@ func TestRequestQueueBoundedAndExpiring(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		go func() { s, d := dialStatus(t, tb.url+"/q/w"); results <- res{s, d} }()
 	}
-	waitFor(t, "two requests waiting", 10*time.Second, func() bool { return l.Stats().Pending == 2 })
+	testutil.WaitFor(t, "two requests waiting", 10*time.Second, func() bool { return l.Stats().Pending == 2 })
 	if s, _ := dialStatus(t, tb.url+"/q/over"); s != 404 {
 		t.Fatalf("third client got %d, want 404", s)
 	}
@@ -141,11 +142,11 @@ func TestRequestQueueBoundedAndExpiring(t *testing.T) {
 			got <- r
 		}
 	}()
-	waitFor(t, "the expired requests dropped", 10*time.Second, func() bool { return l.Stats().Expired == 2 })
+	testutil.WaitFor(t, "the expired requests dropped", 10*time.Second, func() bool { return l.Stats().Expired == 2 })
 	done := make(chan int, 1)
 	go func() { s, _ := dialStatus(t, tb.url+"/q/late"); done <- s }()
 	r := <-got
-	waitFor(t, "the request's deadline to pass", 10*time.Second, func() bool { return time.Now().After(r.Deadline()) })
+	testutil.WaitFor(t, "the request's deadline to pass", 10*time.Second, func() bool { return time.Now().After(r.Deadline()) })
 	if _, err := r.Accept(context.Background(), "", nil); !errors.Is(err, sdk.ErrExpired) {
 		t.Fatalf("Accept after the deadline: %v, want ErrExpired", err)
 	}

@@ -1,25 +1,22 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // These tests run the JavaScript suites with node's test runner: the codec
@@ -93,12 +90,11 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("no browser test files found: %v", err)
 	}
 
-	bin := buildBroker(t)
-	url := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0")
+	url := startBroker(t, "--dev")
 	config, secrets := appsConfig(t)
-	appsURL := startBroker(t, bin, "serve", "--dev", "--listen", "127.0.0.1:0", "--config", config)
+	appsURL := startBroker(t, "--dev", "--config", config)
 	prodConfig, grantKey := productionConfig(t, config)
-	prodURL := startBroker(t, bin, "serve", "--listen", "127.0.0.1:0", "--config", prodConfig)
+	prodURL := startBroker(t, "--config", prodConfig)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +106,7 @@ func TestBrowser(t *testing.T) {
 		"SWITCHBOARD_PROD_URL=" + prodURL,
 		"SWITCHBOARD_PROD_ADMIN_TOKEN=" + prodAdminToken,
 		"SWITCHBOARD_GRANT_KEY=" + grantKey,
-		"SWITCHBOARD_BIN=" + bin,
+		"SWITCHBOARD_BIN=" + testutil.SwitchboardBinary(t),
 		"CHROMIUM=" + chromium,
 		"SWITCHBOARD_ARTIFACTS=" + filepath.Join(root, "artifacts", "screenshots"),
 	}, 5*time.Minute, files...)
@@ -153,100 +149,11 @@ func appsConfig(t *testing.T) (path, secrets string) {
 	return path, string(s)
 }
 
-// buildBroker builds cmd/switchboard. While the command does not wire
-// web.Files in yet, an overlay adds the one-line file that does.
-func buildBroker(t *testing.T) string {
+// startBroker runs `switchboard serve` with args (the binary built once
+// per test run) and returns its URL; it is stopped when the test ends.
+func startBroker(t *testing.T, args ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	args := []string{"build", "-o", bin}
-	wired, _ := filepath.Glob(filepath.Join("..", "cmd", "switchboard", "*.go"))
-	hasWeb := false
-	for _, f := range wired {
-		b, _ := os.ReadFile(f)
-		hasWeb = hasWeb || bytes.Contains(b, []byte("web.Files"))
-	}
-	if !hasWeb {
-		src := filepath.Join(dir, "web.go")
-		code := "package main\n\nimport \"github.com/switchboard-dev/switchboard/web\"\n\nfunc init() { webFiles = web.Files }\n"
-		target, _ := filepath.Abs(filepath.Join("..", "cmd", "switchboard", "web.go"))
-		overlay := filepath.Join(dir, "overlay.json")
-		if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(overlay, []byte(fmt.Sprintf(`{"Replace":{%q:%q}}`, target, src)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-overlay", overlay)
-	}
-	args = append(args, "../cmd/switchboard")
-	cmd := exec.Command("go", args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/switchboard: %v\n%s", err, out)
-	}
-	return bin
-}
-
-var listening = regexp.MustCompile(`switchboard: listening on (http://\S+)`)
-
-// startBroker runs the broker (`switchboard serve --dev --listen
-// 127.0.0.1:0 …`) and returns its URL; it is stopped when the test ends.
-func startBroker(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	var (
-		mu   sync.Mutex
-		logs bytes.Buffer
-		wg   sync.WaitGroup
-	)
-	found := make(chan string, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			logs.WriteString(line + "\n")
-			mu.Unlock()
-			if m := listening.FindStringSubmatch(line); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { wg.Wait(); done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("broker did not stop within 10 s of SIGINT")
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("broker log:\n%s", logs.String())
-			mu.Unlock()
-		}
-	})
-	var url string
-	select {
-	case url = <-found:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("broker printed no listening line within 20 s")
-	}
+	_, url := testutil.StartServe(t, args...)
 	res, err := http.Get(url + "/.switchboard/web/switchboard.js")
 	if err != nil {
 		t.Fatalf("fetch the library from the broker: %v", err)
@@ -256,4 +163,10 @@ func startBroker(t *testing.T, bin string, args ...string) string {
 		t.Fatalf("the broker does not serve web.Files at /.switchboard/web/ (HTTP %d): cmd/switchboard must set webFiles = web.Files", res.StatusCode)
 	}
 	return url
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveBuilt()
+	os.Exit(code)
 }

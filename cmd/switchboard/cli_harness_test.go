@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,27 +16,23 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
-// switchboardBin is the binary built once for the tests that run it.
+// switchboardBin is the binary built once for the tests that run it
+// (testutil.BuildSwitchboard, shared by every suite that runs it).
 var switchboardBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchboard-cli-test")
+	bin, err := testutil.BuildSwitchboard()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	switchboardBin = filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", switchboardBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build switchboard:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	switchboardBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveBuilt()
 	os.Exit(code)
 }
 

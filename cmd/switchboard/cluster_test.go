@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // readyz returns a broker's /readyz status and body.
@@ -58,14 +60,14 @@ func TestProductionClusterWithNATSToken(t *testing.T) {
 
 	a := startProdBroker(t, "--node-name", "a", "--cluster", url, "--cluster-token-file", good)
 	b := startProdBroker(t, "--node-name", "b", "--cluster", url, "--cluster-token-file", good)
-	waitFor(t, "both brokers ready", func() bool {
+	testutil.Eventually(t, "both brokers ready", func() bool {
 		ca, _ := readyz(a.http)
 		cb, _ := readyz(b.http)
 		return ca == 200 && cb == 200
 	})
 	startListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
 	var c *websocket.Conn
-	waitFor(t, "node a to know b's service", func() bool {
+	testutil.Eventually(t, "node a to know b's service", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
@@ -77,7 +79,7 @@ func TestProductionClusterWithNATSToken(t *testing.T) {
 	expect(t, c, websocket.MessageText, "across")
 
 	x := startProdBroker(t, "--node-name", "x", "--cluster", url, "--cluster-token-file", bad)
-	waitFor(t, "the broker with the wrong token to say why", func() bool {
+	testutil.Eventually(t, "the broker with the wrong token to say why", func() bool {
 		code, body := readyz(x.http)
 		return code == 503 && strings.Contains(strings.ToLower(body), "authorization violation")
 	})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // streamer sends numbered messages without pause on one client connection
@@ -111,7 +113,7 @@ func TestListenEchoSurvivesKill(t *testing.T) {
 		for i, s := range ss {
 			marks[i] = s.highest.Load()
 		}
-		waitFor(t, what, func() bool {
+		testutil.Eventually(t, what, func() bool {
 			for i, s := range ss {
 				s.check(t)
 				if s.highest.Load() < marks[i]+50 {

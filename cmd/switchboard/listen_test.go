@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -93,13 +92,13 @@ func TestListenExec(t *testing.T) {
 
 	// The client closing kills the process group.
 	var pid int
-	waitFor(t, "pid file", func() bool {
+	testutil.Eventually(t, "pid file", func() bool {
 		b, err := os.ReadFile(pidFile)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0
 	})
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "the process to end", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
+	testutil.Eventually(t, "the process to end", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
 	l.waitLine(`channel closed by client`)
 
 	// A process that exits 0 closes its channel with 1000.
@@ -178,12 +177,6 @@ func TestListenTo(t *testing.T) {
 	}
 }
 
-// waitFor is testutil.WaitFor with this package's default deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, what, 10*time.Second, cond)
-}
-
 // A newer `listen` takes over: the older one finishes, detaches and exits
 // 0; the client keeps its connection and is served by the newer one.
 func TestListenTakeover(t *testing.T) {
@@ -215,7 +208,7 @@ func TestListenReattaches(t *testing.T) {
 	l.waitLine(`attach failed; retrying`)
 	p2 := startProc(t, nil, nil, "serve", "--dev", "--listen", addr)
 	p2.waitLine(`listening on`)
-	waitFor(t, "a second attach", func() bool {
+	testutil.Eventually(t, "a second attach", func() bool {
 		n := 0
 		for _, line := range l.lines() {
 			if strings.Contains(line, "switchboard: listening on") {

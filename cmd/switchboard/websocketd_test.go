@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // wsdScript prints what websocketd's contract gives a process, then
@@ -40,7 +42,7 @@ func startWebsocketd(t *testing.T, args ...string) string {
 	cmd := exec.Command("websocketd", append([]string{"--address", "127.0.0.1", "--port", strconv.Itoa(port), "--loglevel", "error"}, args...)...)
 	runProc(t, cmd, "websocketd")
 	url := "ws://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, "websocketd to listen", func() bool {
+	testutil.Eventually(t, "websocketd to listen", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()
@@ -144,7 +146,7 @@ func TestExecLikeWebsocketd(t *testing.T) {
 	// process of the conversation above may still be ending: wait for its
 	// slot.)
 	var c1 *websocket.Conn
-	waitFor(t, "the fork slot of the first conversation", func() bool {
+	testutil.Eventually(t, "the fork slot of the first conversation", func() bool {
 		c, _, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/one", nil)
 		c1 = c
 		return err == nil
@@ -156,7 +158,7 @@ func TestExecLikeWebsocketd(t *testing.T) {
 	}
 	l2.waitLine(`--maxforks processes are running`)
 	c1.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "a fork slot to free", func() bool {
+	testutil.Eventually(t, "a fork slot to free", func() bool {
 		c, _, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/three", nil)
 		if err == nil {
 			c.CloseNow()

@@ -29,7 +29,7 @@ func cliApps(s testutil.AppSecrets, chatAdmits ...string) []apps.AppConfig {
 // waits until the scope is served.
 func listenEcho(t *testing.T, b *broker, scope, secret string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), "listen", b.ws()+scope, "--echo", "--credential", secret)
+	cmd := exec.Command(testutil.SwitchboardBinary(t), "listen", b.ws()+scope, "--echo", "--credential", secret)
 	var errb strings.Builder
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -49,8 +49,8 @@ func listenEcho(t *testing.T, b *broker, scope, secret string) {
 			<-done
 		}
 	})
-	waitFor(t, "the listener to attach", func() bool {
-		return strings.Contains(b.logs.String(), "instance attached") && strings.Contains(b.logs.String(), "scope="+scope)
+	testutil.Eventually(t, "the listener to attach", func() bool {
+		return strings.Contains(b.logs(), "instance attached") && strings.Contains(b.logs(), "scope="+scope)
 	})
 }
 
@@ -110,7 +110,7 @@ func TestCLIAppsEndToEnd(t *testing.T) {
 	if !canReach(b, "wsapp://chat/", s["notes"]) {
 		t.Fatal("notes lost access after camera's revocation")
 	}
-	if !strings.Contains(b.logs.String(), "reason=token_revoked") {
+	if !strings.Contains(b.logs(), "reason=token_revoked") {
 		t.Fatal("the broker did not log the denial's reason")
 	}
 }
@@ -149,10 +149,10 @@ func TestReloadBySIGHUPAndCLI(t *testing.T) {
 	}
 
 	writeConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s, "notes")})
-	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := b.p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP to admit notes", func() bool { return canReach(b, "wsapp://chat/", s["notes"]) })
+	testutil.Eventually(t, "SIGHUP to admit notes", func() bool { return canReach(b, "wsapp://chat/", s["notes"]) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -99,11 +99,11 @@ func TestSoak(t *testing.T) {
 		t.Errorf("client: %v", err)
 	}
 	// Every channel ends and every goroutine the clients caused returns.
-	waitFor(t, "channels to close", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "channels to close", 30*time.Second, func() bool {
 		st := b.Status()
 		return len(st.Registrations) == 1 && len(st.Registrations[0].Channels) == 0
 	})
-	waitFor(t, "goroutines to return to the baseline", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "goroutines to return to the baseline", 30*time.Second, func() bool {
 		return runtime.NumGoroutine() <= baseGoroutines+10
 	})
 	if len(heapAt) >= 4 {
@@ -171,10 +171,4 @@ func mib(v []uint64) []uint64 {
 		out[i] = x >> 20
 	}
 	return out
-}
-
-// waitFor is testutil.WaitFor.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, what, d, cond)
 }

@@ -23,6 +23,16 @@ func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	}
 }
 
+// Patience is how long Eventually waits: generous, because the suite runs
+// on busy machines and under the race detector.
+const Patience = 10 * time.Second
+
+// Eventually is WaitFor with the suite's usual deadline, Patience.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	WaitFor(t, what, Patience, cond)
+}
+
 // AppSecrets are fresh app credentials by app id, for tests that write a
 // config of apps.
 type AppSecrets map[string]string
