@@ -95,7 +95,16 @@ func NormalizeOrigin(origin string) (string, error) {
 		return "", fmt.Errorf("origin %q: want scheme://host[:port]", origin)
 	}
 	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
+	// The host in canonical form (case, IDNA: a browser sends
+	// "xn--bcher-kva.example" for bücher.example), but a trailing dot
+	// is kept: to a browser "https://example.com." is another origin.
+	host, err := scope.CanonicalHost(u.Hostname())
+	if err != nil {
+		return "", fmt.Errorf("origin %q: %w", origin, err)
+	}
+	if strings.HasSuffix(u.Hostname(), ".") {
+		host += "."
+	}
 	port := u.Port()
 	if port != "" {
 		n, err := strconv.Atoi(port)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // What keeps the admin API, the chooser and /metrics to their owner:
@@ -87,7 +89,10 @@ func (s *Server) devBypass(r *http.Request) bool {
 }
 
 func loopbackHost(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(hostOnly(host), "."))
+	h, err := scope.CanonicalHost(host)
+	if err != nil {
+		return false
+	}
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return true
 	}
