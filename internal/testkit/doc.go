@@ -3,6 +3,7 @@
 //
 //   - testutil: condition waits (WaitFor), the race-detector flag, and the
 //     starters of brokers and processes that every suite shares;
+//   - behaviour: the scenarios the Go SDK and the JS library both run;
 //   - wstest: the raw-frame RFC 6455 conformance cases and the interop
 //     drivers for other clients;
 //   - streamtest: the ordered-stream checks of relay tests;

@@ -1,6 +1,9 @@
 // Package testutil holds what several test packages here need the same
-// way: waiting for a condition with a deadline instead of sleeping, and
-// fresh app secrets.
+// way: waiting for a condition with a deadline instead of sleeping
+// (WaitFor, Eventually), whether the race detector is on (RaceEnabled),
+// fresh app secrets, an in-process broker (StartBroker), and the
+// switchboard binary built once per test run with a starter for its
+// processes (BuildSwitchboard, StartProcess, StartServe).
 package testutil
 
 import (
