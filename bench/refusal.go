@@ -56,7 +56,7 @@ type RefusalResult struct {
 	Probes     int                `json:"probes"`
 	Trials     int                `json:"trials"` // test trials per class
 	Statistic  string             `json:"statistic"`
-	Accuracy   float64            `json:"accuracy"`    // of the best-in-training statistic, on the test trials
+	Accuracy   float64            `json:"accuracy"`     // of the best-in-training statistic, on the test trials
 	ByStat     map[string]float64 `json:"by_statistic"` // test accuracy of each statistic's own trained threshold
 	MedianNone time.Duration      `json:"median_no_service"`
 	MedianSvc  time.Duration      `json:"median_service"`

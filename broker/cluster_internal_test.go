@@ -1,8 +1,8 @@
 package broker
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"testing"
 	"time"
 

@@ -92,7 +92,7 @@ var adminPaths = map[string]bool{
 	protocol.ReservedPrefix + "v1/status": true, protocol.ReservedPrefix + "v1/reload": true,
 	protocol.ReservedPrefix + "v1/tokens": true, protocol.ReservedPrefix + "v1/tokens/revoke": true,
 	dashboardLogin: true,
-	chooserPath: true, chooserPath + "/login": true, chooserPath + "/info": true, chooserPath + "/issue": true,
+	chooserPath:    true, chooserPath + "/login": true, chooserPath + "/info": true, chooserPath + "/issue": true,
 }
 
 func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {

@@ -21,7 +21,7 @@ type rejectLog struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	counts map[string]int // refusals not logged yet, by reason; guarded by mu
+	counts map[string]int  // refusals not logged yet, by reason; guarded by mu
 	open   map[string]bool // reasons whose window is open; guarded by mu
 	timer  *time.Timer     // ends the window; nil when none is open; guarded by mu
 	closed bool            // guarded by mu
