@@ -9,6 +9,13 @@ if [ -x scripts/install-test-deps.sh ]; then
 fi
 
 export GOFLAGS="${GOFLAGS:-} -count=1"
+echo "== gofmt"
+unformatted=$(git ls-files '*.go' | xargs gofmt -l)
+if [ -n "$unformatted" ]; then
+	echo "gofmt: these files are not formatted (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 echo "== go vet"
 go vet ./...
 echo "== go test (all packages)"
