@@ -104,6 +104,19 @@ type Cluster struct {
 
 	revs *apps.Revocations // shared with the other nodes; set before Start
 
+	// memMu orders this node's membership messages (heartbeat, inst.up,
+	// inst.down) as its broker's state changed: a heartbeat's list is
+	// taken and published under it, so no beat listing the instances of a
+	// moment ago goes out after the up or down that changed them.
+	memMu sync.Mutex
+	// members receives every node's membership messages through one
+	// channel, in the order NATS delivers them (per sender, the order it
+	// published), handled one at a time by the membership goroutine. With
+	// a goroutine per subject an inst.down could be handled before the
+	// heartbeat published ahead of it, and that stale beat would attach the
+	// dead instance again (or detach a live one, dropping what it sent).
+	members chan *nats.Msg
+
 	subjects sync.Map // streamKey → its subject, built once
 
 	seqMu   sync.Mutex
@@ -134,6 +147,11 @@ type heartbeat struct {
 // Past it publishes fail; the receivers see the gap in the stream's
 // sequence numbers and react (resend, or close with 1012).
 const reconnectBuffer = 32 << 20
+
+// membersBuffer is how many membership messages may wait for the
+// membership goroutine; past it NATS drops them as a slow consumer (the
+// next heartbeat repairs what was missed).
+const membersBuffer = 8192
 
 // NodeNum derives a node number from its name (23 bits, never 0). Names
 // whose numbers collide are reported as an error by Start's peers.
@@ -183,7 +201,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
-		stop: make(chan struct{}), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
+		stop: make(chan struct{}), members: make(chan *nats.Msg, membersBuffer), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
 		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64), partial: make(map[streamKey][]byte)}
 	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
 	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
@@ -247,10 +265,15 @@ func (c *Cluster) Start() error {
 	c.nc = nc
 	c.mu.Unlock()
 	self := strconv.FormatUint(c.num, 10)
+	for _, subj := range []string{c.subject("hb"), c.subject("inst", "up"), c.subject("inst", "down")} {
+		s, err := nc.ChanSubscribe(subj, c.members)
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
+		}
+		c.subs = append(c.subs, s)
+	}
 	for subj, h := range map[string]nats.MsgHandler{
-		c.subject("hb"):                     c.onHeartbeat,
-		c.subject("inst", "up"):             c.onUp,
-		c.subject("inst", "down"):           c.onDown,
 		c.subject("n", self, "to", "*"):     c.onTo,
 		c.subject("n", self, "from", "*"):   c.onFrom,
 		c.subject("push"):                   c.onPush,
@@ -271,9 +294,32 @@ func (c *Cluster) Start() error {
 	} else {
 		c.log.Warn("NATS not reachable yet; serving local traffic and retrying", "url", c.cfg.URL)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.loop()
+	go c.membership()
 	return nil
+}
+
+// membership handles heartbeats, inst.up and inst.down one at a time, in
+// the order they arrived.
+func (c *Cluster) membership() {
+	defer c.wg.Done()
+	hb, up := c.subject("hb"), c.subject("inst", "up")
+	for {
+		select {
+		case <-c.stop:
+			return
+		case m := <-c.members:
+			switch m.Subject {
+			case hb:
+				c.onHeartbeat(m)
+			case up:
+				c.onUp(m)
+			default:
+				c.onDown(m)
+			}
+		}
+	}
 }
 
 // authOptions turns the TLS and credential settings into NATS options,
@@ -394,6 +440,8 @@ func (c *Cluster) heartbeat() {
 	if c.b == nil || c.conn() == nil {
 		return
 	}
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
 	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local()})
 	c.publish(c.subject("hb"), hb)
 }
@@ -612,14 +660,18 @@ func (c *Cluster) Cut(node, instance, code uint64, reason string) {
 // InstanceUp implements broker.Cluster.
 func (c *Cluster) InstanceUp(info broker.InstanceInfo) {
 	data, _ := json.Marshal(info)
+	c.memMu.Lock()
 	c.publish(c.subject("inst", "up"), data)
+	c.memMu.Unlock()
 }
 
 // InstanceDown implements broker.Cluster.
 func (c *Cluster) InstanceDown(info broker.InstanceInfo) {
 	defer c.forgetInstance(info.ID)
 	data, _ := json.Marshal(info)
+	c.memMu.Lock()
 	c.publish(c.subject("inst", "down"), data)
+	c.memMu.Unlock()
 }
 
 // ToInstance implements broker.Cluster.
