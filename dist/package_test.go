@@ -4,9 +4,7 @@
 package dist_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -15,7 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
@@ -94,32 +93,9 @@ func TestPackageInstallsAndRuns(t *testing.T) {
 	run(t, root, nil, bin, "config", "check", cfg)
 	state := t.TempDir()
 	const token = "pkg-test-admin-token-0123456789abcdef"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	serve := exec.CommandContext(ctx, bin, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+	serve := exec.Command(bin, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
 	serve.Env = append(os.Environ(), "STATE_DIRECTORY="+state, "SWITCHBOARD_ADMIN_TOKEN="+token)
-	stderr, _ := serve.StderrPipe()
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := regexp.MustCompile(`listening on http://(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("the installed binary did not start listening")
-	}
+	base := testutil.StartProcess(t, serve).URL()
 	resp, err := http.Get(base + "/healthz?verbose")
 	if err != nil {
 		t.Fatal(err)

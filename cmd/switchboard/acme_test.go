@@ -25,6 +25,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -53,9 +54,9 @@ func TestACME(t *testing.T) {
 	cache := t.TempDir()
 
 	t.Setenv("SSL_CERT_FILE", tlsCA.pemFile) // serve trusts Pebble's HTTPS certificate
-	srv := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0",
+	srv, base := testutil.StartServe(t, "--dev",
 		"--acme-domain", acmeTestDomain, "--acme-directory", directory, "--acme-cache", cache)
-	addr := srv.waitLine(`switchboard: listening on https://(\S+)`)[1]
+	addr := httpsHost(t, base)
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
 
@@ -127,16 +128,16 @@ func TestACME(t *testing.T) {
 	c.Close(websocket.StatusNormalClosure, "")
 	wg.Wait()
 	l.Close()
-	srv.signal(syscall.SIGTERM)
-	if code := srv.wait(); code != 0 {
+	srv.Signal(syscall.SIGTERM)
+	if code := srv.Wait(); code != 0 {
 		t.Fatalf("serve exited %d", code)
 	}
 
 	// Restarted with the CA gone: the cached certificate is served.
 	pebbleSrv.Close()
-	srv2 := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0",
+	_, base2 := testutil.StartServe(t, "--dev",
 		"--acme-domain", acmeTestDomain, "--acme-directory", directory, "--acme-cache", cache)
-	addr2 := srv2.waitLine(`switchboard: listening on https://(\S+)`)[1]
+	addr2 := httpsHost(t, base2)
 	resp, err = hc.Get("https://" + addr2 + "/healthz")
 	if err != nil {
 		t.Fatalf("restarted broker with the CA gone: %v", err)

@@ -65,7 +65,7 @@ func TestProductionClusterWithNATSToken(t *testing.T) {
 		cb, _ := readyz(b.http)
 		return ca == 200 && cb == 200
 	})
-	startListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
+	testutil.StartListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
 	var c *websocket.Conn
 	testutil.Eventually(t, "node a to know b's service", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestConnectLikeWebsocat: on a production broker, `connect` at end of
@@ -14,7 +16,7 @@ import (
 // disturbing the exchange; -H is --header.
 func TestConnectLikeWebsocat(t *testing.T) {
 	b := startProdBroker(t)
-	startListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
+	testutil.StartListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
 
 	var in strings.Builder
 	for i := 0; i < 300; i++ {

@@ -14,14 +14,15 @@ import (
 	"testing"
 
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // runCLI runs the binary to its end with env added and returns stdout,
 // stderr and the exit code.
 func runCLI(t *testing.T, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(switchboardBin, args...)
-	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_CREDENTIAL=", "SWITCHBOARD_ADMIN_TOKEN="), env...)
+	cmd := testutil.Command(t, args...)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -121,8 +122,7 @@ func TestAdminTokenFaces(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.json")
 	os.WriteFile(cfg, []byte(`{"admin_token": "right-admin-token-0123456789abcdef"}`), 0o600)
-	p := startProc(t, nil, nil, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
-	base := "http://" + p.waitLine(`listening on http://(\S+)`)[1]
+	_, base := testutil.StartServe(t, "--config", cfg)
 	_, e, code := runCLI(t, "", nil, "status", "--broker", base)
 	if code != 1 || !strings.Contains(e, "wants the admin token") {
 		t.Errorf("no token: %d %s", code, e)
@@ -194,20 +194,19 @@ func TestServeEnvironment(t *testing.T) {
 	cfg := filepath.Join(dir, "c.json")
 	os.WriteFile(cfg, []byte(`{"listen": "127.0.0.1:1", "node": "from-file"}`), 0o600)
 	// The variable beats the file: the broker listens where the variable says.
-	cmd := exec.Command(switchboardBin, "serve", "--config", cfg, "--dev")
-	cmd.Env = append(os.Environ(), "SWITCHBOARD_LISTEN=127.0.0.1:0", "SWITCHBOARD_NODE_NAME=from-env", "SWITCHBOARD_LOG_FORMAT=json")
-	p := runProc(t, cmd, "serve")
-	base := "http://" + p.waitLine(`listening on http://(\S+)`)[1]
-	p.waitLine(`^\{"time":.*"msg":"dev mode`) // --log-format json from the environment
+	cmd := testutil.Command(t, "serve", "--config", cfg, "--dev")
+	cmd.Env = append(cmd.Env, "SWITCHBOARD_LISTEN=127.0.0.1:0", "SWITCHBOARD_NODE_NAME=from-env", "SWITCHBOARD_LOG_FORMAT=json")
+	p := testutil.StartProcess(t, cmd)
+	base := p.URL()
+	p.WaitLine(`^\{"time":.*"msg":"dev mode`) // --log-format json from the environment
 	st, e, code := runCLI(t, "", nil, "status", "--broker", base, "--json")
 	if code != 0 || !strings.Contains(st, `"node":"from-env"`) {
 		t.Fatalf("status: %d %s %s", code, st, e)
 	}
 	// The flag beats the variable.
-	cmd = exec.Command(switchboardBin, "serve", "--config", cfg, "--dev", "--listen", "127.0.0.1:0", "--node-name", "from-flag")
-	cmd.Env = append(os.Environ(), "SWITCHBOARD_LISTEN=127.0.0.1:1", "SWITCHBOARD_NODE_NAME=from-env")
-	p = runProc(t, cmd, "serve")
-	base = "http://" + p.waitLine(`listening on http://(\S+)`)[1]
+	cmd = testutil.Command(t, "serve", "--config", cfg, "--dev", "--listen", "127.0.0.1:0", "--node-name", "from-flag")
+	cmd.Env = append(cmd.Env, "SWITCHBOARD_LISTEN=127.0.0.1:1", "SWITCHBOARD_NODE_NAME=from-env")
+	base = testutil.StartProcess(t, cmd).URL()
 	if st, _, _ := runCLI(t, "", nil, "status", "--broker", base, "--json"); !strings.Contains(st, `"node":"from-flag"`) {
 		t.Fatalf("flag did not win: %s", st)
 	}

@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // runOut runs the binary to completion and returns its stdout.
 func runOut(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(switchboardBin, args...).Output()
+	out, err := testutil.Command(t, args...).Output()
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -50,11 +52,11 @@ func TestGrantMintListenRotate(t *testing.T) {
 	k1 := map[string]any{"id": "site-1", "alg": "HS256", "owner": "site", "scopes": []string{"/pages/"}, "secret_file": "site1.key"}
 	k2 := map[string]any{"id": "site-2", "alg": "EdDSA", "owner": "site", "scopes": []string{"/pages/"}, "public_key_file": "site2.pub.pem"}
 	cfgPath := writeCfg(k1)
-	srv := startProc(t, nil, nil, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
-	base := "ws://" + srv.waitLine(`switchboard: listening on http://(\S+)`)[1]
+	srv, httpBase := testutil.StartServe(t, "--config", cfgPath)
+	base := testutil.WS(httpBase)
 
 	tok := runOut(t, "grant", "mint", "--config", cfgPath, "--key", "site-1", "--scope", "/pages/a/", "--ttl", "2m")
-	l := startListen(t, base+"/pages/a/", "--echo", "--grant", tok)
+	l, _ := testutil.StartListen(t, base+"/pages/a/", "--echo", "--grant", tok)
 	c := dial(t, base+"/pages/a/x")
 	send(t, c, websocket.MessageText, "hi")
 	expect(t, c, websocket.MessageText, "hi")
@@ -62,11 +64,11 @@ func TestGrantMintListenRotate(t *testing.T) {
 
 	refused := func(want string, args ...string) {
 		t.Helper()
-		p := startProc(t, nil, nil, append([]string{"listen"}, args...)...)
-		if code := p.wait(); code != 1 {
+		p := testutil.Start(t, append([]string{"listen"}, args...)...)
+		if code := p.Wait(); code != 1 {
 			t.Fatalf("listen %v exited %d, want 1", args, code)
 		}
-		p.waitLine(want)
+		p.WaitLine(want)
 	}
 	expired := runOut(t, "grant", "mint", "--config", cfgPath, "--key", "site-1", "--scope", "/pages/b/", "--ttl", "-1m")
 	refused(`listen grant expired at`, base+"/pages/b/", "--echo", "--grant", expired)
@@ -79,9 +81,9 @@ func TestGrantMintListenRotate(t *testing.T) {
 	ed := runOut(t, "grant", "mint", "--alg", "EdDSA", "--kid", "site-2", "--private-key", filepath.Join(dir, "site2.pem"), "--scope", "/pages/c/")
 	refused(`key id "site-2" is not one this broker knows`, base+"/pages/c/", "--echo", "--grant", ed)
 	writeCfg(k1, k2)
-	srv.signal(syscall.SIGHUP)
-	srv.waitLine(`configuration reloaded`)
-	startListen(t, base+"/pages/c/", "--echo", "--grant", ed)
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(`configuration reloaded`)
+	testutil.StartListen(t, base+"/pages/c/", "--echo", "--grant", ed)
 	c2 := dial(t, base+"/pages/c/")
 	send(t, c2, websocket.MessageText, "ed")
 	expect(t, c2, websocket.MessageText, "ed")
@@ -89,6 +91,6 @@ func TestGrantMintListenRotate(t *testing.T) {
 	c3 := dial(t, base+"/pages/a/y")
 	send(t, c3, websocket.MessageText, "still")
 	expect(t, c3, websocket.MessageText, "still")
-	l.signal(syscall.SIGTERM)
-	l.wait()
+	l.Signal(syscall.SIGTERM)
+	l.Wait()
 }

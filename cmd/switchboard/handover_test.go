@@ -102,7 +102,7 @@ func (s *streamer) check(t *testing.T) {
 // the channels over; nothing is lost and no client is disconnected.
 func TestListenEchoSurvivesKill(t *testing.T) {
 	base := startServe(t)
-	l := startListen(t, base+"/k/", "--echo")
+	l, _ := testutil.StartListen(t, base+"/k/", "--echo")
 	var ss []*streamer
 	for i := range 3 {
 		ss = append(ss, startStreamer(t, dial(t, fmt.Sprintf("%s/k/%d", base, i))))
@@ -125,9 +125,9 @@ func TestListenEchoSurvivesKill(t *testing.T) {
 	}
 	for cycle := range 3 {
 		progress(fmt.Sprintf("echoes before kill %d", cycle))
-		l.signal(syscall.SIGKILL)
-		l.wait()
-		l = startListen(t, base+"/k/", "--echo")
+		l.Signal(syscall.SIGKILL)
+		l.Wait()
+		l, _ = testutil.StartListen(t, base+"/k/", "--echo")
 	}
 	progress("echoes after the last kill")
 	for _, s := range ss {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestHoldAcrossRestart: real processes on a production broker (config
@@ -27,21 +29,21 @@ func TestHoldAcrossRestart(t *testing.T) {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := startProc(t, nil, nil, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
-	base := "ws://" + srv.waitLine(`switchboard: listening on http://(\S+)`)[1]
+	_, httpBase := testutil.StartServe(t, "--config", cfgPath)
+	base := testutil.WS(httpBase)
 	tok := runOut(t, "grant", "mint", "--config", cfgPath, "--key", "k", "--scope", "/svc/", "--ttl", "10m")
 
 	// Without a hold: the gap refuses.
-	plain := startListen(t, base+"/svc/plain/", "--echo", "--grant", tok)
-	plain.cmd.Process.Signal(syscall.SIGKILL)
-	plain.wait()
+	plain, _ := testutil.StartListen(t, base+"/svc/plain/", "--echo", "--grant", tok)
+	plain.Cmd.Process.Signal(syscall.SIGKILL)
+	plain.Wait()
 	if c, err := tryDial(base + "/svc/plain/x"); err == nil {
 		c.CloseNow()
 		t.Fatal("a connect in the gap of a service without --hold was not refused")
 	}
 
 	// With a hold: a client loop across kill and restart.
-	first := startListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v1")
+	first, _ := testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v1")
 	var ok, refused atomic.Int32
 	var firstErr atomic.Value
 	stop := make(chan struct{})
@@ -77,11 +79,11 @@ func TestHoldAcrossRestart(t *testing.T) {
 		}
 	}
 	waitCount("before the kill", 10)
-	first.cmd.Process.Signal(syscall.SIGKILL)
-	first.wait()
+	first.Cmd.Process.Signal(syscall.SIGKILL)
+	first.Wait()
 	killedAt := ok.Load()
 	time.Sleep(300 * time.Millisecond) // the gap: clients arrive while no instance is attached
-	startListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v2")
+	testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v2")
 	waitCount("after the restart", killedAt+20)
 	close(stop)
 	wg.Wait()

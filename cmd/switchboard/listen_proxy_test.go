@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestListenToProxyHeaders: on a production broker, `listen --to` passes
@@ -30,7 +32,7 @@ func TestListenToProxyHeaders(t *testing.T) {
 		c.Read(context.Background())
 	}))
 	t.Cleanup(backend.Close)
-	startListen(t, b.ws+"/svc/", "--to", "ws"+strings.TrimPrefix(backend.URL, "http")+"/", "--credential", b.secret)
+	testutil.StartListen(t, b.ws+"/svc/", "--to", "ws"+strings.TrimPrefix(backend.URL, "http")+"/", "--credential", b.secret)
 
 	h := http.Header{}
 	h.Set("Origin", "https://app.example")
@@ -56,8 +58,8 @@ func TestListenToProxyHeaders(t *testing.T) {
 	}
 
 	// Backend down: 404 by default, 502 with --bad-gateway.
-	l := startListen(t, b.ws+"/svc/down502/", "--to", "ws://127.0.0.1:1/", "--bad-gateway", "--credential", b.secret)
-	l.waitLine(`level=WARN msg="the --to backend is down`)
+	l, _ := testutil.StartListen(t, b.ws+"/svc/down502/", "--to", "ws://127.0.0.1:1/", "--bad-gateway", "--credential", b.secret)
+	l.WaitLine(`level=WARN msg="the --to backend is down`)
 	_, resp, err := websocket.Dial(tctx(t), b.ws+"/svc/down502/", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("--bad-gateway with the backend down: %v %v", resp, err)

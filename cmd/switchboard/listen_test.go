@@ -20,7 +20,7 @@ import (
 
 func TestListenEchoAndConnect(t *testing.T) {
 	base := startServe(t)
-	l := startListen(t, base+"/echo/", "--echo", "--protocol", "chat", "--label", "v1")
+	l, _ := testutil.StartListen(t, base+"/echo/", "--echo", "--protocol", "chat", "--label", "v1")
 	c := dial(t, base+"/echo/x", "other", "chat")
 	if c.Subprotocol() != "chat" {
 		t.Fatalf("subprotocol %q, want chat", c.Subprotocol())
@@ -30,12 +30,14 @@ func TestListenEchoAndConnect(t *testing.T) {
 	send(t, c, websocket.MessageBinary, "\x00\xff")
 	expect(t, c, websocket.MessageBinary, "\x00\xff")
 	c.Close(4001, "bye")
-	l.waitLine(`channel closed by client.* code=4001 reason=bye`)
+	l.WaitLine(`channel closed by client.* code=4001 reason=bye`)
 
 	// connect: stdin lines out, messages in, normal close → exit 0.
 	stdinR, stdinW := io.Pipe()
 	outR, outW := io.Pipe()
-	cp := startProc(t, stdinR, outW, "connect", base+"/echo/y", "--protocol", "chat", "--linger", "0")
+	cmd := testutil.Command(t, "connect", base+"/echo/y", "--protocol", "chat", "--linger", "0")
+	cmd.Stdin, cmd.Stdout = stdinR, outW
+	cp := testutil.StartProcess(t, cmd)
 	fmt.Fprintln(stdinW, "line one")
 	buf := make([]byte, 64)
 	n, err := io.ReadAtLeast(outR, buf, len("line one\n"))
@@ -44,45 +46,47 @@ func TestListenEchoAndConnect(t *testing.T) {
 	}
 	stdinW.Close()
 	go io.Copy(io.Discard, outR)
-	if code := cp.wait(); code != 0 {
+	if code := cp.Wait(); code != 0 {
 		t.Fatalf("connect exited %d", code)
 	}
-	for _, l := range cp.lines() {
+	for _, l := range cp.Lines() {
 		if strings.Contains(l, "closed") {
 			t.Fatalf("connect was not quiet on a normal close: %s", l)
 		}
 	}
 
-	l.signal(syscall.SIGTERM)
-	if code := l.wait(); code != 0 {
+	l.Signal(syscall.SIGTERM)
+	if code := l.Wait(); code != 0 {
 		t.Fatalf("listen exited %d after SIGTERM", code)
 	}
 }
 
 func TestConnectReportsAbnormalClose(t *testing.T) {
 	base := startServe(t)
-	startListen(t, base+"/sh/", "--exec", "exit 3")
-	cp := startProc(t, strings.NewReader(""), io.Discard, "connect", base+"/sh/", "--linger", "5s")
-	if code := cp.wait(); code != 1 {
+	testutil.StartListen(t, base+"/sh/", "--exec", "exit 3")
+	cmd := testutil.Command(t, "connect", base+"/sh/", "--linger", "5s")
+	cmd.Stdin = strings.NewReader("")
+	cp := testutil.StartProcess(t, cmd)
+	if code := cp.Wait(); code != 1 {
 		t.Fatalf("connect exited %d, want 1", code)
 	}
-	cp.waitLine(`closed with 1011 exit status 3`)
+	cp.WaitLine(`closed with 1011 exit status 3`)
 }
 
 func TestListenRefusedWithReason(t *testing.T) {
 	base := startServe(t)
-	p := startProc(t, nil, nil, "listen", base+"/.switchboard/x/", "--echo")
-	if code := p.wait(); code != 1 {
+	p := testutil.Start(t, "listen", base+"/.switchboard/x/", "--echo")
+	if code := p.Wait(); code != 1 {
 		t.Fatalf("listen on a reserved scope exited %d, want 1", code)
 	}
-	p.waitLine(`error 4`)
+	p.WaitLine(`error 4`)
 }
 
 func TestListenExec(t *testing.T) {
 	base := startServe(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	script := `echo "start $SWITCHBOARD_PROTOCOL"; echo $$ > ` + pidFile + `; while read l; do echo "got $l"; done`
-	l := startListen(t, base+"/sh/", "--exec", script, "--protocol", "p1")
+	l, _ := testutil.StartListen(t, base+"/sh/", "--exec", script, "--protocol", "p1")
 	c := dial(t, base+"/sh/a", "p1")
 	expect(t, c, websocket.MessageText, "start p1")
 	send(t, c, websocket.MessageText, "x")
@@ -99,14 +103,14 @@ func TestListenExec(t *testing.T) {
 	})
 	c.Close(websocket.StatusNormalClosure, "")
 	testutil.Eventually(t, "the process to end", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
-	l.waitLine(`channel closed by client`)
+	l.WaitLine(`channel closed by client`)
 
 	// A process that exits 0 closes its channel with 1000.
-	l.signal(syscall.SIGINT)
-	if code := l.wait(); code != 0 {
+	l.Signal(syscall.SIGINT)
+	if code := l.Wait(); code != 0 {
 		t.Fatalf("listen exited %d", code)
 	}
-	startListen(t, base+"/once/", "--exec", "echo only")
+	testutil.StartListen(t, base+"/once/", "--exec", "echo only")
 	c2 := dial(t, base+"/once/")
 	expect(t, c2, websocket.MessageText, "only")
 	expectClose(t, c2, websocket.StatusNormalClosure, "")
@@ -146,7 +150,7 @@ func localServer(t *testing.T) (url string, closes <-chan string) {
 func TestListenTo(t *testing.T) {
 	base := startServe(t)
 	local, closes := localServer(t)
-	startListen(t, base+"/app/", "--to", local)
+	testutil.StartListen(t, base+"/app/", "--to", local)
 	c := dial(t, base+"/app/x/y?q=1", "chat")
 	if c.Subprotocol() != "chat" {
 		t.Fatalf("subprotocol %q", c.Subprotocol())
@@ -170,7 +174,7 @@ func TestListenTo(t *testing.T) {
 	expectClose(t, c2, 4003, "as you wish")
 
 	// A local server that is down: the client is rejected (404).
-	startListen(t, base+"/down/", "--to", "ws://127.0.0.1:1/")
+	testutil.StartListen(t, base+"/down/", "--to", "ws://127.0.0.1:1/")
 	_, resp, err := websocket.Dial(tctx(t), base+"/down/", nil)
 	if err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("dial through a dead --to: %v %v", err, resp)
@@ -181,15 +185,15 @@ func TestListenTo(t *testing.T) {
 // 0; the client keeps its connection and is served by the newer one.
 func TestListenTakeover(t *testing.T) {
 	base := startServe(t)
-	old := startListen(t, base+"/t/", "--exec", "while read l; do echo old $l; done")
+	old, _ := testutil.StartListen(t, base+"/t/", "--exec", "while read l; do echo old $l; done")
 	c := dial(t, base+"/t/")
 	send(t, c, websocket.MessageText, "1")
 	expect(t, c, websocket.MessageText, "old 1")
-	startListen(t, base+"/t/", "--echo", "--label", "v2")
-	if code := old.wait(); code != 0 {
+	testutil.StartListen(t, base+"/t/", "--echo", "--label", "v2")
+	if code := old.Wait(); code != 0 {
 		t.Fatalf("superseded listen exited %d", code)
 	}
-	old.waitLine(`newer instance took over`)
+	old.WaitLine(`newer instance took over`)
 	send(t, c, websocket.MessageText, "3") // the same connection, now served by the newer one
 	expect(t, c, websocket.MessageText, "3")
 	c2 := dial(t, base+"/t/new")
@@ -200,17 +204,16 @@ func TestListenTakeover(t *testing.T) {
 // When the broker goes away, listen reattaches with backoff once it is
 // back on the same address.
 func TestListenReattaches(t *testing.T) {
-	p := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0")
-	addr := p.waitLine(`switchboard: listening on http://(\S+)`)[1]
-	l := startListen(t, "ws://"+addr+"/r/", "--echo")
-	p.signal(syscall.SIGKILL)
-	p.wait()
-	l.waitLine(`attach failed; retrying`)
-	p2 := startProc(t, nil, nil, "serve", "--dev", "--listen", addr)
-	p2.waitLine(`listening on`)
+	p, httpBase := testutil.StartServe(t, "--dev")
+	addr := strings.TrimPrefix(httpBase, "http://")
+	l, _ := testutil.StartListen(t, "ws://"+addr+"/r/", "--echo")
+	p.Signal(syscall.SIGKILL)
+	p.Wait()
+	l.WaitLine(`attach failed; retrying`)
+	testutil.StartServe(t, "--dev", "--listen", addr)
 	testutil.Eventually(t, "a second attach", func() bool {
 		n := 0
-		for _, line := range l.lines() {
+		for _, line := range l.Lines() {
 			if strings.Contains(line, "switchboard: listening on") {
 				n++
 			}
@@ -224,11 +227,11 @@ func TestListenReattaches(t *testing.T) {
 
 // Without --dev, listen needs a credential; the broker's reason is shown.
 func TestListenNeedsCredential(t *testing.T) {
-	p := startProc(t, nil, nil, "serve", "--listen", "127.0.0.1:0")
-	base := "ws://" + p.waitLine(`switchboard: listening on http://(\S+)`)[1]
-	l := startProc(t, nil, nil, "listen", base+"/e/", "--echo")
-	if code := l.wait(); code != 1 {
+	_, httpBase := testutil.StartServe(t)
+	base := testutil.WS(httpBase)
+	l := testutil.Start(t, "listen", base+"/e/", "--echo")
+	if code := l.Wait(); code != 1 {
 		t.Fatalf("listen without a credential exited %d, want 1", code)
 	}
-	l.waitLine(`needs a credential.*error 3.*pass --credential`)
+	l.WaitLine(`needs a credential.*error 3.*pass --credential`)
 }

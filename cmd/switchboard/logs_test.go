@@ -14,12 +14,13 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/config"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // prodBroker is a production broker (config file with a credential owning
 // /svc/, an admin token, no --dev) started as a process.
 type prodBroker struct {
-	p      *proc
+	p      *testutil.Process
 	ws     string // ws://127.0.0.1:PORT
 	http   string
 	cfg    string // the config file's path
@@ -39,9 +40,8 @@ func startProdBroker(t *testing.T, extra ...string) *prodBroker {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, nil, nil, append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0"}, extra...)...)
-	addr := p.waitLine(`switchboard: listening on http://(\S+)`)[1]
-	return &prodBroker{p: p, ws: "ws://" + addr, http: "http://" + addr, cfg: cfg, secret: secret}
+	p, base := testutil.StartServe(t, append([]string{"--config", cfg}, extra...)...)
+	return &prodBroker{p: p, ws: testutil.WS(base), http: base, cfg: cfg, secret: secret}
 }
 
 // TestRejectedHandshakeIsLogged: on a production broker, a client refused
@@ -62,8 +62,8 @@ func TestRejectedHandshakeIsLogged(t *testing.T) {
 	if resp.StatusCode != 404 || string(body) != "Not Found\n" {
 		t.Fatalf("client got %d %q, want the uniform 404", resp.StatusCode, body)
 	}
-	b.p.waitLine(`level=INFO msg="client handshake refused" reason=no_scope path=/nothing/here remote=127\.0\.0\.1:`)
-	for _, l := range b.p.lines() {
+	b.p.WaitLine(`level=INFO msg="client handshake refused" reason=no_scope path=/nothing/here remote=127\.0\.0\.1:`)
+	for _, l := range b.p.Lines() {
 		if strings.Contains(l, "hunter2") {
 			t.Fatalf("the query reached the log: %s", l)
 		}
@@ -75,7 +75,7 @@ func TestRejectedHandshakeIsLogged(t *testing.T) {
 // command that fails logs WARN.
 func TestListenBackendDownIsWarned(t *testing.T) {
 	b := startProdBroker(t)
-	l := startListen(t, b.ws+"/svc/to/", "--to", "ws://127.0.0.1:1/", "--credential", b.secret)
+	l, _ := testutil.StartListen(t, b.ws+"/svc/to/", "--to", "ws://127.0.0.1:1/", "--credential", b.secret)
 	c, resp, err := dialRaw(b.ws + "/svc/to/x")
 	if err == nil {
 		c.CloseNow()
@@ -84,12 +84,12 @@ func TestListenBackendDownIsWarned(t *testing.T) {
 	if resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("client with the backend down: %v %v", resp, err)
 	}
-	l.waitLine(`level=WARN msg="client rejected: the local side failed".*dial ws://127\.0\.0\.1:1/x`)
+	l.WaitLine(`level=WARN msg="client rejected: the local side failed".*dial ws://127\.0\.0\.1:1/x`)
 
-	e := startListen(t, b.ws+"/svc/exec/", "--exec", "exit 3", "--credential", b.secret)
+	e, _ := testutil.StartListen(t, b.ws+"/svc/exec/", "--exec", "exit 3", "--credential", b.secret)
 	c2 := dial(t, b.ws+"/svc/exec/")
 	_, _, _ = c2.Read(tctx(t))
-	e.waitLine(`level=WARN msg="--exec process failed" channel=\d+ status="exit status 3"`)
+	e.WaitLine(`level=WARN msg="--exec process failed" channel=\d+ status="exit status 3"`)
 }
 
 // dialRaw dials url and returns the handshake response whatever happened.

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/portmap/gatewaytest"
 )
 
@@ -37,25 +39,25 @@ func testPortmapGateway(t *testing.T, proto string) {
 	serve := startNS(t, gw, gw.LAN, append([]string{"serve", "--dev", "--listen", "0.0.0.0:8080"}, fast...)...)
 	// A service attached as soon as the broker listens, before the mapping
 	// (about 2 s with UPnP), is told the public URL when it changes.
-	serve.waitLine(`switchboard: listening on http://`)
+	serve.URL()
 	early := startNS(t, gw, gw.LAN, "listen", "ws://127.0.0.1:8080/early/", "--echo")
 	denied := startNS(t, gw, gw.LAN, append([]string{"serve", "--dev", "--listen", fmt.Sprintf("0.0.0.0:%d", gatewaytest.DeniedPort)}, fast...)...)
 	external := gatewaytest.GatewayWANAddr + ":8080"
-	serve.waitLine(`msg="port mapped".* protocol=` + proto + ` .*external=` + regexpQuote(external))
+	serve.WaitLine(`msg="port mapped".* protocol=` + proto + ` .*external=` + regexp.QuoteMeta(external))
 	if !gw.Forwards(8080) {
 		t.Fatal("the broker logged the mapping but the gateway does not forward port 8080")
 	}
 
 	// The service attaches on loopback and is told the public URL.
 	lis := startNS(t, gw, gw.LAN, "listen", "ws://127.0.0.1:8080/echo/", "--echo")
-	lis.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/echo/`)
-	early.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/early/`)
+	lis.WaitLine(`switchboard: listening on ws://` + regexp.QuoteMeta(external) + `/echo/`)
+	early.WaitLine(`switchboard: listening on ws://` + regexp.QuoteMeta(external) + `/early/`)
 	// UPnP maps in about 2 s, so the service usually attached first, on the
 	// local URL (on a loaded machine the mapping may win): then it must
 	// have been told the external URL since.
-	for _, l := range early.lines() {
+	for _, l := range early.Lines() {
 		if strings.HasSuffix(l, "listening on ws://127.0.0.1:8080/early/") {
-			early.waitLine(`switchboard: listening on ws://` + regexpQuote(external) + `/early/ \(the public URL changed\)`)
+			early.WaitLine(`switchboard: listening on ws://` + regexp.QuoteMeta(external) + `/early/ \(the public URL changed\)`)
 			break
 		}
 	}
@@ -66,7 +68,7 @@ func testPortmapGateway(t *testing.T, proto string) {
 	if !st.Mapped || st.Protocol != proto || st.External != external || st.PublicURL != "ws://"+external+"/" || st.Error != "" {
 		t.Fatalf("status portmap = %+v, want mapped %s via %s", st, external, proto)
 	}
-	out, err := gw.Command(gw.LAN, switchboardBin, "status", "--broker", "http://127.0.0.1:8080").CombinedOutput()
+	out, err := gw.Command(gw.LAN, testutil.SwitchboardBinary(t), "status", "--broker", "http://127.0.0.1:8080").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "port mapping "+proto+" via gateway "+gatewaytest.GatewayLANAddr+": "+external) {
 		t.Fatalf("switchboard status: %v\n%s", err, out)
 	}
@@ -83,33 +85,36 @@ func testPortmapGateway(t *testing.T, proto string) {
 		st := nsStatus(t, gw, 8080)
 		return st.Mapped && st.Lost >= 1 && gw.Forwards(8080), fmt.Sprintf("%+v", st)
 	})
-	serve.waitLine(`msg="port mapping was lost"`)
+	serve.WaitLine(`msg="port mapping was lost"`)
 	wanEcho(t, gw, "ws://"+external+"/echo/after-reboot", "hello again")
 
 	// SIGTERM removes the mapping before the broker exits.
-	for _, p := range []*proc{serve, denied} {
-		p.signal(syscall.SIGTERM)
-		if code := p.wait(); code != 0 {
-			t.Fatalf("%s exited %d", p.name, code)
+	for _, p := range []*testutil.Process{serve, denied} {
+		p.Signal(syscall.SIGTERM)
+		if code := p.Wait(); code != 0 {
+			t.Fatalf("%v exited %d", p.Cmd.Args, code)
 		}
 	}
 	if gw.Forwards(8080) {
 		t.Fatal("the gateway still forwards port 8080 after the broker stopped")
 	}
-	serve.waitLine(`msg="port mapping removed"`)
+	serve.WaitLine(`msg="port mapping removed"`)
 }
 
-// startNS runs the switchboard binary with args in namespace ns, like startProc.
-func startNS(t *testing.T, gw *gatewaytest.Gateway, ns string, args ...string) *proc {
+// startNS runs the switchboard binary with args in namespace ns, like
+// testutil.Start.
+func startNS(t *testing.T, gw *gatewaytest.Gateway, ns string, args ...string) *testutil.Process {
 	t.Helper()
-	return runProc(t, gw.Command(ns, switchboardBin, args...), args[0])
+	cmd := gw.Command(ns, testutil.SwitchboardBinary(t), args...)
+	cmd.Env = testutil.Command(t).Env
+	return testutil.StartProcess(t, cmd)
 }
 
 // nsStatus returns the "portmap" object of the admin status of the broker
 // on port in the LAN namespace (zero if absent).
 func nsStatus(t *testing.T, gw *gatewaytest.Gateway, port int) portmapStatus {
 	t.Helper()
-	out, err := gw.Command(gw.LAN, switchboardBin, "status", "--json", "--broker", fmt.Sprintf("http://127.0.0.1:%d", port)).Output()
+	out, err := gw.Command(gw.LAN, testutil.SwitchboardBinary(t), "status", "--json", "--broker", fmt.Sprintf("http://127.0.0.1:%d", port)).Output()
 	if err != nil {
 		t.Fatalf("switchboard status --json on port %d: %v", port, err)
 	}
@@ -128,7 +133,7 @@ func nsStatus(t *testing.T, gw *gatewaytest.Gateway, port int) portmapStatus {
 // wanEcho runs switchboard connect in the WAN namespace: msg must come back.
 func wanEcho(t *testing.T, gw *gatewaytest.Gateway, url, msg string) {
 	t.Helper()
-	cmd := gw.Command(gw.WAN, switchboardBin, "connect", url, "--linger", "0")
+	cmd := gw.Command(gw.WAN, testutil.SwitchboardBinary(t), "connect", url, "--linger", "0")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

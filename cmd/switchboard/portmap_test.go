@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/portmap"
 )
 
@@ -79,7 +80,7 @@ func TestPublicURL(t *testing.T) {
 
 // TestPortmapFlagMisuse: an unknown --portmap protocol is a usage error.
 func TestPortmapFlagMisuse(t *testing.T) {
-	out, err := exec.Command(switchboardBin, "serve", "--listen", "127.0.0.1:0", "--portmap", "carrier-pigeon").CombinedOutput()
+	out, err := testutil.Command(t, "serve", "--listen", "127.0.0.1:0", "--portmap", "carrier-pigeon").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "unknown protocol") {
 		t.Fatalf("serve --portmap carrier-pigeon: %v, output %s; want exit 2 naming the protocol", err, out)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -114,8 +115,7 @@ func freeAddr(t *testing.T) string {
 // themselves, and the clients reconnect to them.
 func TestBrokerRestartUnderServices(t *testing.T) {
 	addr := freeAddr(t)
-	broker := startProc(t, nil, nil, "serve", "--dev", "--listen", addr)
-	broker.waitLine(`switchboard: listening on http://`)
+	broker, _ := testutil.StartServe(t, "--dev", "--listen", addr)
 	base := "ws://" + addr
 
 	attaches := make(chan string, 8)
@@ -154,21 +154,20 @@ func TestBrokerRestartUnderServices(t *testing.T) {
 	}()
 	defer func() { svc.Close(); <-done }()
 	<-attaches
-	cli := startListen(t, base+"/cli/", "--echo")
+	cli, _ := testutil.StartListen(t, base+"/cli/", "--echo")
 
 	goClient := pyClient(t, base+"/go/x")
 	cliClient := pyClient(t, base+"/cli/x")
 	expectLine(t, goClient, "go service", "up")
 	expectLine(t, cliClient, "cli service", "up")
 
-	broker.signal(syscall.SIGKILL)
-	broker.wait()
+	broker.Signal(syscall.SIGKILL)
+	broker.Wait()
 	expectLine(t, goClient, "go service", "lost")
 	expectLine(t, cliClient, "cli service", "lost")
 	waitState(t, svc, sdk.Reattaching)
 
-	broker = startProc(t, nil, nil, "serve", "--dev", "--listen", addr)
-	broker.waitLine(`switchboard: listening on http://`)
+	broker, _ = testutil.StartServe(t, "--dev", "--listen", addr)
 	select {
 	case u := <-attaches:
 		if u != base+"/go/" {
@@ -179,10 +178,10 @@ func TestBrokerRestartUnderServices(t *testing.T) {
 	}
 	expectLine(t, goClient, "go service", "back")
 	expectLine(t, cliClient, "cli service", "back")
-	if n := len(cli.lines()); n == 0 {
+	if n := len(cli.Lines()); n == 0 {
 		t.Fatal("no output from switchboard listen")
 	}
-	cli.waitLine(`service link lost; reattaching`)
+	cli.WaitLine(`service link lost; reattaching`)
 	if st := svc.State(); st != sdk.Attached {
 		t.Fatalf("Go service state %s, want attached", st)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/internal/testkit/wstest"
 )
 
@@ -17,7 +18,7 @@ import (
 // reason carried.
 func TestInteropWithListenEcho(t *testing.T) {
 	ws := startServe(t)
-	startListen(t, ws+"/echo/", "--echo", "--protocol", "chat")
+	testutil.StartListen(t, ws+"/echo/", "--echo", "--protocol", "chat")
 	for _, c := range []wstest.Client{wstest.PythonClient, wstest.NodeClient} {
 		run := wstest.RunClient(t, c, "--url", ws+"/echo/room", "--protocol", "chat", "--expect-protocol", "chat")
 		r := run.Result
@@ -30,18 +31,18 @@ func TestInteropWithListenEcho(t *testing.T) {
 // TestServeSIGTERM: on SIGTERM the broker stops accepting, closes every
 // channel with 1001 (going away), and exits 0.
 func TestServeSIGTERM(t *testing.T) {
-	p := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0")
-	ws := "ws://" + p.waitLine(`switchboard: listening on http://(\S+)`)[1]
-	startListen(t, ws+"/echo/", "--echo")
+	p, base := testutil.StartServe(t, "--dev")
+	ws := testutil.WS(base)
+	testutil.StartListen(t, ws+"/echo/", "--echo")
 	c := dial(t, ws+"/echo/x")
 	send(t, c, websocket.MessageText, "before")
 	expect(t, c, websocket.MessageText, "before")
 
 	start := time.Now()
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	expectClose(t, c, websocket.StatusGoingAway, "")
-	if code := p.wait(); code != 0 {
-		t.Fatalf("serve exited %d after SIGTERM, want 0; stderr:\n%s", code, strings.Join(p.lines(), "\n"))
+	if code := p.Wait(); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM, want 0; stderr:\n%s", code, strings.Join(p.Lines(), "\n"))
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("shutdown took %v", d)

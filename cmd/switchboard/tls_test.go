@@ -23,6 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
@@ -144,18 +145,20 @@ func TestTLSServe(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	ca.issue(t, 1, certFile, keyFile)
 
-	srv := startProc(t, nil, nil, "serve", "--dev", "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
-	addr := srv.waitLine(`switchboard: listening on https://(\S+)`)[1]
+	srv, httpsBase := testutil.StartServe(t, "--dev", "--tls-cert", certFile, "--tls-key", keyFile)
+	addr := httpsHost(t, httpsBase)
 	base := "wss://" + addr
 
 	// Without --ca-file the CLI does not trust the private CA.
-	out, err := exec.Command(switchboardBin, "status", "--broker", "https://"+addr).CombinedOutput()
+	out, err := testutil.Command(t, "status", "--broker", "https://"+addr).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "certificate") {
 		t.Fatalf("status without --ca-file: err %v, output %s; want a certificate error", err, out)
 	}
 
-	lis := startProc(t, nil, nil, "listen", base+"/echo/", "--echo", "--ca-file", ca.pemFile)
-	lis.waitLine(`switchboard: listening on wss://` + regexpQuote(addr) + `/echo/`)
+	lis, public := testutil.StartListen(t, base+"/echo/", "--echo", "--ca-file", ca.pemFile)
+	if public != base+"/echo/" {
+		t.Fatalf("listen serves %s, want %s/echo/", public, base)
+	}
 
 	sc := newSerialClient(ca.pool, "")
 	old, serial := dialWSS(t, sc, base+"/echo/old")
@@ -172,13 +175,13 @@ func TestTLSServe(t *testing.T) {
 	resp.Body.Close()
 
 	// connect over wss:// with --ca-file.
-	conn := exec.Command(switchboardBin, "connect", base+"/echo/cli", "--ca-file", ca.pemFile, "--linger", "300ms")
+	conn := testutil.Command(t, "connect", base+"/echo/cli", "--ca-file", ca.pemFile, "--linger", "300ms")
 	conn.Stdin = strings.NewReader("hello over wss\n")
 	if out, err := conn.Output(); err != nil || strings.TrimSpace(string(out)) != "hello over wss" {
 		t.Fatalf("connect over wss: %v, output %q", err, out)
 	}
 	// status over https:// with --ca-file.
-	if out, err := exec.Command(switchboardBin, "status", "--broker", base, "--ca-file", ca.pemFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "scope ") {
+	if out, err := testutil.Command(t, "status", "--broker", base, "--ca-file", ca.pemFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "scope ") {
 		t.Fatalf("status over https: %v\n%s", err, out)
 	}
 
@@ -215,8 +218,8 @@ func TestTLSServe(t *testing.T) {
 
 	// New certificate files, SIGHUP: new connections see serial 2.
 	ca.issue(t, 2, certFile, keyFile)
-	srv.signal(syscall.SIGHUP)
-	srv.waitLine(`TLS certificate reloaded.*serial=2`)
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(`TLS certificate reloaded.*serial=2`)
 	fresh, serial := dialWSS(t, sc, base+"/echo/new")
 	if serial != "2" {
 		t.Fatalf("connection after SIGHUP saw certificate serial %q, want 2", serial)
@@ -231,8 +234,8 @@ func TestTLSServe(t *testing.T) {
 	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv.signal(syscall.SIGHUP)
-	srv.waitLine(`reload failed; keeping the previous state.*TLS certificate`)
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(`reload failed; keeping the previous state.*TLS certificate`)
 	afterBad, serial := dialWSS(t, sc, base+"/echo/after-bad")
 	if serial != "2" {
 		t.Fatalf("after a failed reload the certificate serial is %q, want 2", serial)
@@ -243,10 +246,10 @@ func TestTLSServe(t *testing.T) {
 		c.Close(websocket.StatusNormalClosure, "")
 	}
 	l.Close()
-	lis.signal(syscall.SIGTERM)
-	lis.wait()
-	srv.signal(syscall.SIGTERM)
-	if code := srv.wait(); code != 0 {
+	lis.Signal(syscall.SIGTERM)
+	lis.Wait()
+	srv.Signal(syscall.SIGTERM)
+	if code := srv.Wait(); code != 0 {
 		t.Fatalf("serve exited %d", code)
 	}
 }
@@ -260,7 +263,7 @@ func TestTLSFlagsMisuse(t *testing.T) {
 		{"--tls-cert", "x.pem", "--tls-key", "y.pem", "--acme-domain", "a.example"},
 		{"--acme-domain", "localhost", "--acme-cache", t.TempDir()},
 	} {
-		cmd := exec.Command(switchboardBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+		cmd := testutil.Command(t, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 		cmd.Stderr = io.Discard
 		err := cmd.Run()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -269,7 +272,13 @@ func TestTLSFlagsMisuse(t *testing.T) {
 	}
 }
 
-func regexpQuote(s string) string {
-	r := strings.NewReplacer(".", `\.`, "[", `\[`, "]", `\]`)
-	return r.Replace(s)
+// httpsHost is the host:port of an https:// base URL; it fails the test
+// when the broker does not serve TLS.
+func httpsHost(t *testing.T, base string) string {
+	t.Helper()
+	host, ok := strings.CutPrefix(base, "https://")
+	if !ok {
+		t.Fatalf("the broker serves %s, want https://", base)
+	}
+	return host
 }

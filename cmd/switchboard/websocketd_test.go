@@ -40,7 +40,7 @@ func startWebsocketd(t *testing.T, args ...string) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.Command("websocketd", append([]string{"--address", "127.0.0.1", "--port", strconv.Itoa(port), "--loglevel", "error"}, args...)...)
-	runProc(t, cmd, "websocketd")
+	testutil.StartProcess(t, cmd)
 	url := "ws://127.0.0.1:" + strconv.Itoa(port)
 	testutil.Eventually(t, "websocketd to listen", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -96,7 +96,7 @@ func converse(t *testing.T, url string, greeting int, send []string) []string {
 func TestExecLikeWebsocketd(t *testing.T) {
 	wsd := startWebsocketd(t, "sh", "-c", wsdScript)
 	b := startProdBroker(t)
-	l2 := startListen(t, b.ws+"/svc/sh2/", "--exec", wsdScript, "--maxforks", "1", "--credential", b.secret)
+	l2, _ := testutil.StartListen(t, b.ws+"/svc/sh2/", "--exec", wsdScript, "--maxforks", "1", "--credential", b.secret)
 
 	const greeting = 19
 	fromWsd := converse(t, wsd+"/a/b?x=1&y=2", greeting, []string{"hello", "two words"})
@@ -140,7 +140,7 @@ func TestExecLikeWebsocketd(t *testing.T) {
 	if !strings.Contains(strings.Join(sbLines, "\n"), "SWITCHBOARD_CREDENTIAL=\n") {
 		t.Error("the script saw listen's credential")
 	}
-	l2.waitLine(`level=INFO msg="--exec stderr" channel=\d+ pid=\d+ line=to-stderr`)
+	l2.WaitLine(`level=INFO msg="--exec stderr" channel=\d+ pid=\d+ line=to-stderr`)
 
 	// --maxforks 1: a second client while one runs is rejected. (The
 	// process of the conversation above may still be ending: wait for its
@@ -156,7 +156,7 @@ func TestExecLikeWebsocketd(t *testing.T) {
 	if _, resp, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/two", nil); err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("second client past --maxforks 1: %v %v", resp, err)
 	}
-	l2.waitLine(`--maxforks processes are running`)
+	l2.WaitLine(`--maxforks processes are running`)
 	c1.Close(websocket.StatusNormalClosure, "")
 	testutil.Eventually(t, "a fork slot to free", func() bool {
 		c, _, err := websocket.Dial(tctx(t), b.ws+"/svc/sh2/three", nil)
@@ -168,7 +168,7 @@ func TestExecLikeWebsocketd(t *testing.T) {
 
 	// Binary mode: raw bytes both ways, under both.
 	wsdBin := startWebsocketd(t, "--binary", "cat")
-	startListen(t, b.ws+"/svc/bin/", "--exec", "cat", "--binary", "--credential", b.secret)
+	testutil.StartListen(t, b.ws+"/svc/bin/", "--exec", "cat", "--binary", "--credential", b.secret)
 	payload := []byte{0, 1, 2, 0xff, '\n', 'x'}
 	for _, u := range []string{wsdBin + "/", b.ws + "/svc/bin/"} {
 		c := dial(t, u)

@@ -2,7 +2,6 @@ package apps_test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,29 +28,7 @@ func cliApps(s testutil.AppSecrets, chatAdmits ...string) []apps.AppConfig {
 // waits until the scope is served.
 func listenEcho(t *testing.T, b *broker, scope, secret string) {
 	t.Helper()
-	cmd := exec.Command(testutil.SwitchboardBinary(t), "listen", b.ws()+scope, "--echo", "--credential", secret)
-	var errb strings.Builder
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	testutil.Eventually(t, "the listener to attach", func() bool {
-		return strings.Contains(b.logs(), "instance attached") && strings.Contains(b.logs(), "scope="+scope)
-	})
+	testutil.StartListen(t, b.ws()+scope, "--echo", "--credential", secret)
 }
 
 // canReach dials target as the app with secret and checks an echo.

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -66,11 +67,24 @@ func RemoveBuilt() {
 	}
 }
 
+// Command is the switchboard binary with args, in this environment minus
+// the secrets a developer's shell may hold (SWITCHBOARD_CREDENTIAL,
+// SWITCHBOARD_ADMIN_TOKEN), so a test passes exactly what it means to. Set
+// Stdin, Stdout or more Env on it before StartProcess.
+func Command(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(SwitchboardBinary(t), args...)
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_CREDENTIAL=", "SWITCHBOARD_ADMIN_TOKEN=")
+	return cmd
+}
+
 // Process is a running process whose stderr lines are collected.
 type Process struct {
 	Cmd    *exec.Cmd
 	t      testing.TB
+	name   string
 	exited chan struct{}
+	err    error // the exit; valid once exited is closed
 
 	mu    sync.Mutex
 	lines []string // guarded by mu
@@ -81,7 +95,14 @@ type Process struct {
 // test failed.
 func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 	t.Helper()
-	p := &Process{Cmd: cmd, t: t, exited: make(chan struct{})}
+	name := filepath.Base(cmd.Path)
+	for i, a := range cmd.Args[:len(cmd.Args)-1] { // switchboard's, perhaps behind a wrapper
+		if filepath.Base(a) == "switchboard" {
+			name = "switchboard " + cmd.Args[i+1]
+			break
+		}
+	}
+	p := &Process{Cmd: cmd, t: t, name: name, exited: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +118,7 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 			p.lines = append(p.lines, sc.Text())
 			p.mu.Unlock()
 		}
-		_ = cmd.Wait()
+		p.err = cmd.Wait()
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -109,11 +130,17 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 		}
 		if t.Failed() {
 			for _, l := range p.Lines() {
-				t.Logf("%s: %s", filepath.Base(cmd.Path), l)
+				t.Logf("%s: %s", p.name, l)
 			}
 		}
 	})
 	return p
+}
+
+// Start runs the switchboard binary with args (Command, then StartProcess).
+func Start(t testing.TB, args ...string) *Process {
+	t.Helper()
+	return StartProcess(t, Command(t, args...))
 }
 
 // Lines returns the stderr lines so far.
@@ -126,13 +153,37 @@ func (p *Process) Lines() []string {
 // Exited is closed when the process has exited and its stderr is read.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) { _ = p.Cmd.Process.Signal(sig) }
+
+// Wait waits up to Patience for the process to exit and returns its exit
+// code; it fails the test if the process does not exit or could not be
+// waited for.
+func (p *Process) Wait() int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(Patience):
+		p.t.Fatalf("%s did not exit in %v", p.name, Patience)
+	}
+	var ee *exec.ExitError
+	switch {
+	case p.err == nil:
+		return 0
+	case errors.As(p.err, &ee):
+		return ee.ExitCode()
+	}
+	p.t.Fatalf("%s: %v", p.name, p.err)
+	return -1
+}
+
 // WaitLine waits up to Patience for a stderr line matching re and returns
 // its submatches; it fails the test if the process exits first.
 func (p *Process) WaitLine(re string) []string {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
 	var m []string
-	WaitFor(p.t, fmt.Sprintf("a line matching %q from %s", re, filepath.Base(p.Cmd.Path)), Patience, func() bool {
+	WaitFor(p.t, fmt.Sprintf("a line matching %q from %s", re, p.name), Patience, func() bool {
 		for _, l := range p.Lines() {
 			if m = rx.FindStringSubmatch(l); m != nil {
 				return true
@@ -140,7 +191,13 @@ func (p *Process) WaitLine(re string) []string {
 		}
 		select {
 		case <-p.exited:
-			p.t.Fatalf("%v exited before printing a line matching %q", p.Cmd.Args, re)
+			// The last lines may have come in with the exit.
+			for _, l := range p.Lines() {
+				if m = rx.FindStringSubmatch(l); m != nil {
+					return true
+				}
+			}
+			p.t.Fatalf("%s exited (%v) before printing a line matching %q", p.name, p.err, re)
 		default:
 		}
 		return false
@@ -148,9 +205,17 @@ func (p *Process) WaitLine(re string) []string {
 	return m
 }
 
+// URL waits for the line in which switchboard says where it is reachable
+// ("switchboard: listening on URL"): serve's base URL (http:// or
+// https://), listen's public URL of its scope (ws:// or wss://).
+func (p *Process) URL() string {
+	p.t.Helper()
+	return p.WaitLine(`switchboard: listening on ([a-z]+://\S+)`)[1]
+}
+
 // StartServe runs `switchboard serve` with args (on 127.0.0.1:0 unless
 // args has --listen) and returns the process and the broker's base URL
-// (http://127.0.0.1:PORT) from its "listening on" line.
+// (http://127.0.0.1:PORT, or https:// when it serves TLS).
 func StartServe(t testing.TB, args ...string) (*Process, string) {
 	t.Helper()
 	hasListen := false
@@ -160,6 +225,23 @@ func StartServe(t testing.TB, args ...string) (*Process, string) {
 	if !hasListen {
 		args = append(args, "--listen", "127.0.0.1:0")
 	}
-	p := StartProcess(t, exec.Command(SwitchboardBinary(t), append([]string{"serve"}, args...)...))
-	return p, p.WaitLine(`switchboard: listening on (https?://\S+)`)[1]
+	p := Start(t, append([]string{"serve"}, args...)...)
+	return p, p.URL()
+}
+
+// StartListen runs `switchboard listen` with args and returns the process
+// once it is attached, with the public URL it serves (ws:// or wss://).
+func StartListen(t testing.TB, args ...string) (*Process, string) {
+	t.Helper()
+	p := Start(t, append([]string{"listen"}, args...)...)
+	return p, p.URL()
+}
+
+// WS is base with its http scheme turned into the WebSocket one:
+// http://h → ws://h, https://h → wss://h.
+func WS(base string) string {
+	if rest, ok := strings.CutPrefix(base, "http"); ok {
+		return "ws" + rest
+	}
+	return base
 }

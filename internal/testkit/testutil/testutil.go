@@ -2,8 +2,9 @@
 // way: waiting for a condition with a deadline instead of sleeping
 // (WaitFor, Eventually), whether the race detector is on (RaceEnabled),
 // fresh app secrets, an in-process broker (StartBroker), and the
-// switchboard binary built once per test run with a starter for its
-// processes (BuildSwitchboard, StartProcess, StartServe).
+// switchboard binary built once per test run with one way to start its
+// processes and learn where they listen (BuildSwitchboard, Command, Start,
+// StartProcess, Process.URL, StartServe, StartListen).
 package testutil
 
 import (
