@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/switchboard-dev/switchboard/scope"
@@ -79,47 +77,4 @@ func parseScope(raw string) (scope.Scope, error) {
 		return scope.Scope{}, fmt.Errorf("scope %q: want /path/ or host/path/", raw)
 	}
 	return scope.Parse(raw, true)
-}
-
-// NormalizeOrigin returns the canonical form of a web origin
-// ("https://Example.COM:443" becomes "https://example.com"), or an error if
-// origin is not scheme://host[:port]. "null" is not an origin: opaque
-// origins cannot be told apart.
-func NormalizeOrigin(origin string) (string, error) {
-	u, err := url.Parse(origin)
-	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", origin, err)
-	}
-	if u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
-		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return "", fmt.Errorf("origin %q: want scheme://host[:port]", origin)
-	}
-	scheme := strings.ToLower(u.Scheme)
-	// The host in canonical form (case, IDNA: a browser sends
-	// "xn--bcher-kva.example" for bücher.example), but a trailing dot
-	// is kept: to a browser "https://example.com." is another origin.
-	host, err := scope.CanonicalHost(u.Hostname())
-	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", origin, err)
-	}
-	if strings.HasSuffix(u.Hostname(), ".") {
-		host += "."
-	}
-	port := u.Port()
-	if port != "" {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("origin %q: bad port", origin)
-		}
-	}
-	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return scheme + "://" + host, nil
 }

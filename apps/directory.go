@@ -126,7 +126,7 @@ func NewDirectory(apps []AppConfig) (*Directory, error) {
 			bad(i, a.ID, "has neither credential_hash nor origins, so nothing can prove to be it")
 		}
 		for j, o := range a.Origins {
-			n, err := NormalizeOrigin(o)
+			n, err := scope.CanonicalOrigin(o)
 			if err != nil {
 				bad(i, a.ID, "origins: %v", err)
 				continue
@@ -138,7 +138,7 @@ func NewDirectory(apps []AppConfig) (*Directory, error) {
 			e.cfg.Origins[j] = n
 		}
 		for j, o := range a.Admit.Origins {
-			n, err := NormalizeOrigin(o)
+			n, err := scope.CanonicalOrigin(o)
 			if err != nil {
 				bad(i, a.ID, "admit.origins: %v", err)
 				continue
@@ -209,7 +209,7 @@ func (d *Directory) Authenticate(secret string) (Identity, bool) {
 // normalized Origin, and false; for a malformed origin the zero Identity
 // and false.
 func (d *Directory) ByOrigin(origin string) (Identity, bool) {
-	n, err := NormalizeOrigin(origin)
+	n, err := scope.CanonicalOrigin(origin)
 	if err != nil {
 		return Identity{}, false
 	}
@@ -342,7 +342,7 @@ func (e *entry) admits(caller Identity, token bool) bool {
 		if e.admitOrigins[caller.Origin] {
 			return true
 		}
-		n, err := NormalizeOrigin(caller.Origin)
+		n, err := scope.CanonicalOrigin(caller.Origin)
 		return err == nil && e.admitOrigins[n]
 	}
 	return false

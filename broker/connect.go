@@ -301,8 +301,8 @@ func validHeader(h protocol.Header) error {
 // headers cannot break the handshake. The transport upgrades what passes
 // without deciding again.
 func checkAccept(d *Decision, offered []string) error {
-	if d.Protocol != "" && !slices.Contains(offered, d.Protocol) {
-		return fmt.Errorf("subprotocol %q was not offered by the client (it offered %q)", d.Protocol, offered)
+	if err := protocol.CheckSubprotocol(d.Protocol, offered); err != nil {
+		return err
 	}
 	for _, h := range d.Headers {
 		if err := validHeader(h); err != nil {
@@ -366,16 +366,39 @@ func (b *Broker) Serve(d Decision, conn *websocket.Conn, raw net.Conn) {
 	c.run()
 }
 
+// admits reports whether a client from origin (its Origin header) may
+// reach a service that admits origins (canonical, from canonicalOrigins):
+// all when the list is empty or has "*"; otherwise only an origin whose
+// canonical form is listed ("https://Example.com:443" is
+// "https://example.com"). No origin, or one that is not one, is admitted
+// only by "*".
 func admits(origins []string, origin string) bool {
-	if len(origins) == 0 {
+	if len(origins) == 0 || slices.Contains(origins, "*") {
 		return true
 	}
-	for _, o := range origins {
-		if o == "*" || strings.EqualFold(o, origin) {
-			return true
-		}
+	o, err := scope.CanonicalOrigin(origin)
+	return err == nil && slices.Contains(origins, o)
+}
+
+// canonicalOrigins returns a service's admitted origins in canonical form
+// ("*" stays), or an error naming the first that is not an origin.
+func canonicalOrigins(origins []string) ([]string, error) {
+	if len(origins) == 0 {
+		return nil, nil
 	}
-	return false
+	out := make([]string, len(origins))
+	for i, o := range origins {
+		if o == "*" {
+			out[i] = o
+			continue
+		}
+		c, err := scope.CanonicalOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("admitted origins: %w", err)
+		}
+		out[i] = c
+	}
+	return out, nil
 }
 
 func firstCommon(offered, accepted []string) string {

@@ -95,7 +95,7 @@ func (l localLink) end(err error) {
 // policy is what an instance said in Hello about whom it admits.
 type policy struct {
 	protocols []string
-	origins   []string
+	origins   []string // canonical (scope.CanonicalOrigin), or "*"
 }
 
 // linkError ends a link with a protocol Error frame.
@@ -205,6 +205,10 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	if h.Version != protocol.Version {
 		return nil, &linkError{protocol.ErrCodeVersion, fmt.Sprintf("protocol version %d not supported; this broker speaks %d", h.Version, protocol.Version)}
 	}
+	origins, err := canonicalOrigins(h.Origins)
+	if err != nil {
+		return nil, protoErr("hello: %v", err)
+	}
 	private := h.Flags&protocol.HelloPrivate != 0
 	sc, err := scope.Parse(h.Scope, false)
 	if private && err == nil {
@@ -246,7 +250,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	inst := &Instance{
 		urlBase: base, urlUpdates: h.Flags&protocol.HelloURLUpdates != 0,
 		b: b, link: localLink{b, conn}, node: b.cfg.NodeNum, id: b.newID(), label: h.Label, remote: remote.String(), since: b.cfg.Now(), order: b.nextOrder(),
-		window: window, policy: policy{protocols: h.Protocols, origins: h.Origins},
+		window: window, policy: policy{protocols: h.Protocols, origins: origins},
 		terms: terms, maxChannels: terms.MaxChannels, hold: b.holdOf(h.Hold),
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}

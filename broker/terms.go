@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/protocol"
+	"github.com/switchboard-dev/switchboard/scope"
 )
 
 // Terms bound one instance's attachment. Config.Authorize may fill them in
@@ -32,10 +33,16 @@ type linkOriginKey struct{}
 
 // WithLinkOrigin returns ctx carrying the Origin header of a service link's
 // WebSocket handshake, for AuthRequest.Origin (the transport sets it; a
-// page's link has one, a process's usually none).
+// page's link has one, a process's usually none). It is kept in canonical
+// form (scope.CanonicalOrigin), so that every policy compares the same
+// spelling; a value that is no origin ("null") is kept as it came, and
+// matches no listed origin.
 func WithLinkOrigin(ctx context.Context, origin string) context.Context {
 	if origin == "" {
 		return ctx
+	}
+	if o, err := scope.CanonicalOrigin(origin); err == nil {
+		origin = o
 	}
 	return context.WithValue(ctx, linkOriginKey{}, origin)
 }

@@ -69,10 +69,17 @@ func (c *PrivateConfig) Policy() (*Private, error) {
 	if len(c.Origins) == 0 {
 		return nil, errors.New("private_scopes.origins is empty: list page origins, or \"*\" for any")
 	}
-	for _, o := range c.Origins {
-		if o != "*" && !strings.Contains(o, "://") {
+	origins := make([]string, len(c.Origins))
+	for i, o := range c.Origins {
+		origins[i] = o
+		if o == "*" {
+			continue
+		}
+		n, err := scope.CanonicalOrigin(o) // the form the link's origin is compared in
+		if err != nil {
 			return nil, fmt.Errorf("private_scopes.origins: %q is not an origin (scheme://host[:port]) nor \"*\"", o)
 		}
+		origins[i] = n
 	}
 	if c.PerAddress < 0 || c.PerOrigin < 0 {
 		return nil, errors.New("private_scopes: per_address and per_origin must not be negative")
@@ -84,7 +91,7 @@ func (c *PrivateConfig) Policy() (*Private, error) {
 			return nil, fmt.Errorf("private_scopes.lifetime: %q is not a positive duration such as \"1h\"", c.Lifetime)
 		}
 	}
-	return NewPrivate(c.Origins, c.PerAddress, c.PerOrigin, life), nil
+	return NewPrivate(origins, c.PerAddress, c.PerOrigin, life), nil
 }
 
 // Verifier loads the keys (files relative to dir) and returns a Verifier.

@@ -138,7 +138,7 @@ func (v *Verifier) Verify(token, origin string) (*Claims, *Key, error) {
 	if exp := claims.ExpiresAt.Time; exp.Sub(v.now()) > v.maxLifetime {
 		return nil, nil, fmt.Errorf("listen grant refused: it expires in %s, more than this broker's max_lifetime %s", exp.Sub(v.now()).Round(time.Second), v.maxLifetime)
 	}
-	if claims.Origin != "" && claims.Origin != origin {
+	if claims.Origin != "" && !sameOrigin(claims.Origin, origin) {
 		if origin == "" {
 			origin = "none"
 		}
@@ -234,4 +234,13 @@ func Authorizer(v *Verifier, p *Private, next AuthFunc) AuthFunc {
 		}
 		return next(ctx, req)
 	}
+}
+
+// sameOrigin reports whether a grant's bound origin is the link's origin
+// (already canonical, from broker.WithLinkOrigin), comparing canonical
+// forms: a grant minted for "https://App.example:443" binds
+// https://app.example.
+func sameOrigin(bound, origin string) bool {
+	b, err := scope.CanonicalOrigin(bound)
+	return err == nil && b == origin
 }

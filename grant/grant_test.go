@@ -194,3 +194,31 @@ func TestPrivatePolicy(t *testing.T) {
 		t.Errorf("an origin without scheme was accepted")
 	}
 }
+
+// TestOriginsCompareCanonically: a grant's bound origin and the
+// private-scope policy's origins are compared with the link's origin
+// (canonical, from broker.WithLinkOrigin) in scope.CanonicalOrigin's form.
+func TestOriginsCompareCanonically(t *testing.T) {
+	cfg, dir, signers := keys(t)
+	v, err := cfg.Verifier(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := signers["HS256"].Mint(Claims{Scopes: []string{"/pages/"}, Origin: "https://Shop.Example:443"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := auth(t, Authorizer(v, nil, nil), tok, "/pages/", "https://shop.example", false); err != nil {
+		t.Errorf("a grant bound to https://Shop.Example:443 refused https://shop.example: %v", err)
+	}
+	if _, _, err := auth(t, Authorizer(v, nil, nil), tok, "/pages/", "https://shop.example:8443", false); err == nil {
+		t.Errorf("a grant bound to https://Shop.Example:443 admitted another port")
+	}
+	p, err := (&PrivateConfig{Origins: []string{"https://OK.example:443"}}).Policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := auth(t, Authorizer(nil, p, nil), "", "/~a/", "https://ok.example", true); err != nil {
+		t.Errorf("private_scopes.origins https://OK.example:443 refused https://ok.example: %v", err)
+	}
+}

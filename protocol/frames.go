@@ -1,5 +1,11 @@
 package protocol
 
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
 // Header is one HTTP header line of a handshake. Order and repetition are
 // kept as the client sent them.
 type Header struct {
@@ -87,6 +93,20 @@ type Accept struct {
 	Channel  uint64
 	Protocol string   // one of the offered subprotocols, or ""
 	Headers  []Header // extra response headers; ones that would break the handshake are refused
+}
+
+// ErrNotOffered is wrapped by CheckSubprotocol's error.
+var ErrNotOffered = errors.New("subprotocol was not offered by the client")
+
+// CheckSubprotocol is the rule for Accept.Protocol: chosen is "" or one of
+// the subprotocols the client offered (Connect.Protocols). The broker
+// enforces it on every Accept, before a channel exists; the SDK applies the
+// same rule before sending one, to tell its caller in its own words.
+func CheckSubprotocol(chosen string, offered []string) error {
+	if chosen == "" || slices.Contains(offered, chosen) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q (it offered %q)", ErrNotOffered, chosen, offered)
 }
 
 // Respond answers a connect request with a custom HTTP response instead of

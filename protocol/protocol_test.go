@@ -332,3 +332,20 @@ func reencode(t *testing.T, typ Type, v any) {
 		t.Fatalf("%s changed in a round trip:\n%#v\n%#v", typ, v, v2)
 	}
 }
+
+func TestCheckSubprotocol(t *testing.T) {
+	offered := []string{"chat", "superchat"}
+	for _, ok := range []string{"", "chat", "superchat"} {
+		if err := CheckSubprotocol(ok, offered); err != nil {
+			t.Errorf("CheckSubprotocol(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"Chat", "other"} {
+		if err := CheckSubprotocol(bad, offered); !errors.Is(err, ErrNotOffered) {
+			t.Errorf("CheckSubprotocol(%q) = %v, want ErrNotOffered", bad, err)
+		}
+	}
+	if err := CheckSubprotocol("chat", nil); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("a subprotocol when none was offered: %v", err)
+	}
+}

@@ -23,7 +23,9 @@ type ListenOptions struct {
 	// preference. The broker rejects clients that offer subprotocols none of
 	// which is listed. Empty: no subprotocol is required.
 	Protocols []string
-	// Origins are the admitted client origins. Empty: any origin.
+	// Origins are the admitted client origins (scheme://host[:port], or
+	// "*"), compared in canonical form: "https://Example.com:443" admits
+	// pages of https://example.com. Empty: any origin.
 	Origins []string
 	// Version is this instance's version label (e.g. "v2"), shown by the
 	// broker's status; informational.

@@ -86,26 +86,28 @@ func (r *Request) claim() error {
 	return nil
 }
 
-// Accept opens the channel. protocol is the chosen subprotocol: one of
+// Accept opens the channel. proto is the chosen subprotocol: one of
 // r.Protocols, or "" for none (Choose picks one). headers are extra
 // response headers; the broker refuses (and rejects the client) names that
 // would break the handshake. If Accept fails (a subprotocol the client did
 // not offer, ctx ended), the client is rejected at once. For a resumed
 // request Accept returns the channel and sends nothing.
-func (r *Request) Accept(ctx context.Context, protocol string, headers http.Header) (*Channel, error) {
+func (r *Request) Accept(ctx context.Context, proto string, headers http.Header) (*Channel, error) {
 	if r.Resumed {
 		return r.ch, nil
 	}
 	if err := r.claim(); err != nil {
 		return nil, err
 	}
-	if protocol != "" && !slices.Contains(r.Protocols, protocol) {
-		return nil, r.refuse(fmt.Errorf("accept channel %d: subprotocol %q was not offered (the client offered %q); the client was rejected", r.Channel, protocol, r.Protocols))
+	// The broker enforces this rule too (it trusts no service); checked
+	// here first so that the caller's error says what went wrong.
+	if err := protocol.CheckSubprotocol(proto, r.Protocols); err != nil {
+		return nil, r.refuse(fmt.Errorf("accept channel %d: %w; the client was rejected", r.Channel, err))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, r.refuse(fmt.Errorf("accept channel %d: %w; the client was rejected", r.Channel, err))
 	}
-	info := ClientInfo{Channel: r.Channel, Origin: r.Origin, Target: r.Target, Protocol: protocol,
+	info := ClientInfo{Channel: r.Channel, Origin: r.Origin, Target: r.Target, Protocol: proto,
 		App: r.App, Remote: r.Remote}
 	c := r.l.newChannel(info)
 	// The channel must be known before the broker can send its first
@@ -113,7 +115,7 @@ func (r *Request) Accept(ctx context.Context, protocol string, headers http.Head
 	r.l.mu.Lock()
 	r.l.channels[r.Channel] = c
 	r.l.mu.Unlock()
-	f := protocolAccept(r.Channel, protocol, headers)
+	f := protocolAccept(r.Channel, proto, headers)
 	if err := r.l.enqueueAnswer(f); err != nil {
 		r.l.dropChannel(c)
 		if errors.Is(err, ErrTooBig) { // headers too large for a link message

@@ -254,7 +254,7 @@ func callerOf(dir *apps.Directory, r *http.Request) (apps.Identity, error) {
 			return apps.Identity{}, denyf("bad_credential", "unknown app credential")
 		}
 		if origin != "" {
-			if n, err := apps.NormalizeOrigin(origin); err == nil {
+			if n, err := scope.CanonicalOrigin(origin); err == nil {
 				id.Origin = n
 			}
 		}
