@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -65,6 +66,21 @@ type Config struct {
 	KeepDir bool   // keep the temp dir with the targets' configs and logs
 	// Revision names the source tree in the report; empty: ask git in RepoDir.
 	Revision string
+	// Scenarios, when set, runs only these (see Scenarios); the report
+	// leaves the others empty. Latency needs echo (its rate is half the
+	// direct echo's maximum).
+	Scenarios []string
+}
+
+// Scenarios names the parts of a run, for Config.Scenarios: idle memory
+// and fan-out (idle), Switchboard's memory curve (curve), its wss:// and
+// permessage-deflate idle memory (variants), echo throughput (echo),
+// connect rate (connect), latency (latency) and the cluster (cluster).
+var Scenarios = []string{"idle", "curve", "variants", "echo", "connect", "latency", "cluster"}
+
+// runs says whether cfg runs scenario s.
+func (cfg Config) runs(s string) bool {
+	return len(cfg.Scenarios) == 0 || slices.Contains(cfg.Scenarios, s)
 }
 
 // AllTargets lists every target in table order.
@@ -79,6 +95,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := cfg.Mode
+	for _, s := range cfg.Scenarios {
+		if !slices.Contains(Scenarios, s) {
+			return nil, fmt.Errorf("unknown scenario %q (%s)", s, strings.Join(Scenarios, ", "))
+		}
+	}
+	if cfg.runs("latency") && !cfg.runs("echo") {
+		return nil, fmt.Errorf("the latency scenario needs echo: its rate is half the direct echo's maximum")
+	}
 	names := cfg.Targets
 	if len(names) == 0 {
 		names = AllTargets
@@ -128,6 +152,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Idle memory and fan-out first, on fresh processes, one target at a time.
 	for _, n := range order {
+		if !cfg.runs("idle") {
+			break
+		}
 		for i, want := range m.IdleConns {
 			k, why := feasibleConns(n, want, fdLimit)
 			pt := IdlePoint{Requested: want, Conns: k}
@@ -168,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Switchboard's memory curve, each point on a broker of its own (a Go
 	// process keeps the heap of connections that closed).
-	if targets[Switchboard] != nil {
+	if targets[Switchboard] != nil && cfg.runs("curve") {
 		for _, want := range m.CurveConns {
 			pt := curvePoint(ctx, e, want, fdLimit, m.Settle)
 			rep.result(Switchboard).Idle = append(rep.result(Switchboard).Idle, pt)
@@ -176,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// wss:// and permessage-deflate clients, on brokers of their own.
-	if m.Variants && targets[Switchboard] != nil && len(m.IdleConns) > 0 {
+	if m.Variants && targets[Switchboard] != nil && len(m.IdleConns) > 0 && cfg.runs("variants") {
 		if k, why := feasibleConns(Switchboard, m.IdleConns[0], fdLimit); why == "" {
 			rep.Variants = runVariants(ctx, e, k)
 		} else {
@@ -195,6 +222,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				echo[n] = map[int][]echoResult{}
 			}
 			for _, k := range m.EchoConns {
+				if !cfg.runs("echo") {
+					break
+				}
 				quiesce(ctx, targets)
 				res, err := runEcho(ctx, r, k, MessageSize, m.EchoDur)
 				if err != nil {
@@ -204,6 +234,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				echo[n][k] = append(echo[n][k], res)
 				log.Info("echo", "round", round+1, "target", n, "conns", k, "rt_per_s", int(res.perSec), "cpu_us_per_rt", res.cpuMicrosPerRT)
+			}
+			if !cfg.runs("connect") {
+				continue
 			}
 			quiesce(ctx, targets)
 			cps, err := runConnect(ctx, r, m.ConnectPar, m.ConnectDur)
@@ -243,13 +276,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// many connections as the latency scenario uses.
 	dp, _ := rep.result(Direct).EchoAt(m.LatencyConns)
 	directMax := dp.RoundTripsPerSec
-	if directMax == 0 {
+	if cfg.runs("latency") && directMax == 0 {
 		return nil, fmt.Errorf("direct echo measured no throughput at %d conns: cannot set the latency rate", m.LatencyConns)
 	}
 	rate := directMax / 2
 	rep.LatencyRatePerSec = rate
 	lat := map[string][]LatencyResult{}
 	for round := range m.Rounds {
+		if !cfg.runs("latency") {
+			break
+		}
 		for _, n := range rotate(order, round) {
 			quiesce(ctx, targets)
 			h, missed, err := runLatency(ctx, targets[n], m.LatencyConns, rate, MessageSize, m.LatencyDur)
@@ -281,7 +317,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.stop()
 		delete(targets, n)
 	}
-	if slices.Contains(names, Switchboard) {
+	if slices.Contains(names, Switchboard) && cfg.runs("cluster") {
 		rep.Cluster = runCluster(ctx, e, m)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

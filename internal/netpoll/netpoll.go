@@ -8,13 +8,26 @@
 //
 // Descriptors are registered edge-triggered: a handler reads (and writes)
 // until EAGAIN, and gets a new event when more data (or room) arrives.
+//
+// A loop waits in Go's own network poller, not in a blocking epoll_wait:
+// its epoll descriptor is itself registered with the runtime (an epoll
+// instance is readable while it has events), and the loop takes its events
+// with a non-blocking epoll_wait once the runtime says there are some. An
+// idle loop is then a parked goroutine that holds no thread and no P, so the
+// scheduler does not have to take a P back from a thread blocked in
+// epoll_wait (and wake another thread) before other goroutines, such as a
+// service link's reader and writer, can run. Where the runtime cannot poll
+// the epoll descriptor, the loop blocks in epoll_wait instead.
 package netpoll
 
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +52,9 @@ type Poller struct {
 type loop struct {
 	p     *Poller
 	epfd  int
-	evfd  int // eventfd: wakes epoll_wait for queued work
+	epf   *os.File        // owns epfd
+	eprc  syscall.RawConn // epf's, when Go's poller has it: the loop waits there; nil: in epoll_wait
+	evfd  int             // eventfd: wakes the loop for queued work
 	mu    sync.Mutex
 	descs map[int32]*Desc // guarded by mu
 	queue []*Desc         // guarded by mu: descriptors whose Run is due
@@ -92,7 +107,29 @@ func newLoop(p *Poller) (*loop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("netpoll: register eventfd: %w", err)
 	}
-	return &loop{p: p, epfd: epfd, evfd: evfd, descs: map[int32]*Desc{}}, nil
+	l := &loop{p: p, epfd: epfd, evfd: evfd, descs: map[int32]*Desc{}}
+	l.pollable()
+	return l, nil
+}
+
+// pollable hands the epoll descriptor to an os.File, which registers it
+// with Go's poller when the runtime takes it (then the loop waits there);
+// otherwise the loop blocks in epoll_wait. The File owns the descriptor
+// from here: Close closes it.
+func (l *loop) pollable() {
+	nonblock := unix.SetNonblock(l.epfd, true) == nil
+	l.epf = os.NewFile(uintptr(l.epfd), "epoll")
+	if !nonblock {
+		return
+	}
+	// Only a file in Go's poller takes a deadline.
+	if err := l.epf.SetReadDeadline(time.Time{}); err != nil {
+		_ = unix.SetNonblock(l.epfd, false)
+		return
+	}
+	if rc, err := l.epf.SyscallConn(); err == nil {
+		l.eprc = rc
+	}
 }
 
 // Close stops the loops and waits for them. Descriptors still registered
@@ -113,7 +150,7 @@ func (p *Poller) Close() {
 		l.shut = true
 		l.queue = nil
 		l.mu.Unlock()
-		unix.Close(l.epfd)
+		l.epf.Close()
 		unix.Close(l.evfd)
 	}
 }
@@ -198,8 +235,22 @@ func (l *loop) wakeLocked() {
 func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	var drain [8]byte
+	var n int
+	var err error
+	// take takes the events there are, without waiting; false (none) has
+	// Go's poller park the goroutine until the epoll descriptor is readable.
+	take := func(uintptr) bool {
+		n, err = unix.EpollWait(l.epfd, events, 0)
+		return n > 0 || err != nil && err != unix.EINTR
+	}
 	for !l.p.closed.Load() {
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		if l.eprc != nil {
+			if rerr := l.eprc.Read(take); rerr != nil {
+				return // the epoll descriptor is gone
+			}
+		} else {
+			n, err = unix.EpollWait(l.epfd, events, -1)
+		}
 		if err != nil {
 			if err == unix.EINTR {
 				continue

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +34,9 @@ func main() {
 	targets := flag.String("targets", "", "comma-separated targets (default all: direct,switchboard,nginx,nginx-2w,haproxy,haproxy-2t,pushpin)")
 	verbose := flag.Bool("v", false, "log every measurement")
 	idle := flag.Int("idle", 0, "override the mode's idle connection count (one point)")
+	scenarios := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(bench.Scenarios, ",")+")")
+	echoConns := flag.String("echo-conns", "", "override the mode's echo connection counts (comma-separated, e.g. 50)")
+	rounds := flag.Int("rounds", 0, "override the mode's number of interleaved rounds")
 	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
 	rev := flag.String("revision", "", "name of the source tree for the report (default: git's HEAD in -repo, +dirty if changed)")
 	flag.Parse()
@@ -42,23 +47,52 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, *idle, *keep, *rev); err != nil {
+	o := overrides{idle: *idle, scenarios: *scenarios, echoConns: *echoConns, rounds: *rounds}
+	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, o, *keep, *rev); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, idle int, keep bool, rev string) error {
+// overrides narrow a mode for a focused run (one scenario, fewer
+// connection counts or rounds).
+type overrides struct {
+	idle      int
+	scenarios string
+	echoConns string
+	rounds    int
+}
+
+func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, o overrides, keep bool, rev string) error {
 	m, ok := bench.Modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q (smoke, quick, full)", mode)
 	}
-	if idle > 0 {
-		m.IdleConns = []int{idle}
+	if o.idle > 0 {
+		m.IdleConns = []int{o.idle}
+	}
+	if o.rounds > 0 {
+		m.Rounds = o.rounds
+	}
+	if o.echoConns != "" {
+		m.EchoConns = nil
+		for _, f := range strings.Split(o.echoConns, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("-echo-conns: %q is not a connection count", f)
+			}
+			m.EchoConns = append(m.EchoConns, n)
+		}
+		if !slices.Contains(m.EchoConns, m.LatencyConns) {
+			m.LatencyConns = m.EchoConns[0] // latency's rate comes from the direct echo at as many connections
+		}
 	}
 	cfg := bench.Config{Mode: m, RepoDir: repo, Log: log, Command: commandFor(mode), KeepDir: keep, Revision: rev}
 	if targets != "" {
 		cfg.Targets = strings.Split(targets, ",")
+	}
+	if o.scenarios != "" {
+		cfg.Scenarios = strings.Split(o.scenarios, ",")
 	}
 	start := time.Now()
 	rep, err := bench.Run(ctx, cfg)
