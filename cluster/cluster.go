@@ -13,6 +13,7 @@
 //	PREFIX.n.NODE.resync.INSTANCE  frames toward INSTANCE were lost: resend (empty)
 //	PREFIX.n.NODE.cut.INSTANCE     INSTANCE broke the protocol elsewhere: end its link (uvarint code + reason)
 //	PREFIX.revocations             chooser-token revocations (JSON list): one made here, or all to a node that joins
+//	PREFIX.reload                  a node's configuration was reloaded (JSON: node, generation, digest): re-read yours
 //	PREFIX.push                    a Push frame for the scope named before it (stamped like data, then uvarint length + scope)
 //
 // The data subjects carry the service protocol's own frames, batched as the
@@ -97,10 +98,19 @@ type Cluster struct {
 	pubErrs   prometheus.Counter
 	asyncErrs prometheus.Counter
 
+	cfgMismatch prometheus.Gauge
+
 	mu    sync.Mutex
 	peers map[uint64]*peer // guarded by mu
 	err   error            // why the node is not ready; guarded by mu
 	down  time.Time        // when the NATS link broke; guarded by mu
+
+	// Configuration reloads (reload.go); guarded by mu.
+	reload    func(context.Context) (string, error) // nil: reloads are not shared
+	cfgDigest string                                // the configuration this node applies
+	cfgGen    uint64                                // generation of the last reload applied here
+	cfgSeen   uint64                                // newest generation heard of (or asked for)
+	reloads   chan reloadReq
 
 	revs *apps.Revocations // shared with the other nodes; set before Start
 
@@ -133,14 +143,21 @@ type streamKey struct {
 }
 
 type peer struct {
-	name string
-	seen time.Time
+	name   string
+	seen   time.Time
+	gen    uint64 // its configuration generation (reload.go)
+	digest string // and digest
+	warned bool   // its digest differs from ours and that was logged
 }
 
 type heartbeat struct {
 	Node      string                `json:"node"`
 	Num       uint64                `json:"num"`
 	Instances []broker.InstanceInfo `json:"instances"`
+	// ConfigGen and ConfigDigest describe the node's configuration
+	// (reload.go).
+	ConfigGen    uint64 `json:"config_gen,omitempty"`
+	ConfigDigest string `json:"config_digest,omitempty"`
 }
 
 // reconnectBuffer is how much the NATS client holds while disconnected.
@@ -201,7 +218,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
-		stop: make(chan struct{}), members: make(chan *nats.Msg, membersBuffer), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
+		stop: make(chan struct{}), members: make(chan *nats.Msg, membersBuffer), reloads: make(chan reloadReq, 1), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
 		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64), partial: make(map[streamKey][]byte)}
 	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
 	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
@@ -209,8 +226,9 @@ func New(cfg Config) (*Cluster, error) {
 	c.msgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_cluster_messages_total", Help: "NATS messages sent and received, by direction."}, []string{"direction"})
 	c.pubErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_publish_errors_total", Help: "NATS publishes that failed (e.g. while disconnected)."})
 	c.asyncErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_async_errors_total", Help: "Errors NATS reported asynchronously (slow consumer: messages dropped)."})
+	c.cfgMismatch = newMismatchGauge()
 	c.msgsIn, c.msgsOut = c.msgs.WithLabelValues("in"), c.msgs.WithLabelValues("out")
-	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs, c.asyncErrs)
+	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs, c.asyncErrs, c.cfgMismatch)
 	return c, nil
 }
 
@@ -280,6 +298,7 @@ func (c *Cluster) Start() error {
 		c.subject("n", self, "resync", "*"): c.onResync,
 		c.subject("n", self, "cut", "*"):    c.onCut,
 		c.subject("revocations"):            c.onRevocations,
+		c.subject("reload"):                 c.onReload,
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -294,9 +313,10 @@ func (c *Cluster) Start() error {
 	} else {
 		c.log.Warn("NATS not reachable yet; serving local traffic and retrying", "url", c.cfg.URL)
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.loop()
 	go c.membership()
+	go c.reloader()
 	return nil
 }
 
@@ -442,7 +462,10 @@ func (c *Cluster) heartbeat() {
 	}
 	c.memMu.Lock()
 	defer c.memMu.Unlock()
-	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local()})
+	c.mu.Lock()
+	gen, digest := c.cfgGen, c.cfgDigest
+	c.mu.Unlock()
+	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local(), ConfigGen: gen, ConfigDigest: digest})
 	c.publish(c.subject("hb"), hb)
 }
 
@@ -470,6 +493,9 @@ func (c *Cluster) expirePeers() {
 	for _, num := range lost {
 		c.lost.Inc()
 		c.b.NodeLost(num)
+	}
+	if len(lost) > 0 {
+		c.checkDigests()
 	}
 }
 
@@ -511,6 +537,7 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 	if joined {
 		c.sendRevocations(nil) // a node that joins late learns them all
 	}
+	c.peerConfig(hb.Num, hb.ConfigGen, hb.ConfigDigest)
 	// The heartbeat is the truth: attach what is new, detach what is gone.
 	if err := c.b.Announce(hb.Num, hb.Instances, true); err != nil {
 		c.log.Warn("remote instance refused", "err", err)

@@ -2,9 +2,6 @@ package cluster_test
 
 import (
 	"errors"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,77 +11,6 @@ import (
 	"github.com/switchboard-dev/switchboard/internal/testkit/streamtest"
 	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
-
-// tcpProxy forwards one node's NATS connections to the NATS server and can
-// cut them: while cut, open connections are closed and new ones refused,
-// so that one node is off NATS while the others are not.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.setCut(true); p.wg.Wait() })
-	return p
-}
-
-func (p *tcpProxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.wg.Add(2)
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(up, c)
-		go pipe(c, up)
-	}
-}
-
-func (p *tcpProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		p.conns = map[net.Conn]struct{}{}
-	}
-}
 
 // resumedOr1012 waits until a stream carries on past its mark or was
 // closed with 1012, and fails on anything else.
@@ -116,9 +42,9 @@ func TestPartitionedNode(t *testing.T) {
 		t.Skip("timing-based membership says nothing under the race detector; make test runs this test without it")
 	}
 	ns := startNATS(t, -1)
-	proxy := newTCPProxy(t, ns.Addr().String())
+	proxy := testutil.NewTCPProxy(t, ns.Addr().String())
 	nodes := []*node{
-		startNode(t, "p1", proxy.url(), broker.Limits{}),
+		startNode(t, "p1", "nats://"+proxy.Addr(), broker.Limits{}),
 		startNode(t, "p2", ns.ClientURL(), broker.Limits{}),
 		startNode(t, "p3", ns.ClientURL(), broker.Limits{}),
 	}
@@ -141,7 +67,7 @@ func TestPartitionedNode(t *testing.T) {
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local, cross}, 100)
 
 	cross.Mark()
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	testutil.WaitFor(t, "p1 to notice", 20*time.Second, func() bool { return p1.c.Ready() != nil })
 	testutil.WaitFor(t, "p2 and p3 to take p1 for lost", nodeTimeout()+20*time.Second, func() bool {
 		return len(p2.c.Peers()) == 1 && len(p3.c.Peers()) == 1
@@ -158,7 +84,7 @@ func TestPartitionedNode(t *testing.T) {
 	streamtest.WaitProgress(t, []*streamtest.Streamer{local}, 100)
 
 	local.Mark()
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	testutil.WaitFor(t, "p1 back on NATS with both peers", 30*time.Second, func() bool {
 		return p1.c.Ready() == nil && len(p1.c.Peers()) == 2 && len(p2.c.Peers()) == 2 && len(p3.c.Peers()) == 2
 	})

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -131,6 +134,22 @@ func appOwning(d *apps.Directory, s scope.Scope) string {
 // a path prefix of s's.
 func scopeCovers(o, s scope.Scope) bool {
 	return (o.Host == "" || o.Host == s.Host) && strings.HasPrefix(s.Path, o.Path)
+}
+
+// ReloadDigest fingerprints what a reload applies (credentials, apps,
+// grant keys), so that cluster nodes can tell whether they run the same
+// configuration. It reveals nothing of the file but equality.
+func (c *File) ReloadDigest() string {
+	data, err := json.Marshal(struct {
+		Credentials []Credential     `json:"credentials"`
+		Apps        []apps.AppConfig `json:"apps"`
+		Grants      any              `json:"grants"`
+	}{c.Credentials, c.Apps, c.Grants})
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // errNoConfig is returned by Reload when the broker runs without a file.

@@ -160,6 +160,12 @@ type Cluster interface {
 	Ready() error
 	// ShareRevocations makes the token revocations cluster-wide (before Start).
 	ShareRevocations(*apps.Revocations)
+	// ShareReloads makes configuration reloads cluster-wide (before
+	// Start): digest is the configuration in force, reload re-reads the
+	// file when another node reloaded.
+	ShareReloads(digest string, reload func(context.Context) (string, error))
+	// Reloaded tells the other nodes that the operator reloaded this one.
+	Reloaded(digest string)
 	Shutdown(ctx context.Context) error
 }
 
@@ -257,6 +263,9 @@ func New(s Settings, o Options) (*Daemon, error) {
 	if o.Cluster != nil {
 		if d.apps.Revocations != nil {
 			o.Cluster.ShareRevocations(d.apps.Revocations)
+		}
+		if s.ConfigPath != "" {
+			o.Cluster.ShareReloads(s.File.ReloadDigest(), d.reloadForCluster)
 		}
 		if err := o.Cluster.Start(); err != nil {
 			_ = d.b.Shutdown(context.Background())

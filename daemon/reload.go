@@ -19,15 +19,32 @@ import (
 // scope are ended. The log line says what changed. Other settings
 // (listen address, limits, admin token) need a restart; a change to one
 // is logged as such.
+//
+// In a cluster the other nodes re-read their own files too (see
+// docs/CLUSTER.md).
 func (d *Daemon) Reload(ctx context.Context) error {
+	digest, err := d.reload(ctx)
+	if err == nil && d.o.Cluster != nil {
+		d.o.Cluster.Reloaded(digest)
+	}
+	return err
+}
+
+// reloadForCluster re-reads the file because another node of the cluster
+// reloaded; it returns the digest of the configuration in force.
+func (d *Daemon) reloadForCluster(ctx context.Context) (string, error) {
+	return d.reload(ctx)
+}
+
+func (d *Daemon) reload(_ context.Context) (string, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	f, keys, err := config.Reload(d.s.ConfigPath)
 	if err != nil {
-		return err
+		return d.file.ReloadDigest(), err
 	}
 	if err := d.listen.Reload(f); err != nil { // grant keys: rotation
-		return err
+		return d.file.ReloadDigest(), err
 	}
 	old := d.keys.Load()
 	oldFile := d.file
@@ -50,7 +67,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.log.Info("configuration reloaded", attrs...)
 	d.file = f
-	return nil
+	return f.ReloadDigest(), nil
 }
 
 // credentialSet maps each credential name to a fingerprint of what it is.
