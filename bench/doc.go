@@ -15,6 +15,15 @@
 // fresh broker), with the least-squares slope, and per wss:// and per
 // permessage-deflate client.
 //
+// The soak (soak.go) runs the real `switchboard serve --config` (a
+// production config: a credential owns the scope, an admin token guards
+// /metrics, no --dev) as a process of its own, with 15,000 idle clients that
+// answer its pings and 500 active ones in echo sessions held by the
+// harness's process (a file limit of 20,000 per process would not fit both
+// ends in one), and samples the broker's RSS (/proc) and its goroutines and
+// heap (/metrics) through the run; smoke mode runs it small, in the test
+// suite.
+//
 // The cluster scenario (issue 7) runs two brokers clustered over Debian's
 // nats-server and compares a client on the echo service's node with a
 // client on the other node, on the same processes in the same run.

@@ -27,12 +27,19 @@ func (r *Report) ResultsMarkdown() string {
 	b.WriteString("\n![Round trips per second against connections](bench/throughput.png)\n\n")
 	b.WriteString("![Latency CDF at half the direct maximum](bench/latency-cdf.png)\n\n")
 	b.WriteString("![Relay RSS growth against idle connections](bench/" + IdlePlot + ")\n\n")
+	if r.soakPlot() != nil {
+		b.WriteString("![Soak: the broker's RSS and heap over the run](bench/" + SoakPlot + ")\n\n")
+	}
 	if c := r.Cluster; c != nil && c.Single != nil && c.Cross != nil && c.Single.Latency != nil && c.Cross.Latency != nil {
 		b.WriteString("![Cluster latency CDF, single-node against cross-node](bench/" + ClusterPlot + ")\n\n")
 	}
-	b.WriteString("Goals (issues 6, 7 and 15), judged on this run:\n\n| goal | status | figure |\n|---|---|---|\n")
+	b.WriteString("Goals (issues 6, 7 and 15), judged on this run; \"÷ goal\" is the figure divided by the goal's bound (an \"at least\" goal is met at 1 or more, an \"at most\" goal at 1 or less):\n\n| goal | status | figure | ÷ goal |\n|---|---|---|---:|\n")
 	for _, g := range r.Goals() {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", g.Text, g.Status, g.Figure)
+		vs := ""
+		if g.VsGoal != 0 {
+			vs = fmt.Sprintf("%.2f", g.VsGoal)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", g.Text, g.Status, g.Figure, vs)
 	}
 	return b.String()
 }

@@ -38,7 +38,22 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	plots := map[string]*plot.Plot{"throughput.png": tp, "latency-cdf.png": lat, IdlePlot: idle}
+	plots := map[string]*plot.Plot{}
+	// A run of some scenarios only (loadgen -scenarios) draws what it has.
+	var echo, latency, idlePts bool
+	for _, t := range r.Targets {
+		echo = echo || len(t.Echo) > 0
+		latency = latency || t.Latency != nil
+		idlePts = idlePts || slices.ContainsFunc(t.Idle, func(p IdlePoint) bool { return p.Error == "" && p.Conns > 0 })
+	}
+	for name, p := range map[string]struct {
+		p   *plot.Plot
+		has bool
+	}{"throughput.png": {tp, echo}, "latency-cdf.png": {lat, latency}, IdlePlot: {idle, idlePts}} {
+		if p.has {
+			plots[name] = p.p
+		}
+	}
 	if c := r.Cluster; c != nil && c.Single != nil && c.Cross != nil && c.Single.Latency != nil && c.Cross.Latency != nil {
 		cp, err := cdfPlot(fmt.Sprintf("Cluster latency at %.0f round trips/s (half the single-node maximum)", c.LatencyRatePerSec),
 			[]cdfSeries{{"single-node (clients on b)", targetColors[Switchboard], c.Single.Latency}, {"cross-node (clients on a)", crossColor, c.Cross.Latency}})
@@ -46,6 +61,9 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 			return nil, err
 		}
 		plots[ClusterPlot] = cp
+	}
+	if sp := r.soakPlot(); sp != nil {
+		plots[SoakPlot] = sp
 	}
 	var out []string
 	for name, p := range plots {
@@ -95,6 +113,47 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 	}
 	p.Y.Min = 0
 	return p, nil
+}
+
+// SoakPlot is the file name of the soak's memory over time.
+const SoakPlot = "soak-memory.png"
+
+// soakPlot draws the soak broker's RSS and heap in use over the run, with
+// the goroutine range in the title; nil when the soak has no samples.
+func (r *Report) soakPlot() *plot.Plot {
+	s := r.Soak
+	if s == nil || len(s.Samples) < 2 {
+		return nil
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Soak: %d idle + %d active clients; broker goroutines %d–%d", s.Idle, s.Active, s.GoroutinesMin, s.GoroutinesMax)
+	p.X.Label.Text = "seconds"
+	p.Y.Label.Text = "MiB"
+	p.Y.Tick.Marker = intTicks{}
+	p.Legend.Top, p.Legend.Left = false, true
+	for _, line := range []struct {
+		name  string
+		color color.Color
+		get   func(SoakSample) uint64
+	}{
+		{"broker RSS", targetColors[Switchboard], func(x SoakSample) uint64 { return x.RSSBytes }},
+		{"broker heap in use", crossColor, func(x SoakSample) uint64 { return x.HeapInuseBytes }},
+	} {
+		var xy plotter.XYs
+		for _, smp := range s.Samples {
+			xy = append(xy, plotter.XY{X: smp.Sec, Y: mibOf(line.get(smp))})
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil
+		}
+		l.Color, l.Width = line.color, vg.Points(2)
+		p.Add(l)
+		p.Legend.Add(line.name, l)
+	}
+	p.X.Min, p.Y.Min = 0, 0
+	p.Add(plotter.NewGrid())
+	return p
 }
 
 // IdlePlot is the file name of the idle memory curve.

@@ -32,6 +32,8 @@ type Report struct {
 	// Variants is Switchboard's idle memory per wss:// client and per
 	// permessage-deflate client.
 	Variants []IdleVariant `json:"idle_variants,omitempty"`
+	// Soak is the soak scenario; nil when it did not run.
+	Soak *Soak `json:"soak,omitempty"`
 	// Ratios[metric][a][b] is a's figure divided by b's, for every pair of
 	// targets measured in this run.
 	Ratios map[string]map[string]map[string]float64 `json:"ratios"`

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Table renders the figures as Markdown: each target's value with its ratio
@@ -133,6 +134,9 @@ func (r *Report) Table() string {
 	if r.Cluster != nil {
 		b.WriteString(r.Cluster.Markdown())
 	}
+	if r.Soak != nil {
+		b.WriteString(r.Soak.Markdown())
+	}
 	return b.String()
 }
 
@@ -142,6 +146,10 @@ type Goal struct {
 	Text   string
 	Status string // "met", "not met", "pending"
 	Figure string
+	// VsGoal is the figure divided by the goal's bound (0: no single
+	// figure, or not measured): at least 1 meets an "at least" goal, at
+	// most 1 an "at most" goal.
+	VsGoal float64
 }
 
 // Goals judges Switchboard against the issues' goals from this run's
@@ -150,82 +158,109 @@ type Goal struct {
 // two workers or threads in this run.
 func (r *Report) Goals() []Goal {
 	sb := r.Result(Switchboard)
-	judge := func(text string, ok bool, met bool, fig string) Goal {
+	// judge makes a goal from whether its figure was measured (ok), whether
+	// it meets the goal, the figure's text and its ratio to the goal.
+	judge := func(text string, ok bool, met bool, fig string, vs float64) Goal {
 		switch {
 		case sb == nil || !ok:
 			return Goal{Text: text, Status: "pending", Figure: "not measured in this run"}
 		case met:
-			return Goal{Text: text, Status: "met", Figure: fig}
+			return Goal{Text: text, Status: "met", Figure: fig, VsGoal: vs}
 		default:
-			return Goal{Text: text, Status: "not met", Figure: fig}
+			return Goal{Text: text, Status: "not met", Figure: fig, VsGoal: vs}
 		}
 	}
-	// vsBest judges Switchboard's figure for key against the best proxy's:
-	// cmp says whether the ratio meets the goal.
-	vsBest := func(text, key string, cmp func(q float64) bool) Goal {
+	// atLeast and atMost judge a ratio q against a bound.
+	atLeast := func(text string, ok bool, q, bound float64, fig string) Goal {
+		return judge(text, ok, q >= bound, fig, q/bound)
+	}
+	atMost := func(text string, ok bool, q, bound float64, fig string) Goal {
+		return judge(text, ok, q <= bound, fig, q/bound)
+	}
+	// vsBest judges Switchboard's figure for key against the best proxy's,
+	// at least (higher is better) or at most bound times it.
+	vsBest := func(text, key string, bound float64) Goal {
 		m, ok := r.metric(key)
 		if !ok || sb == nil {
-			return judge(text, false, false, "")
+			return judge(text, false, false, "", 0)
 		}
 		v, ok1 := m.get(sb)
 		best, who, ok2 := r.bestProxy(m)
 		if !ok1 || !ok2 {
-			return judge(text, false, false, "")
+			return judge(text, false, false, "", 0)
 		}
 		q := v / best
-		return judge(text, true, cmp(q), fmt.Sprintf("%.2f × the best proxy (%s: %s, Switchboard: %s)", q, who, m.format(best), m.format(v)))
+		fig := fmt.Sprintf("%.2f × the best proxy (%s: %s, Switchboard: %s)", q, who, m.format(best), m.format(v))
+		if m.higher {
+			return atLeast(text, true, q, bound, fig)
+		}
+		return atMost(text, true, q, bound, fig)
 	}
 	vsDirect := func(text, key string, limit float64) Goal {
 		q, ok := r.Ratios[key][Switchboard][Direct]
-		return judge(text, ok, q <= limit, fmt.Sprintf("%.2f × direct", q))
+		return atMost(text, ok, q, limit, fmt.Sprintf("%.2f × direct", q))
 	}
 	var gs []Goal
 	q, ok := r.Ratios["echo_rt_per_sec@50"][Switchboard][Direct]
-	gs = append(gs, judge("relay throughput ≥ 0.5 × direct (50 conns)", ok, q >= 0.5, fmt.Sprintf("%.2f × direct", q)))
+	gs = append(gs, atLeast("relay throughput ≥ 0.5 × direct (50 conns)", ok, q, 0.5, fmt.Sprintf("%.2f × direct", q)))
 	for _, k := range []int{50, 1000} {
-		gs = append(gs, vsBest(fmt.Sprintf("relay throughput ≥ 1.25 × the best proxy (%d conns)", k), fmt.Sprintf("echo_rt_per_sec@%d", k),
-			func(q float64) bool { return q >= 1.25 }))
-		gs = append(gs, vsBest(fmt.Sprintf("CPU per round trip ≤ 0.8 × the best proxy's (%d conns)", k), fmt.Sprintf("cpu_us_per_rt@%d", k),
-			func(q float64) bool { return q <= 0.8 }))
+		gs = append(gs, vsBest(fmt.Sprintf("relay throughput ≥ 1.25 × the best proxy (%d conns)", k), fmt.Sprintf("echo_rt_per_sec@%d", k), 1.25))
+		gs = append(gs, vsBest(fmt.Sprintf("CPU per round trip ≤ 0.8 × the best proxy's (%d conns)", k), fmt.Sprintf("cpu_us_per_rt@%d", k), 0.8))
 	}
 	q, ok = r.Ratios["echo_rt_per_sec@50"][Switchboard][Pushpin]
-	gs = append(gs, judge("relay throughput ≥ 5 × Pushpin (50 conns)", ok, q >= 5, fmt.Sprintf("%.2f × Pushpin", q)))
+	gs = append(gs, atLeast("relay throughput ≥ 5 × Pushpin (50 conns)", ok, q, 5, fmt.Sprintf("%.2f × Pushpin", q)))
 	gs = append(gs, vsDirect("latency p50 ≤ 3 × direct at half the direct maximum", "latency_p50_us", 3))
 	gs = append(gs, vsDirect("latency p99 ≤ 1.5 × direct at half the direct maximum", "latency_p99_us", 1.5))
-	gs = append(gs, vsBest("connects/s (with the service's accept) ≥ the best proxy's", "connects_per_sec", func(q float64) bool { return q >= 1 }))
+	gs = append(gs, vsBest("connects/s (with the service's accept) ≥ the best proxy's", "connects_per_sec", 1))
 	cps := 0.0
 	if sb != nil {
 		cps = sb.ConnectsPerSec
 	}
-	gs = append(gs, judge("≥ 5,000 connects/s including the accept round trip", cps > 0, cps >= 5000, fmt.Sprintf("%.0f/s", cps)))
-	gs = append(gs, r.memoryGoal(sb, judge))
+	gs = append(gs, atLeast("≥ 5,000 connects/s including the accept round trip", cps > 0, cps, 5000, fmt.Sprintf("%.0f/s", cps)))
+	gs = append(gs, r.memoryGoal(sb, atMost))
 	var fan *Fanout
 	if sb != nil {
 		fan = sb.Fanout
 	}
 	fanOK := fan != nil && fan.Delivered > 0 && fan.Clients >= fan.Requested*9/10 && fan.Requested >= 10000
-	fanFig := ""
+	fanFig, fanMs := "", 0.0
 	if fanOK {
-		fanFig = fmt.Sprintf("%.1f ms to the last of %d clients", fan.DeliveryMs, fan.Clients)
+		fanFig, fanMs = fmt.Sprintf("%.1f ms to the last of %d clients", fan.DeliveryMs, fan.Clients), fan.DeliveryMs
 	}
-	gs = append(gs, judge("fan-out of one message to 10,000 clients ≤ 50 ms to the last", fanOK, fanOK && fan.DeliveryMs <= 50, fanFig))
+	gs = append(gs, atMost("fan-out of one message to 10,000 clients ≤ 50 ms to the last", fanOK, fanMs, 50, fanFig))
+	gs = append(gs, r.soakGoal(judge))
 	cl := r.Cluster
 	clOK := cl != nil && cl.Single != nil && cl.Cross != nil
 	q = 0
 	if clOK {
 		q = cl.ThroughputRatio
 	}
-	gs = append(gs, judge("cross-node throughput ≥ 0.5 × single-node (issue 7)", clOK, q >= 0.5, fmt.Sprintf("%.2f × single-node at %d conns", q, cl.conns())))
+	gs = append(gs, atLeast("cross-node throughput ≥ 0.5 × single-node (issue 7)", clOK, q, 0.5, fmt.Sprintf("%.2f × single-node at %d conns", q, cl.conns())))
 	return gs
+}
+
+// soakGoal judges the soak: measured only at issue 15's size (15,000 idle
+// and 500 active clients); its ratio is the second half's peak RSS over
+// the most it may be (the first half's peak plus 5 %).
+func (r *Report) soakGoal(judge func(string, bool, bool, string, float64) Goal) Goal {
+	text := "soak: 15,000 idle + 500 active clients for the run, flat memory and goroutines"
+	s := r.Soak
+	if s == nil || s.Error != "" || s.Idle < 15000 || s.Active < 500 || len(s.Samples) == 0 {
+		return judge(text, false, false, "", 0)
+	}
+	fig := fmt.Sprintf("%s: peak RSS %+.1f %% (second half against first; slope %+.1f %% over the half), goroutines %d–%d (%d before, %d after), %d failures, %d idle clients lost",
+		time.Duration(s.DurationSec*float64(time.Second)), s.RSSPeakGrowthPct, s.RSSGrowthPct, s.GoroutinesMin, s.GoroutinesMax,
+		s.BaselineGoroutines, s.AfterGoroutines, s.Failures, s.IdleLost)
+	return judge(text, true, s.Flat(), fig, (1+s.RSSPeakGrowthPct/100)/(1+soakMaxGrowthPct/100))
 }
 
 // memoryGoal judges the broker's idle RSS per connection at the largest
 // point measured (19,000 here: the file limit is 20,000 per process), with
 // the slope and what a million connections would take.
-func (r *Report) memoryGoal(sb *TargetResult, judge func(string, bool, bool, string) Goal) Goal {
+func (r *Report) memoryGoal(sb *TargetResult, atMost func(string, bool, float64, float64, string) Goal) Goal {
 	text := "broker RSS ≤ 4 KiB per idle connection at the most connections the file limit allows (19,000)"
 	if sb == nil {
-		return judge(text, false, false, "")
+		return atMost(text, false, 0, 4, "")
 	}
 	best := IdlePoint{}
 	for _, p := range sb.Idle {
@@ -239,7 +274,7 @@ func (r *Report) memoryGoal(sb *TargetResult, judge func(string, bool, bool, str
 		fig += fmt.Sprintf("; slope %.1f KiB per added connection, so 1,000,000 would take about %.1f GiB",
 			sb.IdleSlopeBytes/1024, sb.IdleSlopeBytes*1e6/(1<<30))
 	}
-	return judge(text, best.Conns >= 19000*9/10, kib <= 4, fig)
+	return atMost(text, best.Conns >= 19000*9/10, kib, 4, fig)
 }
 
 func limitReason(target string) string {

@@ -202,12 +202,18 @@ func startSwitchboard(ctx context.Context, e env, dir string) (*running, error) 
 // startBroker starts `switchboard serve --dev` on a free loopback port with
 // extra arguments and waits until GET healthPath answers 200.
 func startBroker(ctx context.Context, e env, dir, name, healthPath string, args ...string) (*child, string, error) {
+	return startServe(ctx, e, dir, name, healthPath, append([]string{"--dev"}, args...)...)
+}
+
+// startServe starts `switchboard serve` with args on a free loopback port
+// and waits until GET healthPath answers 200.
+func startServe(ctx context.Context, e env, dir, name, healthPath string, args ...string) (*child, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	argv := append([]string{e.bins.switchboard, "serve", "--dev", "--listen", addr}, args...)
+	argv := append([]string{e.bins.switchboard, "serve", "--listen", addr}, args...)
 	broker, _, err := startChild(ctx, e.log, dir, name, "", argv...)
 	if err != nil {
 		return nil, "", err

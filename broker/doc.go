@@ -25,19 +25,34 @@
 //
 // Goroutines, and when they exist:
 //
-//	per broker   keepalive ticker    every ping_interval: asks every client for a ping,
-//	                                 waits for none (a silent one is cut at the next tick)
-//	             epoll loops         GOMAXPROCS of them, from the first polled client
-//	                                 until Shutdown; every polled client's reads, parsing,
-//	                                 writes and closes run on its loop
-//	per link     ServeLink (reader), writeLoop, pingLoop         for the link's life
-//	per polled client                none, idle or busy (a timer while it closes)
-//	per wsClient Serve (net/http's handler goroutine): readLoop  ┐ for the connection's
-//	             writeLoop                                        ┘ life, idle or not
+//	per broker   keepalive ticker    from New until Shutdown; every ping_interval asks
+//	                                 every client for a ping and waits for none (a
+//	                                 silent client is cut at the next tick)
+//	             epoll loops         GOMAXPROCS of them (internal/netpoll), from the
+//	                                 first polled client until Shutdown; every polled
+//	                                 client's reads, parsing, writes, pings and closes
+//	                                 run on its loop
+//	per link     ServeLink (net/http's handler goroutine): reader  ┐ for the link's
+//	             writeLoop, pingLoop                                ┘ life
+//	             one more while an ending link writes its Error frame (bounded)
+//	per remote   writeLoop           a service instance on another node (cluster.go),
+//	instance                         from its attach until it detaches
+//	per client   net/http's handler goroutine, from the request until the service
+//	handshake                        accepts or refuses (a refusal also waits out the
+//	                                 refusal floor); Offer runs in it
+//	per polled   none, idle or busy; its handshake goroutine returns once ServePolled
+//	client                           has registered the connection with a loop (a timer
+//	                                 bounds a close the broker started: lingerTime)
+//	per wsClient Serve (the handshake's goroutine, kept): readLoop  ┐ for the
+//	             writeLoop                                           ┘ connection's life
 //	             ping                from a ping until its pong (or its timeout)
 //
-// A polled client's handshake runs on net/http's handler goroutine, which
-// ends once the broker's loop has the connection.
+// Timers (handover, hold, a grant's expiry, the accept timeout) hold no
+// goroutine until they fire.
+//
+// So N idle ws:// clients over one link cost the broker 1 + GOMAXPROCS + 3
+// goroutines, whatever N; the soak in bench/ (make bench) samples the
+// count through /metrics to check it stays flat under load.
 //
 // Every goroutine is counted in Broker.wg (Serve and ServeLink through
 // enter, the others through track) and ends by Shutdown; a polled client

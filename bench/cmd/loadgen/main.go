@@ -37,6 +37,7 @@ func main() {
 	scenarios := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(bench.Scenarios, ",")+")")
 	echoConns := flag.String("echo-conns", "", "override the mode's echo connection counts (comma-separated, e.g. 50)")
 	rounds := flag.Int("rounds", 0, "override the mode's number of interleaved rounds")
+	soakDur := flag.Duration("soak", 0, "override the mode's soak duration")
 	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
 	rev := flag.String("revision", "", "name of the source tree for the report (default: git's HEAD in -repo, +dirty if changed)")
 	flag.Parse()
@@ -47,7 +48,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := overrides{idle: *idle, scenarios: *scenarios, echoConns: *echoConns, rounds: *rounds}
+	o := overrides{idle: *idle, scenarios: *scenarios, echoConns: *echoConns, rounds: *rounds, soak: *soakDur}
 	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, o, *keep, *rev); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
@@ -61,6 +62,7 @@ type overrides struct {
 	scenarios string
 	echoConns string
 	rounds    int
+	soak      time.Duration
 }
 
 func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, o overrides, keep bool, rev string) error {
@@ -73,6 +75,9 @@ func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, tar
 	}
 	if o.rounds > 0 {
 		m.Rounds = o.rounds
+	}
+	if o.soak > 0 {
+		m.Soak.Dur = o.soak
 	}
 	if o.echoConns != "" {
 		m.EchoConns = nil
@@ -107,7 +112,11 @@ func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, tar
 		if mode == "smoke" {
 			break // tiny counts: the goals mean nothing here
 		}
-		fmt.Printf("goal %-62s %-8s %s\n", g.Text, g.Status, g.Figure)
+		vs := ""
+		if g.VsGoal != 0 {
+			vs = fmt.Sprintf(" (%.2f of the goal)", g.VsGoal)
+		}
+		fmt.Printf("goal %-62s %-8s %s%s\n", g.Text, g.Status, g.Figure, vs)
 	}
 	if out == "" {
 		out = filepath.Join(repo, "bench", "results", fmt.Sprintf("%s-%s.json", mode, rep.Started.Format("20060102-150405")))
