@@ -85,7 +85,13 @@ func TestBrowser(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import websockets").Run(); err != nil {
 		t.Fatalf("Python websockets is missing (/usr/bin/python3 -c 'import websockets': %v): %s", err, installHint)
 	}
-	files, err := filepath.Glob(filepath.Join("test", "browser", "*.test.mjs"))
+	// BROWSER_TESTS narrows the run to some files while working on them
+	// (BROWSER_TESTS=seeds runs test/browser/seeds.test.mjs).
+	pattern := "*"
+	if p := os.Getenv("BROWSER_TESTS"); p != "" {
+		pattern = p
+	}
+	files, err := filepath.Glob(filepath.Join("test", "browser", pattern+".test.mjs"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no browser test files found: %v", err)
 	}

@@ -330,6 +330,7 @@ export class Link {
         const p = this.lists.get(f.request);
         this.lists.delete(f.request);
         p?.resolve(f.clients);
+        this.drained(); // a superseded instance waited for this answer
         return;
       }
     }
@@ -392,9 +393,18 @@ export class Link {
     this.send({ type: 'push', flags: binary ? FLAG_BINARY : 0, prefix, payload });
   }
 
-  /** list asks the broker for the registration's open channels. */
+  /**
+   * list asks the broker for the registration's open channels: the same
+   * list for every instance of it (seed 003's getAll), a superseded one
+   * included until it detaches; one that has detached says so.
+   */
   list() {
     return new Promise((resolve, reject) => {
+      if (this.closed && this.retiring) {
+        reject(new LinkError('this instance was superseded by a newer one of its registration and has detached; ' +
+          'the active instance lists the clients'));
+        return;
+      }
       if (this.closed) { reject(new LinkError('the service link is closed')); return; }
       if (this.state === 'reattaching') { reject(new LinkError('the service is attaching again to the broker')); return; }
       const request = this.nextList++;
@@ -432,9 +442,12 @@ export class Link {
     for (const m of msgs) this.ws.send(m);
   }
 
-  /** drained detaches a superseded instance once it handled all it holds. */
+  /**
+   * drained detaches a superseded instance once it handled all it holds
+   * and the broker answered the client lists it asked for.
+   */
   drained() {
-    if (!this.retiring || this.closed) return;
+    if (!this.retiring || this.closed || this.lists.size > 0) return;
     for (const ch of this.channels.values()) if (ch.inq.length > 0 || ch.pumping) return;
     this.flush();
     this.close();

@@ -263,7 +263,11 @@ export interface CrossOriginMessageEvent extends Event {
 }
 
 export interface CrossOriginClients {
-  /** Every client connected to the registration (on every instance). */
+  /**
+   * Every client connected to the registration (on every instance): the
+   * same list on a superseded instance until it detaches; after that it
+   * rejects, saying so.
+   */
   getAll(): Promise<CrossOriginClient[]>;
 }
 

@@ -113,3 +113,57 @@ test('seed 002: new WebSocketListener(port, protocol) on the broker\'s port; its
   assert.equal(c.messages[0], 'chat:hi');
   await page.close();
 });
+
+test('seed 003: getAll gives every version the same list, a superseded one until it detaches', async () => {
+  // "The getAll method returns the same list of clients for all service
+  // workers that are part of the same service worker registration": here
+  // every instance (page) of a registration. The first version asks for
+  // the list again and again while a second one takes over; each answer,
+  // those after it learned it was superseded included, is the
+  // registration's list, and once it has detached getAll says so.
+  const target = PROD + '/site/versions/';
+  const token = await mintGrant(readFileSync(process.env.SWITCHBOARD_GRANT_KEY, 'utf8'), 'site-1', { scopes: ['/site/versions/'] });
+  const register = async ({ target, token }) => {
+    sb.configure({ token });
+    window.reg = sb.registerService(target);
+    reg.oncrossoriginconnect = (e) => e.acceptConnection(true);
+    reg.oncrossoriginmessage = (e) => e.source.postMessage(e.data);
+    await reg.ready;
+  };
+  const v1 = await sitePage(browser.ctx, SITE);
+  await v1.evaluate(register, { target, token });
+  const client = await sitePage(browser.ctx, 'http://other.localhost');
+  await client.evaluate(async (u) => { window.port = await sb.connect(u); }, target + 'room');
+
+  await v1.evaluate(() => {
+    window.seen = [];
+    window.looping = (async () => {
+      const end = Date.now() + 30000;
+      while (Date.now() < end) {
+        try {
+          const all = await reg.crossOriginClients.getAll();
+          seen.push({ active: reg.active, paths: all.map((c) => new URL(c.targetUrl).pathname) });
+        } catch (e) {
+          return e.message;
+        }
+      }
+      return 'still attached after 30 s';
+    })();
+  });
+  await waitFor('a first list on the first version', async () => (await v1.evaluate(() => seen.length)) > 0);
+  const v2 = await sitePage(browser.ctx, SITE);
+  await v2.evaluate(register, { target, token });
+  const ended = await v1.evaluate(() => looping);
+  const seen = await v1.evaluate(() => seen);
+  assert.match(ended, /^this instance was superseded by a newer one of its registration and has detached/);
+  assert.ok(seen.some((s) => !s.active), 'no getAll was answered on the superseded instance');
+  for (const s of seen) assert.deepEqual(s.paths, ['/site/versions/room']);
+  assert.deepEqual(await v2.evaluate(async () => (await reg.crossOriginClients.getAll()).map((c) => new URL(c.targetUrl).pathname)),
+    ['/site/versions/room']);
+  // The client goes on with the new version.
+  const echo = await client.evaluate(() => new Promise((resolve) => { port.onmessage = (e) => resolve(e.data); port.postMessage('after'); }));
+  assert.equal(echo, 'after');
+  await client.close();
+  await v1.close();
+  await v2.close();
+});
