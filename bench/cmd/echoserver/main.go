@@ -1,7 +1,8 @@
 // Command echoserver is the benchmark's direct target: a plain WebSocket echo
-// server built with github.com/coder/websocket, the library the broker uses.
-// It is the ceiling every relay is compared with, and the backend that nginx
-// and Pushpin proxy to.
+// server built with github.com/coder/websocket (the library of the broker's
+// service links and wss:// clients; its ws:// clients are on epoll loops).
+// It is the ceiling every relay is compared with, and the backend that nginx,
+// HAProxy and Pushpin proxy to.
 //
 // It listens on one or more loopback ports (several ports let a proxy open
 // more than one port range's worth of upstream connections) and prints
