@@ -187,11 +187,19 @@ func (r *Report) idlePlot() (*plot.Plot, error) {
 		l.Width = vg.Points(2)
 		pts.Shape = draw.CircleGlyph{}
 		p.Add(l, pts)
-		name := t.Name
-		if t.IdleSlopeBytes > 0 {
-			name = fmt.Sprintf("%s (slope %.2f KiB/conn)", t.Name, t.IdleSlopeBytes/1024)
+		p.Legend.Add(t.Name, l, pts)
+		if slope, icpt := idleFit(t.Idle); slope > 0 {
+			// The least-squares line over the points, dashed: its slope is
+			// the cost of one more idle connection.
+			x0, x1 := xy[0].X, xy[len(xy)-1].X
+			fit, err := plotter.NewLine(plotter.XYs{{X: x0, Y: (icpt + slope*x0) / (1 << 20)}, {X: x1, Y: (icpt + slope*x1) / (1 << 20)}})
+			if err != nil {
+				return nil, fmt.Errorf("idle fit for %s: %w", t.Name, err)
+			}
+			fit.Color, fit.Width, fit.Dashes = targetColors[t.Name], vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
+			p.Add(fit)
+			p.Legend.Add(fmt.Sprintf("%s least squares: %.2f KiB per connection, 1,000,000 ≈ %.1f GiB", t.Name, slope/1024, slope*1e6/(1<<30)), fit)
 		}
-		p.Legend.Add(name, l, pts)
 	}
 	p.X.Min, p.Y.Min = 0, 0
 	p.Add(plotter.NewGrid())

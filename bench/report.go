@@ -367,6 +367,13 @@ func revision(repo string) string {
 // connections) against connections by least squares and returns the
 // slope in bytes per connection; 0 with fewer than two points.
 func idleSlope(ps []IdlePoint) float64 {
+	slope, _ := idleFit(ps)
+	return slope
+}
+
+// idleFit is idleSlope with the fitted line's intercept (bytes at zero
+// connections), for the plot.
+func idleFit(ps []IdlePoint) (slope, intercept float64) {
 	var n, sx, sy, sxx, sxy float64
 	for _, p := range ps {
 		if p.Error != "" || p.Conns == 0 {
@@ -380,9 +387,10 @@ func idleSlope(ps []IdlePoint) float64 {
 		sxy += x * y
 	}
 	if n < 2 || n*sxx == sx*sx {
-		return 0
+		return 0, 0
 	}
-	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+	slope = (n*sxy - sx*sy) / (n*sxx - sx*sx)
+	return slope, (sy - slope*sx) / n
 }
 
 // bestProxy returns the best of Proxies' figures for m in this run (the
