@@ -1,14 +1,8 @@
 package cluster_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -181,40 +175,17 @@ func TestNATSCredentials(t *testing.T) {
 // certificates (verify): a node without one is refused.
 func TestNATSTLS(t *testing.T) {
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, _ := x509.MarshalPKCS8PrivateKey(key)
-		writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
-		writePEM(t, filepath.Join(dir, name+".key"), "PRIVATE KEY", kder)
-	}
-	issue("server", 2, x509.ExtKeyUsageServerAuth)
-	issue("node", 3, x509.ExtKeyUsageClientAuth)
+	ca := testutil.NewCA(t)
 	f := func(n string) string { return filepath.Join(dir, n) }
+	ca.Issue(t, 2, f("server.pem"), f("server.key"), x509.ExtKeyUsageServerAuth)
+	ca.Issue(t, 3, f("node.pem"), f("node.key"), x509.ExtKeyUsageClientAuth)
 	port, _ := debianNATS(t, fmt.Sprintf("tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 5 }\n",
-		f("server.pem"), f("server.key"), f("ca.pem")))
+		f("server.pem"), f("server.key"), ca.PEMFile))
 	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
 	crossNodeEcho(t, url, "/tls/", with(func(c *cluster.Config) {
-		c.CAFile, c.CertFile, c.KeyFile = f("ca.pem"), f("node.pem"), f("node.key")
+		c.CAFile, c.CertFile, c.KeyFile = ca.PEMFile, f("node.pem"), f("node.key")
 	}))
-	refused(t, url, "tls", with(func(c *cluster.Config) { c.CAFile = f("ca.pem") }))
+	refused(t, url, "tls", with(func(c *cluster.Config) { c.CAFile = ca.PEMFile }))
 }
 
 // TestNATSSeveralURLs: a node given the URLs of two routed Debian
@@ -242,12 +213,5 @@ func TestNATSSeveralURLs(t *testing.T) {
 	testutil.WaitFor(t, "node a back on NATS", 15*time.Second, func() bool { return a.c.Ready() == nil })
 	if got := roundTrip(t, dial(t, a, "/two/y"), "again"); got != "b:again" {
 		t.Fatalf("after failover: got %q", got)
-	}
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -101,6 +101,7 @@ func TestBrowser(t *testing.T) {
 	appsURL := startBroker(t, "--dev", "--config", config)
 	prodConfig, grantKey := productionConfig(t, config)
 	prodURL := startBroker(t, "--config", prodConfig)
+	tlsURL, tlsCA := startTLSBroker(t, prodConfig)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +112,8 @@ func TestBrowser(t *testing.T) {
 		"SWITCHBOARD_APP_SECRETS=" + secrets,
 		"SWITCHBOARD_PROD_URL=" + prodURL,
 		"SWITCHBOARD_PROD_ADMIN_TOKEN=" + prodAdminToken,
+		"SWITCHBOARD_TLS_URL=" + tlsURL,
+		"SWITCHBOARD_TLS_CA=" + tlsCA,
 		"SWITCHBOARD_GRANT_KEY=" + grantKey,
 		"SWITCHBOARD_BIN=" + testutil.SwitchboardBinary(t),
 		"CHROMIUM=" + chromium,
@@ -160,7 +163,14 @@ func appsConfig(t *testing.T) (path, secrets string) {
 func startBroker(t *testing.T, args ...string) string {
 	t.Helper()
 	_, url := testutil.StartServe(t, args...)
-	res, err := http.Get(url + "/.switchboard/web/switchboard.js")
+	checkLibrary(t, http.DefaultClient, url)
+	return url
+}
+
+// checkLibrary checks that the broker at url serves the library.
+func checkLibrary(t *testing.T, hc *http.Client, url string) {
+	t.Helper()
+	res, err := hc.Get(url + "/.switchboard/web/switchboard.js")
 	if err != nil {
 		t.Fatalf("fetch the library from the broker: %v", err)
 	}
@@ -168,7 +178,6 @@ func startBroker(t *testing.T, args ...string) string {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("the broker does not serve web.Files at /.switchboard/web/ (HTTP %d): cmd/switchboard must set webFiles = web.Files", res.StatusCode)
 	}
-	return url
 }
 
 func TestMain(m *testing.M) {

@@ -1,12 +1,16 @@
 package web
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-dev/switchboard/grant"
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // Page origins of the production suite (test/browser/production.test.mjs):
@@ -68,4 +72,26 @@ func productionConfig(t *testing.T, appsConfigPath string) (path, grantKey strin
 		t.Fatal(err)
 	}
 	return path, grantKey
+}
+
+// startTLSBroker runs a second production broker on config that serves
+// TLS (--tls-cert/--tls-key) with a certificate for 127.0.0.1 from a test
+// CA (tls.test.mjs). It returns its https:// URL and the CA's PEM file,
+// which the Node clients trust; Chromium is told to accept the
+// certificate (--ignore-certificate-errors), having no way to be given a
+// CA file.
+func startTLSBroker(t *testing.T, config string) (url, caFile string) {
+	t.Helper()
+	ca := testutil.NewCA(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, cert, key)
+	_, url = testutil.StartServe(t, "--config", config, "--tls-cert", cert, "--tls-key", key)
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("the TLS broker serves %s, want https://", url)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool}
+	checkLibrary(t, &http.Client{Transport: tr}, url)
+	return url, ca.PEMFile
 }

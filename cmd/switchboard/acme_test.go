@@ -42,10 +42,10 @@ func TestACME(t *testing.T) {
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately bad nonces
 	// Pebble's HTTPS listener, with a certificate of a test CA the broker trusts.
-	tlsCA := newTestCA(t)
+	tlsCA := testutil.NewCA(t)
 	pebbleDir := t.TempDir()
 	pebbleCert, pebbleKey := filepath.Join(pebbleDir, "cert.pem"), filepath.Join(pebbleDir, "key.pem")
-	tlsCA.issue(t, 7, pebbleCert, pebbleKey)
+	tlsCA.Issue(t, 7, pebbleCert, pebbleKey)
 	pebbleLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestACME(t *testing.T) {
 	directory := "https://" + pebbleLn.Addr().String() + wfe.DirectoryPath
 	cache := t.TempDir()
 
-	t.Setenv("SSL_CERT_FILE", tlsCA.pemFile) // serve trusts Pebble's HTTPS certificate
+	t.Setenv("SSL_CERT_FILE", tlsCA.PEMFile) // serve trusts Pebble's HTTPS certificate
 	srv, base := testutil.StartServe(t, "--dev",
 		"--acme-domain", acmeTestDomain, "--acme-directory", directory, "--acme-cache", cache)
 	addr := httpsHost(t, base)

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,81 +12,12 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
-
-// testCA is a private CA for the broker's test certificates.
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	pemFile string // the CA certificate, for --ca-file
-	pool    *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1000), Subject: pkix.Name{CommonName: "switchboard test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pemFile: filepath.Join(t.TempDir(), "ca.pem"), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	writePEM(t, ca.pemFile, "CERTIFICATE", der)
-	return ca
-}
-
-// issue writes a certificate for 127.0.0.1 and localhost with serial to
-// certFile and keyFile, each replaced atomically (written aside, renamed).
-func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, keyFile+".new", "PRIVATE KEY", kder)
-	writePEM(t, certFile+".new", "CERTIFICATE", der)
-	for _, f := range []string{keyFile, certFile} {
-		if err := os.Rename(f+".new", f); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // serialClient is an HTTP client trusting pool that records the serial
 // number of the last server certificate it verified.
@@ -140,10 +64,10 @@ func dialWSS(t *testing.T, sc *serialClient, url string) (*websocket.Conn, strin
 // wss:// and https://, and SIGHUP swaps the certificate for new
 // connections while an open one keeps working.
 func TestTLSServe(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testutil.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.issue(t, 1, certFile, keyFile)
+	ca.Issue(t, 1, certFile, keyFile)
 
 	srv, httpsBase := testutil.StartServe(t, "--dev", "--tls-cert", certFile, "--tls-key", keyFile)
 	addr := httpsHost(t, httpsBase)
@@ -155,12 +79,12 @@ func TestTLSServe(t *testing.T) {
 		t.Fatalf("status without --ca-file: err %v, output %s; want a certificate error", err, out)
 	}
 
-	lis, public := testutil.StartListen(t, base+"/echo/", "--echo", "--ca-file", ca.pemFile)
+	lis, public := testutil.StartListen(t, base+"/echo/", "--echo", "--ca-file", ca.PEMFile)
 	if public != base+"/echo/" {
 		t.Fatalf("listen serves %s, want %s/echo/", public, base)
 	}
 
-	sc := newSerialClient(ca.pool, "")
+	sc := newSerialClient(ca.Pool, "")
 	old, serial := dialWSS(t, sc, base+"/echo/old")
 	if serial != "1" {
 		t.Fatalf("first connection saw certificate serial %q, want 1", serial)
@@ -175,18 +99,18 @@ func TestTLSServe(t *testing.T) {
 	resp.Body.Close()
 
 	// connect over wss:// with --ca-file.
-	conn := testutil.Command(t, "connect", base+"/echo/cli", "--ca-file", ca.pemFile, "--linger", "300ms")
+	conn := testutil.Command(t, "connect", base+"/echo/cli", "--ca-file", ca.PEMFile, "--linger", "300ms")
 	conn.Stdin = strings.NewReader("hello over wss\n")
 	if out, err := conn.Output(); err != nil || strings.TrimSpace(string(out)) != "hello over wss" {
 		t.Fatalf("connect over wss: %v, output %q", err, out)
 	}
 	// status over https:// with --ca-file.
-	if out, err := testutil.Command(t, "status", "--broker", base, "--ca-file", ca.pemFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "scope ") {
+	if out, err := testutil.Command(t, "status", "--broker", base, "--ca-file", ca.PEMFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "scope ") {
 		t.Fatalf("status over https: %v\n%s", err, out)
 	}
 
 	// The Go SDK attaches over wss:// too.
-	hc, err := clientHTTP(ca.pemFile)
+	hc, err := clientHTTP(ca.PEMFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +141,7 @@ func TestTLSServe(t *testing.T) {
 	expect(t, sdkc, websocket.MessageText, "sdk: hi")
 
 	// New certificate files, SIGHUP: new connections see serial 2.
-	ca.issue(t, 2, certFile, keyFile)
+	ca.Issue(t, 2, certFile, keyFile)
 	srv.Signal(syscall.SIGHUP)
 	srv.WaitLine(`TLS certificate reloaded.*serial=2`)
 	fresh, serial := dialWSS(t, sc, base+"/echo/new")

@@ -4,7 +4,8 @@
 // fresh app secrets, an in-process broker (StartBroker), and the
 // switchboard binary built once per test run with one way to start its
 // processes and learn where they listen (BuildSwitchboard, Command, Start,
-// StartProcess, Process.URL, StartServe, StartListen).
+// StartProcess, Process.URL, StartServe, StartListen), and a private CA
+// for TLS tests (NewCA, CA.Issue).
 package testutil
 
 import (
