@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
@@ -189,7 +188,9 @@ func (c *pollClient) Ready(events uint32) {
 		return
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		c.readReady()
+		// Data alone: a short read drains the socket. An end (or an
+		// error) may have come with it: read until it shows.
+		c.readReady(events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0)
 	}
 	if !c.dead && (c.ctl != nil || c.wblocked && events&unix.EPOLLOUT != 0) { // a pong to send, or room again
 		c.flush()
@@ -218,7 +219,7 @@ func (c *pollClient) Run() {
 		r |= reqRead
 	}
 	if r&reqRead != 0 {
-		c.readReady()
+		c.readReady(false)
 	}
 	if !c.dead {
 		c.flush()
@@ -226,13 +227,17 @@ func (c *pollClient) Run() {
 }
 
 // readReady parses what is buffered, then reads until the socket has no
-// more, the channel holds a message, or the connection ends.
-func (c *pollClient) readReady() {
+// more, the channel holds a message, or the connection ends. edge says the
+// call comes from an edge of readable data alone: a read that does not
+// fill the buffer then took all there was (more data brings a new edge),
+// so it spares the read that would return EAGAIN, as nginx does.
+func (c *pollClient) readReady(edge bool) {
+	drained := false
 	for !c.dead && !c.paused {
 		if c.rbuf != nil && c.rpos < len(*c.rbuf) && !c.parse() {
 			break
 		}
-		if c.dead || c.paused {
+		if c.dead || c.paused || drained {
 			break
 		}
 		if c.rbuf == nil {
@@ -243,8 +248,9 @@ func (c *pollClient) readReady() {
 			c.rpos = 0
 		}
 		b := *c.rbuf
-		n, err := unix.Read(c.fd, b[len(b):cap(b)])
+		n, err := netpoll.Read(c.fd, b[len(b):cap(b)])
 		if n > 0 {
+			drained = edge && n < cap(b)-len(b)
 			*c.rbuf = b[:len(b)+n]
 			c.pingAt.Store(0) // it is alive
 			if c.failed {
@@ -669,12 +675,12 @@ func (c *pollClient) write(a, b []byte) (int, error) {
 			c.iov[1].SetLen(len(b))
 			cnt = 2
 		}
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.iov[0])), uintptr(cnt))
+		r, e := netpoll.Writev(c.fd, c.iov[:cnt])
 		c.iov[0].Base, c.iov[1].Base = nil, nil
 		switch e {
-		case 0:
-			c.wblocked = int(r) < len(a)+len(b)
-			return int(r), nil
+		case nil:
+			c.wblocked = r < len(a)+len(b)
+			return r, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:

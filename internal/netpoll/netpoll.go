@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,7 @@ type loop struct {
 	queue []*Desc         // guarded by mu: descriptors whose Run is due
 	spare []*Desc         // the loop's own: the queue it drains
 	woken atomic.Bool     // an eventfd write is pending
+	busy  atomic.Bool     // the loop is awake and runs the queue before it waits again: no wake needed; set false under mu
 	shut  bool            // guarded by mu: evfd is closed (or about to be)
 }
 
@@ -217,7 +219,9 @@ func (d *Desc) Schedule() {
 	l.mu.Lock()
 	if !l.shut {
 		l.queue = append(l.queue, d)
-		l.wakeLocked()
+		if !l.busy.Load() {
+			l.wakeLocked()
+		}
 	}
 	l.mu.Unlock()
 }
@@ -229,7 +233,7 @@ func (l *loop) wakeLocked() {
 		return
 	}
 	var one = [8]byte{1}
-	_, _ = unix.Write(l.evfd, one[:])
+	_, _ = Write(l.evfd, one[:])
 }
 
 func (l *loop) run() {
@@ -240,7 +244,7 @@ func (l *loop) run() {
 	// take takes the events there are, without waiting; false (none) has
 	// Go's poller park the goroutine until the epoll descriptor is readable.
 	take := func(uintptr) bool {
-		n, err = unix.EpollWait(l.epfd, events, 0)
+		n, err = waitNow(l.epfd, events)
 		return n > 0 || err != nil && err != unix.EINTR
 	}
 	for !l.p.closed.Load() {
@@ -257,10 +261,11 @@ func (l *loop) run() {
 			}
 			return // the epoll descriptor is gone
 		}
+		l.busy.Store(true)
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			if int(ev.Fd) == l.evfd {
-				_, _ = unix.Read(l.evfd, drain[:])
+				_, _ = Read(l.evfd, drain[:])
 				l.woken.Store(false)
 				continue
 			}
@@ -275,17 +280,19 @@ func (l *loop) run() {
 	}
 }
 
-// runQueue calls Run for every descriptor scheduled so far.
+// runQueue calls Run for every descriptor scheduled so far, and for those
+// scheduled meanwhile (Schedule does not wake a busy loop).
 func (l *loop) runQueue() {
 	for {
 		l.mu.Lock()
 		q := l.queue
-		l.queue = l.spare[:0]
-		l.mu.Unlock()
 		if len(q) == 0 {
-			l.spare = q
+			l.busy.Store(false) // under mu: a Schedule from here on wakes the loop
+			l.mu.Unlock()
 			return
 		}
+		l.queue = l.spare[:0]
+		l.mu.Unlock()
 		for i, d := range q {
 			d.queued.Store(false)
 			d.h.Run()
@@ -293,4 +300,53 @@ func (l *loop) runQueue() {
 		}
 		l.spare = q
 	}
+}
+
+// Read, Write and Writev are the system calls on a non-blocking descriptor,
+// made raw: they never block, so the goroutine keeps its P instead of
+// entering and leaving a system call, and the scheduler never hands the P
+// to another thread while one runs (on loopback a write also runs the
+// receiver's TCP input, long enough for that). n is 0 on an error.
+func Read(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// Write: see Read.
+func Write(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// Writev: see Read.
+func Writev(fd int, iov []unix.Iovec) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// waitNow takes the events epfd has, without waiting (epoll_pwait with a
+// zero timeout, raw as in Read).
+func waitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
