@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +52,10 @@ type ClusterPath struct {
 	CPUByProcess   map[string]float64 `json:"cpu_us_per_round_trip_by_process"`
 	Rounds         []float64          `json:"rounds"`
 	Latency        *LatencyResult     `json:"latency,omitempty"`
+	// NATSMsgsPerRT is how many NATS messages the two brokers published
+	// per round trip (median of rounds): under load many relayed messages
+	// share one NATS message, and crossing costs per NATS message.
+	NATSMsgsPerRT float64 `json:"nats_msgs_per_round_trip,omitempty"`
 }
 
 // Names of the cluster's processes, in the order the notes list them.
@@ -161,13 +168,18 @@ func runCluster(ctx context.Context, e env, m Mode) *Cluster {
 	order := []string{"single", "cross"}
 	procs := map[string]*running{"cluster": single}
 	echo := map[string][]echoResult{}
+	natsMsgs := map[string][]float64{}
 	for round := range m.Rounds {
 		for _, p := range rotate(order, round) {
 			quiesce(ctx, procs)
+			before := natsPublished(ctx, single, cross)
 			r, err := runEcho(ctx, paths[p], m.ClusterConns, MessageSize, m.ClusterDur)
 			if err != nil {
 				res.Errors = append(res.Errors, fmt.Sprintf("%s echo: %v", p, err))
 				continue
+			}
+			if after := natsPublished(ctx, single, cross); before >= 0 && after >= 0 && r.roundTrips > 0 {
+				natsMsgs[p] = append(natsMsgs[p], (after-before)/float64(r.roundTrips))
 			}
 			echo[p] = append(echo[p], r)
 			e.log.Info("cluster echo", "round", round+1, "path", p, "rt_per_s", int(r.perSec), "cpu_us_per_rt", r.cpuMicrosPerRT)
@@ -176,6 +188,9 @@ func runCluster(ctx context.Context, e env, m Mode) *Cluster {
 	res.Single, res.Cross = clusterPath(echo["single"]), clusterPath(echo["cross"])
 	if res.Single == nil || res.Cross == nil {
 		return res
+	}
+	if len(natsMsgs["cross"]) > 0 {
+		res.Cross.NATSMsgsPerRT = median(natsMsgs["cross"])
 	}
 	res.LatencyRatePerSec = res.Single.RoundTripsPerSec / 2
 	lat := map[string][]LatencyResult{}
@@ -285,6 +300,9 @@ func (c *Cluster) Markdown() string {
 		parts = append(parts, fmt.Sprintf(" %s %+.1f", name, c.Cross.CPUByProcess[name]-c.Single.CPUByProcess[name]))
 	}
 	b.WriteString(strings.Join(parts, ",") + ". Latency rate: half of single-node's maximum in this run.\n")
+	if c.Cross.NATSMsgsPerRT > 0 {
+		fmt.Fprintf(&b, "NATS messages published per cross-node round trip: %.2f (two would be one per relayed message).\n", c.Cross.NATSMsgsPerRT)
+	}
 	var notes []string
 	for _, p := range []struct {
 		name string
@@ -310,3 +328,34 @@ func (c *Cluster) conns() int {
 	}
 	return c.Conns
 }
+
+// natsPublished sums switchboard_cluster_messages_total{direction="out"}
+// over the brokers of paths (dev mode: /metrics is open); -1 if unread.
+func natsPublished(ctx context.Context, paths ...*running) float64 {
+	total := 0.0
+	for _, p := range paths {
+		host := strings.SplitN(strings.TrimPrefix(p.wsBase, "ws://"), "/", 2)[0]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return -1
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return -1
+		}
+		m := natsOutLine.FindSubmatch(body)
+		if m == nil {
+			return -1
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			return -1
+		}
+		total += v
+	}
+	return total
+}
+
+var natsOutLine = regexp.MustCompile(`(?m)^switchboard_cluster_messages_total\{direction="out"\} (\S+)$`)
