@@ -7,7 +7,8 @@
 //
 // Scenarios: echo ping-pong throughput with server CPU per round trip,
 // latency at a fixed rate, connect rate, idle memory per connection,
-// fan-out delivery time, and cross-node relay in a cluster. Targets are
+// fan-out delivery time (to the kernel's receive timestamp on each client's
+// socket, see fanWatch), and cross-node relay in a cluster. Targets are
 // measured interleaved, in rounds, and the median of the rounds is
 // reported, because the machine is small and noisy. "The best proxy" in the
 // goals is, figure by figure, the best of the four nginx and HAProxy runs.

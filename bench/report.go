@@ -103,8 +103,12 @@ type Fanout struct {
 	Delivered  int     `json:"delivered"`
 	DeliveryMs float64 `json:"delivery_ms"`
 	P50Ms      float64 `json:"p50_ms"`
-	Skip       string  `json:"skip,omitempty"`
-	Error      string  `json:"error,omitempty"`
+	// CPUMs is the target's CPU time (all its processes) from the trigger
+	// until every client had the message, in 10 ms ticks of /proc: a
+	// coarse figure of what the fan-out cost.
+	CPUMs float64 `json:"cpu_ms"`
+	Skip  string  `json:"skip,omitempty"`
+	Error string  `json:"error,omitempty"`
 }
 
 func newReport(cfg Config) *Report {

@@ -352,7 +352,7 @@ func fanoutOf(requested, clients int, res idleResult, err error) *Fanout {
 	case res.fanSkip != "":
 		f.Skip = res.fanSkip
 	default:
-		f.Delivered, f.DeliveryMs, f.P50Ms = res.fanDelivered, res.fanDeliveryMs, res.fanP50Ms
+		f.Delivered, f.DeliveryMs, f.P50Ms, f.CPUMs = res.fanDelivered, res.fanDeliveryMs, res.fanP50Ms, res.fanCPUMs
 	}
 	return f
 }

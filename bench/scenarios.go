@@ -84,44 +84,36 @@ type idleResult struct {
 	rssPerConn      float64 // bytes, all target processes
 	relayRSSPerConn float64 // bytes, relay processes only
 	fanDelivered    int
-	fanDeliveryMs   float64 // trigger to last client receiving
+	fanDeliveryMs   float64 // trigger to the last client's kernel receiving the frame
 	fanP50Ms        float64
+	fanCPUMs        float64 // the target's CPU time from the trigger to the watch's end
 	fanSkip         string
 }
 
 // runIdle opens n idle connections to url (spread over source addresses),
 // reads the target's RSS growth per connection and, when fan is set and the
 // target has a fan-out trigger (a broadcast URL or a push service), has the
-// service send one message to all of them and times the delivery.
+// service send one message to all of them and times the delivery: from
+// just before the trigger to the kernel's receive timestamp of each
+// client's frame. The clients that time a fan-out are raw sockets (see
+// fanWatch), the others d's.
 func runIdle(ctx context.Context, r *running, d *dialer, url string, n int, fan bool, settle time.Duration) (idleResult, error) {
 	res := idleResult{conns: n}
 	baseAll, baseRelay := r.usage()
-	cs, err := d.dialMany(ctx, url, n, 64)
-	if err != nil {
-		return res, fmt.Errorf("open %d idle connections: %w", n, err)
-	}
-	defer closeAll(cs)
 	doFan := fan && (r.broadcast != "" || r.fan != nil)
-	got := make([]int64, n) // unix ns of the broadcast's arrival, 0 until then
-	var arrived atomic.Int64
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if doFan {
-		for i, c := range cs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, rd, err := c.Reader(rctx)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, rd)
-				atomic.StoreInt64(&got[i], time.Now().UnixNano())
-				arrived.Add(1)
-			}()
+	var w *fanWatch
+	if doFan { // the fan-out's clients: raw sockets in the watch (see fanWatch)
+		var err error
+		if w, err = dialFan(ctx, url, n, 64); err != nil {
+			return res, fmt.Errorf("open %d idle connections: %w", n, err)
 		}
+		defer w.close()
+	} else {
+		cs, err := d.dialMany(ctx, url, n, 64)
+		if err != nil {
+			return res, fmt.Errorf("open %d idle connections: %w", n, err)
+		}
+		defer closeAll(cs)
 	}
 	select {
 	case <-time.After(settle): // let the target's memory settle before reading it
@@ -141,20 +133,17 @@ func runIdle(ctx context.Context, r *running, d *dialer, url string, n int, fan 
 		res.fanSkip = "no broadcast trigger for this target"
 		return res, nil
 	}
+	cpu0, _ := r.usage()
 	t0 := time.Now()
 	if err := triggerFan(ctx, r); err != nil {
 		return res, err
 	}
-	_ = pollUntil(ctx, 30*time.Second, func(context.Context) error {
-		if a := arrived.Load(); a < int64(n) {
-			return fmt.Errorf("%d of %d clients got the broadcast", a, n)
-		}
-		return nil
-	})
-	cancel()
+	got := w.wait(ctx, fanFrameLen, time.Now().Add(30*time.Second))
+	cpu1, _ := r.usage()
+	res.fanCPUMs = (cpu1.cpuSeconds - cpu0.cpuSeconds) * 1e3
 	var ds []float64
-	for i := range got {
-		if t := atomic.LoadInt64(&got[i]); t != 0 {
+	for _, t := range got {
+		if t != 0 {
 			ds = append(ds, float64(t-t0.UnixNano())/1e6)
 		}
 	}
@@ -167,8 +156,12 @@ func runIdle(ctx context.Context, r *running, d *dialer, url string, n int, fan 
 	return res, nil
 }
 
-// fanMessageSize is the size of the fan-out message.
-const fanMessageSize = 64
+// fanMessageSize is the size of the fan-out message; fanFrameLen is its
+// unmasked server frame (2-byte header).
+const (
+	fanMessageSize = 64
+	fanFrameLen    = 2 + fanMessageSize
+)
 
 // triggerFan has the target's service send one message to all its fan-out
 // clients: the harness's SDK service pushes (Switchboard), the echo server
