@@ -218,6 +218,24 @@ func (r *Report) Goals() []Goal {
 	}
 	gs = append(gs, atLeast("≥ 5,000 connects/s including the accept round trip", cps > 0, cps, 5000, fmt.Sprintf("%.0f/s", cps)))
 	gs = append(gs, r.memoryGoal(sb, atMost))
+	// wss:// and permessage-deflate idle memory have no bound: the goal is
+	// that they are measured and published.
+	for _, vg := range []struct{ name, text string }{
+		{VariantWSS, "wss:// clients' idle memory measured and published (no bound)"},
+		{VariantDeflate, "permessage-deflate clients' idle memory measured and published (no bound)"},
+	} {
+		var v *IdleVariant
+		for i := range r.Variants {
+			if r.Variants[i].Name == vg.name && r.Variants[i].Error == "" && r.Variants[i].Conns > 0 {
+				v = &r.Variants[i]
+			}
+		}
+		fig := ""
+		if v != nil {
+			fig = fmt.Sprintf("%s KiB of broker RSS per connection at %d conns", fmtFloat(v.RelayRSSPerConnBytes/1024), v.Conns)
+		}
+		gs = append(gs, judge(vg.text, v != nil, true, fig, 0))
+	}
 	var fan *Fanout
 	if sb != nil {
 		fan = sb.Fanout
