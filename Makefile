@@ -40,9 +40,9 @@ fuzz:
 bench:
 	go run ./bench/cmd/loadgen -mode full -v -doc docs/BENCHMARKS.md
 
-# Quick benchmark (about 9 minutes): 3 rounds, idle memory at 10,000 (all
+# Quick benchmark (about 10 minutes): 3 rounds, idle memory at 10,000 (all
 # targets), Switchboard's curve at 1,000, 5,000 and 19,000 and its wss:// and
-# permessage-deflate idle memory, the soak for 2 minutes; publishes
+# permessage-deflate idle memory, the soak for 3 minutes; publishes
 # its report as bench/results/published.json and into docs/BENCHMARKS.md.
 bench-quick:
 	go run ./bench/cmd/loadgen -mode quick -v -doc docs/BENCHMARKS.md -out bench/results/published.json

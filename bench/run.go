@@ -46,17 +46,17 @@ var Modes = map[string]Mode{
 	"smoke": {Name: "smoke", Rounds: 1, EchoDur: 300 * time.Millisecond, LatencyDur: 300 * time.Millisecond,
 		ConnectDur: 200 * time.Millisecond, EchoConns: []int{4, 16}, LatencyConns: 16, ConnectPar: 4,
 		IdleConns: []int{200}, Settle: 100 * time.Millisecond, ClusterConns: 8, ClusterDur: 300 * time.Millisecond,
-		Soak: SoakSpec{Idle: 200, Active: 20, Dur: 4 * time.Second, Samples: 8, Pace: 20 * time.Millisecond, PingInterval: time.Second}},
+		Soak: SoakSpec{Idle: 200, Active: 20, Dur: 4 * time.Second, Every: 250 * time.Millisecond, Pace: 20 * time.Millisecond, PingInterval: time.Second}},
 	"quick": {Name: "quick", Rounds: 3, EchoDur: 2 * time.Second, LatencyDur: 2 * time.Second,
 		ConnectDur: time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
 		IdleConns: []int{10000}, CurveConns: []int{1000, 5000, 19000}, Variants: true,
 		Settle: time.Second, ClusterConns: 50, ClusterDur: 2 * time.Second, Install: true, Plots: true,
-		Soak: SoakSpec{Idle: 15000, Active: 500, Dur: 2 * time.Minute, Samples: 24, Pace: 100 * time.Millisecond, PingInterval: 10 * time.Second}},
+		Soak: SoakSpec{Idle: 15000, Active: 500, Dur: 3 * time.Minute, Every: time.Second, Pace: 100 * time.Millisecond, PingInterval: 10 * time.Second}},
 	"full": {Name: "full", Rounds: 5, EchoDur: 5 * time.Second, LatencyDur: 5 * time.Second,
 		ConnectDur: 3 * time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
 		IdleConns: []int{10000, 100000}, CurveConns: []int{1000, 5000, 19000}, Variants: true,
 		Settle: 2 * time.Second, ClusterConns: 50, ClusterDur: 5 * time.Second, Install: true, Plots: true,
-		Soak: SoakSpec{Idle: 15000, Active: 500, Dur: 10 * time.Minute, Samples: 60, Pace: 100 * time.Millisecond, PingInterval: 10 * time.Second}},
+		Soak: SoakSpec{Idle: 15000, Active: 500, Dur: 10 * time.Minute, Every: time.Second, Pace: 100 * time.Millisecond, PingInterval: 10 * time.Second}},
 }
 
 // MessageSize is the ping-pong and latency payload.
@@ -334,7 +334,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// running.
 	if slices.Contains(names, Switchboard) && m.Soak.Idle > 0 && cfg.runs("soak") {
 		rep.Soak = runSoak(ctx, e, m.Soak, fdLimit)
-		e.log.Info("soak done", "flat", rep.Soak.Flat(), "rss_peak_growth_pct", rep.Soak.RSSPeakGrowthPct,
+		e.log.Info("soak done", "flat", rep.Soak.Flat(), "rss_mean_growth_pct", rep.Soak.RSSMeanGrowthPct,
 			"goroutines_min", rep.Soak.GoroutinesMin, "goroutines_max", rep.Soak.GoroutinesMax, "failures", rep.Soak.Failures, "err", rep.Soak.Error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
