@@ -266,7 +266,7 @@ func (r *Report) soakGoal(judge func(string, bool, bool, string, float64) Goal) 
 	if s == nil || s.Error != "" || s.Idle < 15000 || s.Active < 500 || len(s.Samples) == 0 {
 		return judge(text, false, false, "", 0)
 	}
-	fig := fmt.Sprintf("%s: mean RSS %.1f → %.1f MiB, %+.1f %% (first half against second; slope %+.1f %% over the second half), goroutines %d–%d (%d before, %d after), %d failures, %d idle clients lost",
+	fig := fmt.Sprintf("%s: mean RSS %.1f → %.1f MiB, %+.1f %% (second half against first; slope %+.1f %% over the second half), goroutines %d–%d (%d before, %d after), %d failures, %d idle clients lost",
 		time.Duration(s.DurationSec*float64(time.Second)), s.RSSFirstMean/(1<<20), s.RSSSecondMean/(1<<20), s.RSSMeanGrowthPct, s.RSSGrowthPct, s.GoroutinesMin, s.GoroutinesMax,
 		s.BaselineGoroutines, s.AfterGoroutines, s.Failures, s.IdleLost)
 	return judge(text, true, s.Flat(), fig, (1+s.RSSMeanGrowthPct/100)/(1+soakMaxGrowthPct/100))
