@@ -64,24 +64,13 @@ type env struct {
 	conns []*websocket.Conn // clients to cut before shutdown
 }
 
-func writeConfig(t *testing.T, path string, f *config.File) {
-	t.Helper()
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // startEnv writes cfg to dir/config.json (when not nil) and starts a
 // broker on it the way `switchboard serve --config` does.
 func startEnv(t *testing.T, dir string, cfg *config.File) *env {
 	t.Helper()
 	e := &env{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.json"), done: make(chan struct{})}
 	if cfg != nil {
-		writeConfig(t, e.cfgPath, cfg)
+		testutil.WriteConfig(t, e.cfgPath, cfg)
 	}
 	c, err := config.Load(e.cfgPath)
 	if err != nil {
@@ -589,7 +578,7 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 	e, s := newEnv(t)
 	open := e.mustConnect("wsapp://chat/", s["notes"])
 
-	writeConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s /* admits nobody */)})
+	testutil.WriteConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s /* admits nobody */)})
 	e.admin(http.MethodPost, "/.switchboard/v1/reload", nil, nil)
 	mustEcho(t, open, "still here")
 	e.refusedLike(appPath("chat", "/"), "not_admitted", bearer(s["notes"]))
@@ -610,7 +599,7 @@ func TestReloadChangesPermissionsForNewConnectionsOnly(t *testing.T) {
 	}
 	e.refusedLike(appPath("chat", "/"), "not_admitted", bearer(s["notes"]))
 
-	writeConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s, "notes")})
+	testutil.WriteConfig(t, e.cfgPath, &config.File{AdminToken: adminSecret, Apps: testApps(s, "notes")})
 	e.admin(http.MethodPost, "/.switchboard/v1/reload", nil, nil)
 	e.mustConnect("wsapp://chat/", s["notes"])
 	mustEcho(t, open, "and still")

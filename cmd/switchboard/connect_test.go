@@ -22,7 +22,7 @@ func TestConnectLikeWebsocat(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		fmt.Fprintf(&in, "line %d\n", i)
 	}
-	out, stderr, code := runCLI(t, in.String(), nil, "connect", b.ws+"/svc/echo/x", "--ping-interval", "20ms", "-H", "X-Test: 1")
+	out, stderr, code := testutil.Run(t, in.String(), nil, "connect", b.ws+"/svc/echo/x", "--ping-interval", "20ms", "-H", "X-Test: 1")
 	if code != 0 || out != in.String() {
 		t.Fatalf("connect exited %d and printed %d of %d bytes; stderr %q", code, len(out), in.Len(), stderr)
 	}
@@ -31,7 +31,7 @@ func TestConnectLikeWebsocat(t *testing.T) {
 	}
 
 	payload := []byte{0, 1, 2, 0xff, '\n', 0x80}
-	out, stderr, code = runCLI(t, string(payload), nil, "connect", b.ws+"/svc/echo/bin", "--binary")
+	out, stderr, code = testutil.Run(t, string(payload), nil, "connect", b.ws+"/svc/echo/bin", "--binary")
 	if code != 0 || !bytes.Equal([]byte(out), payload) {
 		t.Fatalf("--binary: exit %d, got %x want %x; %s", code, out, payload, stderr)
 	}

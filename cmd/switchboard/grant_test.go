@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,18 +13,10 @@ import (
 	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
-// runOut runs the binary to completion and returns its stdout.
+// runOut runs the binary to completion and returns its stdout, trimmed.
 func runOut(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := testutil.Command(t, args...).Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("switchboard %s: %v\n%s", strings.Join(args, " "), err, msg)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(testutil.MustRun(t, "", nil, args...))
 }
 
 // TestGrantMintListenRotate: a production broker (config file, no --dev)

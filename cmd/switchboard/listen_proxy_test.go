@@ -65,7 +65,7 @@ func TestListenToProxyHeaders(t *testing.T) {
 		t.Fatalf("--bad-gateway with the backend down: %v %v", resp, err)
 	}
 
-	if _, e, code := runCLI(t, "", nil, "listen", b.ws+"/svc/x/", "--to", "http//nope"); code != 2 || !strings.Contains(e, "want a ws:// or wss:// URL") {
+	if _, e, code := testutil.Run(t, "", nil, "listen", b.ws+"/svc/x/", "--to", "http//nope"); code != 2 || !strings.Contains(e, "want a ws:// or wss:// URL") {
 		t.Fatalf("bad --to: %d %s", code, e)
 	}
 }

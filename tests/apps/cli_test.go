@@ -57,30 +57,30 @@ func TestCLIAppsEndToEnd(t *testing.T) {
 	listenEcho(t, b, "/chat/", s["chat"])
 	admin := []string{"--broker", b.url, "--admin-token", adminSecret}
 
-	out := mustRun(t, "hello chat\n", nil, "connect", "wsapp://chat/room", "--broker", b.ws(), "--credential", s["notes"])
+	out := testutil.MustRun(t, "hello chat\n", nil, "connect", "wsapp://chat/room", "--broker", b.ws(), "--credential", s["notes"])
 	if strings.TrimSpace(out) != "hello chat" {
 		t.Fatalf("connect wsapp://chat/room as notes printed %q", out)
 	}
-	if _, _, err := run(t, "x\n", nil, "connect", "wsapp://chat/room", "--broker", b.ws(), "--credential", s["camera"]); err == nil {
+	if _, _, code := testutil.Run(t, "x\n", nil, "connect", "wsapp://chat/room", "--broker", b.ws(), "--credential", s["camera"]); code == 0 {
 		t.Fatal("camera reached chat without a token")
 	}
 
-	if _, errOut, err := run(t, "", nil, "token", "issue", "--holder", "camera", "--target", "chat", "--broker", b.url, "--admin-token", "wrong"); err == nil || !strings.Contains(errOut, "401") {
-		t.Fatalf("token issue with a wrong admin token: %v %s", err, errOut)
+	if _, errOut, code := testutil.Run(t, "", nil, "token", "issue", "--holder", "camera", "--target", "chat", "--broker", b.url, "--admin-token", "wrong"); code == 0 || !strings.Contains(errOut, "401") {
+		t.Fatalf("token issue with a wrong admin token: exit %d %s", code, errOut)
 	}
-	tok := strings.TrimSpace(mustRun(t, "", nil, append([]string{"token", "issue", "--holder", "camera", "--target", "chat", "--ttl", "1h"}, admin...)...))
+	tok := strings.TrimSpace(testutil.MustRun(t, "", nil, append([]string{"token", "issue", "--holder", "camera", "--target", "chat", "--ttl", "1h"}, admin...)...))
 	if len(tok) != apps.TokenLen {
 		t.Fatalf("token issue printed %q", tok)
 	}
-	out = mustRun(t, "with a token\n", []string{"SWITCHBOARD_CREDENTIAL=" + s["camera"]}, "connect", "wsapp://"+tok+"/", "--broker", b.ws())
+	out = testutil.MustRun(t, "with a token\n", []string{"SWITCHBOARD_CREDENTIAL=" + s["camera"]}, "connect", "wsapp://"+tok+"/", "--broker", b.ws())
 	if strings.TrimSpace(out) != "with a token" {
 		t.Fatalf("connect with the token printed %q", out)
 	}
-	list := mustRun(t, "", []string{"SWITCHBOARD_ADMIN_TOKEN=" + adminSecret}, "token", "list", "--broker", b.url)
+	list := testutil.MustRun(t, "", []string{"SWITCHBOARD_ADMIN_TOKEN=" + adminSecret}, "token", "list", "--broker", b.url)
 	if !strings.Contains(list, "camera") || !strings.Contains(list, "chat") {
 		t.Fatalf("token list:\n%s", list)
 	}
-	mustRun(t, "", nil, append([]string{"token", "revoke", "--holder", "camera", "--target", "chat"}, admin...)...)
+	testutil.MustRun(t, "", nil, append([]string{"token", "revoke", "--holder", "camera", "--target", "chat"}, admin...)...)
 	if canReach(b, "wsapp://"+tok+"/", s["camera"]) {
 		t.Fatal("the revoked token still works")
 	}
@@ -95,7 +95,7 @@ func TestCLIAppsEndToEnd(t *testing.T) {
 // TestAppNew: `switchboard app new` prints a secret and the hash that
 // authenticates it.
 func TestAppNew(t *testing.T) {
-	out := mustRun(t, "", nil, "app", "new")
+	out := testutil.MustRun(t, "", nil, "app", "new")
 	var secret, hash string
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(line, ":")
@@ -125,7 +125,7 @@ func TestReloadBySIGHUPAndCLI(t *testing.T) {
 		t.Fatal("chat admitted notes before the reload")
 	}
 
-	writeConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s, "notes")})
+	testutil.WriteConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s, "notes")})
 	if err := b.p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +139,8 @@ func TestReloadBySIGHUPAndCLI(t *testing.T) {
 	}
 	defer open.CloseNow()
 
-	writeConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s)})
-	mustRun(t, "", nil, "reload", "--broker", b.url, "--admin-token", adminSecret)
+	testutil.WriteConfig(t, b.cfgPath, &config.File{AdminToken: adminSecret, Apps: cliApps(s)})
+	testutil.MustRun(t, "", nil, "reload", "--broker", b.url, "--admin-token", adminSecret)
 	if canReach(b, "wsapp://chat/", s["notes"]) {
 		t.Fatal("a new connection was admitted after the reload took notes out")
 	}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -76,6 +77,49 @@ func Command(t testing.TB, args ...string) *exec.Cmd {
 	cmd := exec.Command(SwitchboardBinary(t), args...)
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_CREDENTIAL=", "SWITCHBOARD_ADMIN_TOKEN=")
 	return cmd
+}
+
+// Run runs the switchboard binary (Command) with args to its end, stdin
+// fed in and env added, and returns its stdout, its stderr and its exit
+// code. It fails the test if the binary cannot run or takes longer than
+// three times Patience.
+func Run(t testing.TB, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*Patience)
+	defer cancel()
+	cmd := Command(t, args...)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start switchboard %s: %v", strings.Join(args, " "), err)
+	}
+	go func() { <-ctx.Done(); _ = cmd.Process.Kill() }()
+	err := cmd.Wait()
+	if ctx.Err() == context.DeadlineExceeded {
+		t.Fatalf("switchboard %s did not end in %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), 3*Patience, o.String(), e.String())
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("switchboard %s: %v", strings.Join(args, " "), err)
+	}
+	return o.String(), e.String(), code
+}
+
+// MustRun is Run that fails the test, showing both outputs, unless the
+// binary exits 0; it returns stdout.
+func MustRun(t testing.TB, stdin string, env []string, args ...string) string {
+	t.Helper()
+	out, errOut, code := Run(t, stdin, env, args...)
+	if code != 0 {
+		t.Fatalf("switchboard %s exited %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
 }
 
 // Process is a running process whose stderr lines are collected.

@@ -4,15 +4,19 @@
 // fresh app secrets, an in-process broker (StartBroker), and the
 // switchboard binary built once per test run with one way to start its
 // processes and learn where they listen (BuildSwitchboard, Command, Start,
-// StartProcess, Process.URL, StartServe, StartListen), and a private CA
-// for TLS tests (NewCA, CA.Issue).
+// StartProcess, Process.URL, StartServe, StartListen) or to run it to its
+// end (Run, MustRun), a config file writer (WriteConfig), and a private
+// CA for TLS tests (NewCA, CA.Issue).
 package testutil
 
 import (
+	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/apps"
+	"github.com/switchboard-dev/switchboard/config"
 )
 
 // WaitFor polls cond every few milliseconds until it holds, and fails the
@@ -58,4 +62,16 @@ func (s AppSecrets) Hash(id string) string {
 		panic(err) // a fresh secret always hashes
 	}
 	return h
+}
+
+// WriteConfig writes f as a config file (JSON, mode 0600) to path.
+func WriteConfig(t testing.TB, path string, f *config.File) {
+	t.Helper()
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
