@@ -112,7 +112,7 @@ func checkSoak(t *testing.T, rep *Report, switchboard bool) {
 		t.Errorf("soak: %d samples, want about %d", len(s.Samples), spec.Dur/spec.Every)
 	case s.RoundTrips == 0 || s.Sessions == 0:
 		t.Errorf("soak: no round trips (%d) or sessions (%d)", s.RoundTrips, s.Sessions)
-	case s.GoroutinesMax > s.BaselineGoroutines+s.Active+10:
+	case s.GoroutinesMax > s.GoroutineLimit():
 		t.Errorf("soak: up to %d goroutines with %d idle and %d active clients, %d before: idle clients hold goroutines", s.GoroutinesMax, s.Idle, s.Active, s.BaselineGoroutines)
 	case s.AfterGoroutines > s.BaselineGoroutines+5:
 		t.Errorf("soak: %d goroutines after the clients closed, %d before", s.AfterGoroutines, s.BaselineGoroutines)
@@ -295,5 +295,52 @@ func TestResultsDocGoals(t *testing.T) {
 	}
 	if len(plots) < 4 {
 		t.Errorf("plots %v: want throughput, latency, idle memory and soak", plots)
+	}
+}
+
+// TestSoakJudge checks what the soak calls flat: a sawtooth of ±15 % with
+// no trend is flat; RSS that climbs through the run, a goroutine per idle
+// client, goroutines left behind, a failure or a lost idle client are not.
+func TestSoakJudge(t *testing.T) {
+	run := func(rss func(sec int) float64, goroutines func(sec int) int) *Soak {
+		s := &Soak{Idle: 15000, Active: 500, BaselineGoroutines: 16, AfterGoroutines: 16}
+		for sec := range 600 {
+			s.Samples = append(s.Samples, SoakSample{Sec: float64(sec), RSSBytes: uint64(rss(sec)), Goroutines: goroutines(sec), HeapInuseBytes: 1})
+		}
+		s.summarize()
+		return s
+	}
+	const base = 95 << 20
+	saw := func(sec int) float64 { return base * (1 + 0.15*float64(sec%37-18)/18) }
+	few := func(sec int) int { return 16 + sec%40 }
+	if s := run(saw, few); !s.Flat() {
+		t.Errorf("a sawtooth with no trend is not flat: mean growth %.1f %%, goroutines %d-%d", s.RSSMeanGrowthPct, s.GoroutinesMin, s.GoroutinesMax)
+	}
+	leak := func(sec int) float64 { return saw(sec) + float64(sec*60<<10) } // 60 KiB/s: +35 MiB over 10 minutes
+	if s := run(leak, few); s.Flat() {
+		t.Errorf("RSS growing 60 KiB/s is flat: mean growth %.1f %%", s.RSSMeanGrowthPct)
+	}
+	perConn := func(sec int) int { return 16 + 15000 }
+	if s := run(saw, perConn); s.Flat() {
+		t.Errorf("a goroutine per idle client is flat")
+	}
+	climbing := func(sec int) int { return 16 + sec }
+	if s := run(saw, climbing); s.Flat() {
+		t.Errorf("goroutines climbing from 16 to 615 are flat")
+	}
+	s := run(saw, few)
+	s.AfterGoroutines = 40
+	if s.Flat() {
+		t.Error("goroutines left behind after the clients closed are flat")
+	}
+	s = run(saw, few)
+	s.Failures = 1
+	if s.Flat() {
+		t.Error("a failed round trip is flat")
+	}
+	s = run(saw, few)
+	s.IdleLost = 3
+	if s.Flat() {
+		t.Error("idle clients cut by the broker are flat")
 	}
 }

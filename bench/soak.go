@@ -95,17 +95,17 @@ type SoakSample struct {
 // most this much above the first half's.
 const soakMaxGrowthPct = 10.0
 
-// GoroutineRangeLimit is the largest max−min goroutine count that is flat:
-// an idle client holds no goroutine and an active one at most one, while
-// its handshake runs (net/http's handler, until the service accepts), so
-// one per active client, and a few for timers that fire.
-func (s *Soak) GoroutineRangeLimit() int { return s.Active + 10 }
+// GoroutineLimit is the most goroutines a flat run has: its baseline (the
+// count before any client), one per active client, which holds one only
+// while its handshake runs (net/http's handler, until the service
+// accepts), and 10 for timers that fire. An idle client holds none.
+func (s *Soak) GoroutineLimit() int { return s.BaselineGoroutines + s.Active + 10 }
 
 // Flat says whether the soak held: no failures, no idle client lost, RSS
 // and goroutines flat, and the goroutines back to the baseline after.
 func (s *Soak) Flat() bool {
 	return s.Error == "" && s.Failures == 0 && s.IdleLost == 0 && len(s.Samples) >= 4 &&
-		s.RSSMeanGrowthPct <= soakMaxGrowthPct && s.GoroutinesMax-s.GoroutinesMin <= s.GoroutineRangeLimit() &&
+		s.RSSMeanGrowthPct <= soakMaxGrowthPct && s.GoroutinesMax <= s.GoroutineLimit() &&
 		s.AfterGoroutines <= s.BaselineGoroutines+5
 }
 
@@ -477,7 +477,7 @@ func (s *Soak) Markdown() string {
 		fmt.Fprintf(&b, "| broker RSS, first and last sample | %.1f → %.1f MiB |\n", mibOf(s.Samples[0].RSSBytes), mibOf(s.Samples[n-1].RSSBytes))
 		fmt.Fprintf(&b, "| broker heap in use, first and last sample | %.1f → %.1f MiB |\n", mibOf(s.Samples[0].HeapInuseBytes), mibOf(s.Samples[n-1].HeapInuseBytes))
 	}
-	fmt.Fprintf(&b, "| broker goroutines: min–max over the run (goal: range ≤ %d, one per active client and 10) | %d–%d |\n", s.GoroutineRangeLimit(), s.GoroutinesMin, s.GoroutinesMax)
+	fmt.Fprintf(&b, "| broker goroutines: min–max over the run (goal: at most %d, the baseline, one per active client and 10) | %d–%d |\n", s.GoroutineLimit(), s.GoroutinesMin, s.GoroutinesMax)
 	fmt.Fprintf(&b, "| broker goroutines: before the clients, after they closed | %d, %d |\n", s.BaselineGoroutines, s.AfterGoroutines)
 	fmt.Fprintf(&b, "| round trips, sessions, failures | %d, %d, %d |\n", s.RoundTrips, s.Sessions, s.Failures)
 	fmt.Fprintf(&b, "| idle clients the broker closed | %d |\n", s.IdleLost)
