@@ -85,7 +85,7 @@ func TestSmoke(t *testing.T) {
 }
 
 // checkSoak checks the smoke run's soak: a production broker in its own
-// process held every idle client (answering pings every second) while the
+// process held every idle client (answering pings every 2 s) while the
 // active ones echoed without a failure, its goroutines did not grow with
 // the idle clients and came back to the baseline once they closed, and the
 // broker was sampled throughout.

@@ -46,7 +46,7 @@ var Modes = map[string]Mode{
 	"smoke": {Name: "smoke", Rounds: 1, EchoDur: 300 * time.Millisecond, LatencyDur: 300 * time.Millisecond,
 		ConnectDur: 200 * time.Millisecond, EchoConns: []int{4, 16}, LatencyConns: 16, ConnectPar: 4,
 		IdleConns: []int{200}, Settle: 100 * time.Millisecond, ClusterConns: 8, ClusterDur: 300 * time.Millisecond,
-		Soak: SoakSpec{Idle: 200, Active: 20, Dur: 4 * time.Second, Every: 250 * time.Millisecond, Pace: 20 * time.Millisecond, PingInterval: time.Second}},
+		Soak: SoakSpec{Idle: 200, Active: 20, Dur: 5 * time.Second, Every: 250 * time.Millisecond, Pace: 20 * time.Millisecond, PingInterval: 2 * time.Second}},
 	"quick": {Name: "quick", Rounds: 3, EchoDur: 2 * time.Second, LatencyDur: 2 * time.Second,
 		ConnectDur: time.Second, EchoConns: []int{50, 1000}, LatencyConns: 50, ConnectPar: 16,
 		IdleConns: []int{10000}, CurveConns: []int{1000, 5000, 19000}, Variants: true,
