@@ -1,11 +1,13 @@
 // Command loadgen runs Switchboard's benchmark harness: it builds the echo
 // server and the switchboard CLI, starts every target on loopback (direct,
-// Switchboard, nginx, Pushpin) and the cluster scenario's two clustered
-// brokers over Debian's nats-server, runs the scenarios interleaved, prints the
-// ratio table and writes the JSON report (and, in quick and full mode, the
-// plots and docs/BENCHMARKS.md's results).
+// Switchboard, nginx and HAProxy with one and two workers or threads,
+// Pushpin), the cluster scenario's two clustered brokers over Debian's
+// nats-server and the soak's production broker, runs the scenarios, prints
+// the ratio table and the goals, and writes the JSON report (and, in quick
+// and full mode, the plots and, with -doc, docs/BENCHMARKS.md's results).
 //
 //	go run ./bench/cmd/loadgen -mode quick
+//	go run ./bench/cmd/loadgen -mode full -scenarios soak -targets switchboard -soak 10m
 package main
 
 import (
