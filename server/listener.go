@@ -38,7 +38,10 @@ type ListenerLimits struct {
 // limits. Connections it returns release their slot when closed; they
 // implement syscall.Conn and NetConn() like the connections of ln. The
 // Server must be served through HTTPServer, whose ConnContext tells the
-// listener when a connection's first request headers arrived.
+// listener when a connection's first request headers arrived. On Linux a
+// plain TCP connection reads and writes with raw system calls inside Go's
+// poller (see rawIO): a service link's batched writes no longer hand the
+// scheduler's P to another thread.
 func (s *Server) Listener(ln net.Listener, lim ListenerLimits) net.Listener {
 	if lim.MaxFiles <= 0 {
 		lim.MaxFiles = fileLimit()
@@ -64,6 +67,7 @@ type limitConn struct {
 	net.Conn
 	l    *limitListener
 	addr netip.Addr
+	raw  *rawIO // Linux, plain TCP: reads and writes (see rawIO); nil: Conn's
 
 	once  sync.Once
 	shake *list.Element // in l.shaking while the handshake is in progress; guarded by l.mu
@@ -108,7 +112,7 @@ func (l *limitListener) admit(c net.Conn) *limitConn {
 			return nil
 		}
 	}
-	lc := &limitConn{Conn: c, l: l, addr: addr}
+	lc := &limitConn{Conn: c, l: l, addr: addr, raw: newRawIO(c)}
 	l.perAddr[addr]++
 	l.open++
 	lc.shake = l.shaking.PushBack(lc)
@@ -148,6 +152,20 @@ func itoa(n int) string {
 		b[i] = byte('0' + n%10)
 	}
 	return string(b[i:])
+}
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Read(p)
+	}
+	return c.raw.read(p)
+}
+
+func (c *limitConn) Write(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Write(p)
+	}
+	return c.raw.write(p)
 }
 
 // handshaken marks the connection's first request headers as arrived: it
