@@ -174,9 +174,10 @@ export interface Handshake {
 export interface ConnectionHandler {
   /**
    * Changes the response (add headers; pick a subprotocol with
-   * Sec-WebSocket-Protocol; a status other than 101 answers with that HTTP
-   * response) or returns null to cancel: the client then gets the same bytes
-   * as for a URL no service owns.
+   * Sec-WebSocket-Protocol, one the client offered: another refuses the
+   * client and fires error on the BrowserSocket; a status other than 101
+   * answers with that HTTP response) or returns null to cancel: the client
+   * then gets the same bytes as for a URL no service owns.
    */
   handshakeResponseLoop?(interceptedResponse: Handshake): Handshake | null | Promise<Handshake | null>;
   onopen?: ((ev: Event) => any) | null;

@@ -245,10 +245,18 @@ export class BrowserSocket extends EventTarget {
       return { respond: { status, headers, body: Uint8Array.from(response.body ?? []) } };
     }
     const chosen = headers.find((h) => /^sec-websocket-protocol$/i.test(h.name))?.value ?? '';
+    if (chosen !== '' && !req.protocols.includes(chosen)) {
+      // A client fails a handshake that names a subprotocol it did not offer
+      // (RFC 6455 section 4.1), so it is refused here, loudly, rather than
+      // accepted with another subprotocol than the handler chose.
+      this.handlerError(new Error(`BrowserSocket: the handler chose the subprotocol "${chosen}", ` +
+        `which the client did not offer (it offered ${JSON.stringify(req.protocols)}); the client was refused`));
+      return { reject: true };
+    }
     this._pending.set(req.channel, handler);
     return {
       accept: {
-        protocol: req.protocols.includes(chosen) ? chosen : '',
+        protocol: chosen,
         headers: headers.filter((h) => !BROKER_HEADERS.test(h.name)),
       },
     };

@@ -25,8 +25,9 @@ test('handshakeResponseLoop adds a header the Python client sees', async () => {
   });
   assert.equal(info.port, Number(new URL(BROKER).port));
   assert.match(info.prefix, /^\/.+\/$/);
-  const py = await pythonClient(info.url + 'x?y=1', ['hi']);
+  const py = await pythonClient(info.url + 'x?y=1', ['hi'], ['chat', 'notes']);
   assert.equal(py.headers['X-Served-By'], 'a browser tab');
+  assert.equal(py.protocol, 'notes');
   assert.deepEqual(py.got, ['bs:hi']);
   const req = await page.evaluate(() => requests[0]);
   assert.equal(req.firstLine, `GET ${info.prefix}x?y=1 HTTP/1.1`);
@@ -44,6 +45,24 @@ test('null cancels with the same bytes as no service', async () => {
   const nobody = await rawHandshake(WS_BROKER + '/no-service-here/');
   assert.match(cancelled, /^HTTP\/1\.1 404 /);
   assert.equal(cancelled, nobody);
+});
+
+test('a subprotocol the client did not offer refuses it and tells the page', async () => {
+  const url = await page.evaluate(async () => {
+    window.bsErrors = [];
+    const bs = new sb.BrowserSocket(() => ({
+      handshakeResponseLoop: (r) => { r.headers['Sec-WebSocket-Protocol'] = 'chat'; return r; },
+    }));
+    bs.onerror = (e) => bsErrors.push(e.message);
+    await bs.ready;
+    return bs.url;
+  });
+  const refused = await rawHandshake(url + 'x');
+  const nobody = await rawHandshake(WS_BROKER + '/no-service-here/');
+  assert.equal(refused, nobody);
+  const errors = await page.evaluate(() => bsErrors);
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  assert.match(errors[0], /subprotocol "chat", which the client did not offer/);
 });
 
 test('a handler may answer with its own HTTP response', async () => {

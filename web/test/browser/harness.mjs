@@ -92,8 +92,8 @@ import asyncio, json, sys
 import websockets
 
 async def main():
-    url, sends = sys.argv[1], json.loads(sys.argv[2])
-    async with websockets.connect(url, open_timeout=10) as ws:
+    url, sends, offered = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    async with websockets.connect(url, open_timeout=10, subprotocols=offered or None) as ws:
         out = {"headers": dict(ws.response_headers.raw_items()), "protocol": ws.subprotocol, "got": []}
         for s in sends:
             await ws.send(s)
@@ -104,12 +104,13 @@ asyncio.run(main())
 `;
 
 /**
- * pythonClient runs a Python `websockets` client that sends each message,
- * waits for one reply to each, and reports the response headers.
+ * pythonClient runs a Python `websockets` client (offering subprotocols, if
+ * given) that sends each message, waits for one reply to each, and reports
+ * the response headers and the chosen subprotocol.
  */
-export function pythonClient(url, sends) {
+export function pythonClient(url, sends, subprotocols = []) {
   return new Promise((resolve, reject) => {
-    execFile('/usr/bin/python3', ['-c', PY, url, JSON.stringify(sends)], { timeout: 20000 }, (err, stdout, stderr) => {
+    execFile('/usr/bin/python3', ['-c', PY, url, JSON.stringify(sends), JSON.stringify(subprotocols)], { timeout: 20000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`python websockets client failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout));
     });
