@@ -29,10 +29,15 @@ type Instance struct {
 	label  string    // static
 	remote string    // static
 	since  time.Time // static: attach time on its node's clock, shown, not compared
-	order  uint64    // static: attach order across the cluster (nextOrder)
+	order  uint64    // static: attach order across the cluster (nextOrder; a standby's is set by Registration.attach before it is shared)
 	window int       // static: per-channel unacked bytes it accepts
 	policy policy    // static
 	node   uint64    // static: the node whose link this is (proxies: another node)
+
+	// standby: attached with HelloStandby while an instance with its label
+	// was active (standbyFor); it waits instead of taking over. Static.
+	standby    bool
+	standbyFor uint64
 
 	urlBase    string                 // static after Welcome: the scope URL before PublicURL rewrites it
 	urlUpdates bool                   // static after Welcome: the service asked for URL frames
@@ -271,7 +276,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		return nil, &linkError{protocol.ErrCodeScope, fmt.Sprintf("scope %s is owned by another credential", sc)}
 	}
 	inst.reg = reg
-	reg.attach(inst)
+	reg.attach(inst, h.Flags&protocol.HelloStandby != 0)
 	b.links[inst.id] = inst
 	b.mu.Unlock()
 
@@ -281,7 +286,7 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		public = b.cfg.PublicURL(public)
 	}
 	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
-		PublicURL: public, Active: true, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
+		PublicURL: public, Active: !inst.standby, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
 	// From here PublicURLChanged may tell it a new URL (never before
 	// Welcome); one that changed meanwhile is told now.
 	inst.sentURL.Store(&public)
@@ -291,8 +296,16 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 			inst.sendFrame(&protocol.URL{PublicURL: now})
 		}
 	}
-	b.log.Info("instance attached", "scope", sc.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
-	reg.activate(inst)
+	if inst.standby {
+		// Two copies of one service (two supervisors, a restart script run
+		// twice): the second waits instead of the two taking the scope from
+		// each other forever.
+		b.log.Warn("instance attached as a standby: an instance with the same label is active (a duplicate? a different label, or the service's takeover option, replaces it)",
+			"scope", sc.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote, "active", inst.standbyFor)
+	} else {
+		b.log.Info("instance attached", "scope", sc.String(), "instance", inst.id, "label", h.Label, "remote", inst.remote)
+		reg.activate(inst)
+	}
 	if c := b.cfg.Cluster; c != nil {
 		c.InstanceUp(inst.info())
 	}

@@ -35,12 +35,18 @@ type Registration struct {
 
 // attach adds inst, keeping instances in attach order across nodes (order,
 // then id: no clock is compared), and reports whether it is the newest.
-// Called with b.mu held.
-func (reg *Registration) attach(inst *Instance) bool {
+// With standby (Hello flag HelloStandby), an instance whose label is the
+// live active instance's is placed just before it instead, on every node:
+// it waits, and becomes active when that one goes away; inst.standby says
+// so. Called with b.mu held, before inst is shared.
+func (reg *Registration) attach(inst *Instance, standby bool) bool {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	if reg.gone {
 		return false
+	}
+	if a := reg.active.Load(); standby && a != nil && !a.dead.Load() && a.label == inst.label && a.order > 0 {
+		inst.order, inst.standby, inst.standbyFor = a.order-1, true, a.id
 	}
 	i := len(reg.instances)
 	for i > 0 && inst.before(reg.instances[i-1]) {

@@ -25,7 +25,7 @@ type Hello struct {
 	Protocols  []string // subprotocols (intents) the service accepts, in preference order; empty: none required
 	Origins    []string // admitted origins; empty: any
 	Window     uint64   // bytes of unacknowledged client data the instance accepts per channel; 0: broker default
-	Flags      uint64   // HelloPrivate
+	Flags      uint64   // HelloPrivate, HelloURLUpdates, HelloStandby
 	// Hold, in milliseconds, asks the broker to hold new clients' connects
 	// while the registration has no active instance (a restart), up to
 	// this long (capped by the accept timeout), instead of refusing them

@@ -100,6 +100,12 @@ const (
 	// then tells it whenever the public URL of its scope changes (a port
 	// mapping made, lost or moved). Services without it never get one.
 	HelloURLUpdates uint64 = 1 << 1
+	// HelloStandby asks the broker not to take over from a live active
+	// instance with the same label: the new instance then attaches as a
+	// standby (Welcome.active = 0) and becomes active when that one goes
+	// away. Without it (or with another label) the newest instance takes
+	// over, which is how a new version replaces the old one.
+	HelloStandby uint64 = 1 << 2
 )
 
 // Error codes carried by an Error frame.

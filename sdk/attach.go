@@ -36,7 +36,7 @@ type ServiceState int
 
 const (
 	Attaching   ServiceState = iota // the first attach is under way
-	Attached                        // a link is up (Listener is not nil)
+	Attached                        // a link is up (Listener is not nil; Listener.Active is false while it stands by)
 	Reattaching                     // the link was lost; attaching again with backoff
 	Superseded                      // a newer instance took over; this one drained and detached
 	Closed                          // Close was called, or the broker refused the service for good
@@ -204,9 +204,16 @@ func (s *Service) serve(l *Listener) (superseded bool) {
 	// From the state Welcome gave: a State frame may have changed it
 	// before this loop first looks.
 	wasActive := l.welcome.Active
+	if !wasActive {
+		s.log.Warn("another instance with the same label is active on this scope; standing by (it takes over if that one goes away; give a different label, or Takeover, to replace it)",
+			"scope", s.scopeURL, "label", s.opts.Version, "instance", l.Instance())
+	}
 	for {
 		changed := l.ActiveChanged()
 		active := l.Active()
+		if active && !wasActive {
+			s.log.Info("standby became active", "scope", s.scopeURL, "instance", l.Instance())
+		}
 		if wasActive && !active {
 			s.log.Info("a newer instance took over; finishing and detaching", "scope", s.scopeURL)
 			ctx, cancel := context.WithTimeout(s.ctx, s.opts.DrainTimeout)

@@ -51,7 +51,9 @@ func TestServiceSupersededDrains(t *testing.T) {
 	mustWrite(t, c, websocket.MessageText, "one")
 	mustRead(t, c, websocket.MessageText, "one")
 
-	next, err := sdk.Attach(ctxT(t), tb.url+"/sup/", opts())
+	newer := opts()
+	newer.Version = "v2" // another label takes over
+	next, err := sdk.Attach(ctxT(t), tb.url+"/sup/", newer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,73 @@ func TestServiceSupersededDrains(t *testing.T) {
 	mustRead(t, c, websocket.MessageText, "two")
 	if next.State() != sdk.Attached {
 		t.Fatalf("newer Service state %s", next.State())
+	}
+}
+
+// A second instance with the same label (an accidental copy) stands by
+// instead of taking over: the first keeps serving; when it goes away the
+// standby becomes active and gets the channels. Takeover replaces the
+// active one deliberately.
+func TestServiceSameLabelStandsBy(t *testing.T) {
+	tb := startBroker(t, broker.Limits{})
+	opts := func(takeover bool) *sdk.AttachOptions {
+		return &sdk.AttachOptions{ListenOptions: sdk.ListenOptions{Credential: secret, Logger: tb.log, Version: "v1", Takeover: takeover}}
+	}
+	first, err := sdk.Attach(ctxT(t), tb.url+"/dup/", opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoService(t, first)
+	c := tb.dial("/dup/a")
+	mustWrite(t, c, websocket.MessageText, "one")
+	mustRead(t, c, websocket.MessageText, "one")
+
+	second, err := sdk.Attach(ctxT(t), tb.url+"/dup/", opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoService(t, second)
+	if second.State() != sdk.Attached || second.Listener().Active() {
+		t.Fatalf("the copy: state %s, active %v; want attached, standing by", second.State(), second.Listener().Active())
+	}
+	if !first.Listener().Active() {
+		t.Fatal("the first instance lost the scope to a copy with its label")
+	}
+	mustWrite(t, c, websocket.MessageText, "two")
+	mustRead(t, c, websocket.MessageText, "two")
+	c2 := tb.dial("/dup/b")
+	mustWrite(t, c2, websocket.MessageText, "new")
+	mustRead(t, c2, websocket.MessageText, "new")
+	if a, b := first.Stats().Requests, second.Stats().Requests; a != 2 || b != 0 {
+		t.Fatalf("connect requests: first %d, standby %d; want 2, 0", a, b)
+	}
+
+	// The active one goes: the standby takes over with the channel.
+	first.Close()
+	testutil.Eventually(t, "the standby to become active", func() bool {
+		l := second.Listener()
+		return l != nil && l.Active()
+	})
+	mustWrite(t, c, websocket.MessageText, "three")
+	mustRead(t, c, websocket.MessageText, "three")
+
+	// Takeover replaces an instance with the same label.
+	third, err := sdk.Attach(ctxT(t), tb.url+"/dup/", opts(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	echoService(t, third)
+	if !third.Listener().Active() {
+		t.Fatal("Takeover did not take over")
+	}
+	select {
+	case <-second.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("the instance taken over did not end")
+	}
+	if !errors.Is(second.Err(), sdk.ErrSuperseded) {
+		t.Fatalf("taken-over Service: %v", second.Err())
 	}
 }
 

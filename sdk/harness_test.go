@@ -52,6 +52,10 @@ func (tb *testBroker) listen(scope string, opts *sdk.ListenOptions) *sdk.Listene
 		opts.Credential = secret
 	}
 	opts.Logger = tb.log
+	// These tests hand channels over from one listener to a newer one of
+	// the same label: a deliberate takeover (TestServiceSameLabelStandsBy
+	// covers the default, a standby).
+	opts.Takeover = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l, err := sdk.Listen(ctx, tb.url+scope, opts)

@@ -28,8 +28,17 @@ type ListenOptions struct {
 	// pages of https://example.com. Empty: any origin.
 	Origins []string
 	// Version is this instance's version label (e.g. "v2"), shown by the
-	// broker's status; informational.
+	// broker's status. An instance with another label takes over the
+	// scope from the active one (which drains and detaches: a deployment).
+	// One with the same label (two copies started by accident) waits as a
+	// standby instead (Listener.Active is false, the broker and the SDK log
+	// it at WARN) and becomes active when the active one goes away, unless
+	// Takeover is set.
 	Version string
+	// Takeover makes this instance take over the scope even from an active
+	// instance with the same Version (a deliberate replacement without a
+	// new label). By default such an instance waits as a standby.
+	Takeover bool
 	// Credential is the secret that owns the scope. A broker run with --dev
 	// admits loopback services without one.
 	Credential string
@@ -173,6 +182,9 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 		hello.Flags |= protocol.HelloPrivate
 	}
 	hello.Flags |= protocol.HelloURLUpdates // URL() follows the broker's public URL
+	if !opts.Takeover {
+		hello.Flags |= protocol.HelloStandby
+	}
 	if err := conn.Write(ctx, websocket.MessageBinary, hello.Append(nil)); err != nil {
 		conn.CloseNow()
 		return nil, fmt.Errorf("send hello: %w", err)

@@ -44,7 +44,8 @@ func runListen(ctx context.Context, args []string) error {
 	var protocols, origins stringList
 	fl.Var(&protocols, "protocol", "a subprotocol the service accepts (repeatable, in order of preference); none: any client")
 	fl.Var(&origins, "origin", "an admitted client origin, e.g. https://a.example (repeatable); none: any origin")
-	label := fl.String("label", "", "version label of this instance, shown by switchboard status and in the logs; a newer label takes over")
+	label := fl.String("label", "", "version label of this instance, shown by switchboard status and in the logs; an instance with another label takes over the scope (the old one drains and exits), one with the same label stands by")
+	takeover := fl.Bool("takeover", false, "take the scope over even from an active instance with the same --label (by default a second copy stands by until the first goes away)")
 	credential := fl.String("credential", "", "credential that owns the scope (default $SWITCHBOARD_CREDENTIAL); not needed with serve --dev on loopback")
 	grantTok := fl.String("grant", "", "listen grant (a JWT from `switchboard grant mint` or a site's backend) instead of a credential (default $SWITCHBOARD_GRANT)")
 	hold := fl.Duration("hold", 0, "while this service restarts, hold new clients' connects up to this long instead of refusing them (capped by the broker's accept timeout; shows that the scope exists)")
@@ -79,7 +80,7 @@ func runListen(ctx context.Context, args []string) error {
 	}
 	svc := &service{
 		scopeURL: pos[0], log: log, protocols: protocols, sessions: make(map[uint64]*session),
-		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *label,
+		opts: sdk.ListenOptions{Protocols: protocols, Origins: origins, Version: *label, Takeover: *takeover,
 			Credential: *credential, Grant: *grantTok, Hold: *hold, Window: *window, Logger: log},
 	}
 	if hc, err := clientHTTP(*caFile); err != nil {
@@ -166,13 +167,17 @@ func (svc *service) run(ctx context.Context) error {
 	s, err := sdk.Attach(ctx, svc.scopeURL, &sdk.AttachOptions{
 		ListenOptions: svc.opts, DrainTimeout: drainTimeout,
 		OnAttach: func(l *sdk.Listener) {
-			fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
+			if l.Active() {
+				fmt.Fprintf(os.Stderr, "switchboard: listening on %s\n", l.URL())
+			} else {
+				fmt.Fprintf(os.Stderr, "switchboard: standing by for %s: another instance with the same label serves it; this one takes over when it goes away (--takeover or another --label replaces it instead)\n", l.URL())
+			}
 			svc.mu.Lock()
 			svc.scope = l.Scope()
 			svc.mu.Unlock()
 			svc.wg.Add(2)
 			go func() { defer svc.wg.Done(); svc.reconcile(ctx, l) }()
-			go func() { defer svc.wg.Done(); watchURL(ctx, l) }()
+			go func() { defer svc.wg.Done(); watchLink(ctx, l) }()
 		},
 	})
 	if err != nil {
@@ -207,19 +212,25 @@ func (svc *service) run(ctx context.Context) error {
 	}
 }
 
-// watchURL says on stderr, in the line the attach printed, each new public
+// watchLink says on stderr, in the line the attach printed, each new public
 // URL the broker tells this link of (a port mapping made, lost or moved),
-// until the link or ctx ends.
-func watchURL(ctx context.Context, l *sdk.Listener) {
+// and when a standby becomes active, until the link or ctx ends.
+func watchLink(ctx context.Context, l *sdk.Listener) {
+	active := l.Active()
 	for {
-		ch := l.URLChanged()
+		urlCh, activeCh := l.URLChanged(), l.ActiveChanged()
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.Done():
 			return
-		case <-ch:
+		case <-urlCh:
 			fmt.Fprintf(os.Stderr, "switchboard: listening on %s (the public URL changed)\n", l.URL())
+		case <-activeCh:
+			if now := l.Active(); now && !active {
+				fmt.Fprintf(os.Stderr, "switchboard: listening on %s (the active instance went away; this standby took over)\n", l.URL())
+			}
+			active = l.Active()
 		}
 	}
 }
