@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
 // TestListenDuplicateStandsBy: two copies of the same `listen` (same scope,
@@ -18,42 +20,42 @@ import (
 func TestListenDuplicateStandsBy(t *testing.T) {
 	b := startProdBroker(t)
 	scope := b.ws + "/svc/dup/"
-	first := startListen(t, scope, "--exec", "while read l; do echo first $l; done", "--credential", b.secret, "--label", "v1")
+	first, _ := testutil.StartListen(t, scope, "--exec", "while read l; do echo first $l; done", "--credential", b.secret, "--label", "v1")
 	c := dial(t, scope+"a")
 	send(t, c, websocket.MessageText, "1")
 	expect(t, c, websocket.MessageText, "first 1")
 
-	second := startProc(t, nil, nil, "listen", scope, "--exec", "while read l; do echo second $l; done", "--credential", b.secret, "--label", "v1")
-	second.waitLine(`switchboard: standing by for ws://\S+/svc/dup/: another instance with the same label serves it`)
-	second.waitLine(`level=WARN msg="another instance with the same label is active on this scope; standing by`)
-	b.p.waitLine(`level=WARN msg="instance attached as a standby: an instance with the same label is active`)
+	second := testutil.Start(t, "listen", scope, "--exec", "while read l; do echo second $l; done", "--credential", b.secret, "--label", "v1")
+	second.WaitLine(`switchboard: standing by for ws://\S+/svc/dup/: another instance with the same label serves it`)
+	second.WaitLine(`level=WARN msg="another instance with the same label is active on this scope; standing by`)
+	b.p.WaitLine(`level=WARN msg="instance attached as a standby: an instance with the same label is active`)
 	// The first copy was not superseded: it serves the old client and new ones.
 	send(t, c, websocket.MessageText, "2")
 	expect(t, c, websocket.MessageText, "first 2")
 	c2 := dial(t, scope+"b")
 	send(t, c2, websocket.MessageText, "3")
 	expect(t, c2, websocket.MessageText, "first 3")
-	for _, line := range first.lines() {
+	for _, line := range first.Lines() {
 		if strings.Contains(line, "newer instance took over") {
 			t.Fatalf("the active copy was superseded by a duplicate: %s", line)
 		}
 	}
 
 	// The active copy dies: the standby takes over, and new clients reach it.
-	first.signal(syscall.SIGKILL)
-	first.wait()
-	second.waitLine(`switchboard: listening on ws://\S+ \(the active instance went away; this standby took over\)`)
+	first.Signal(syscall.SIGKILL)
+	first.Wait()
+	second.WaitLine(`switchboard: listening on ws://\S+ \(the active instance went away; this standby took over\)`)
 	c3 := dial(t, scope+"c")
 	send(t, c3, websocket.MessageText, "4")
 	expect(t, c3, websocket.MessageText, "second 4")
 
 	// A deliberate replacement with the same label: --takeover supersedes
 	// the active copy, which finishes and exits 0.
-	startListen(t, scope, "--echo", "--credential", b.secret, "--label", "v1", "--takeover")
-	if code := second.wait(); code != 0 {
+	testutil.StartListen(t, scope, "--echo", "--credential", b.secret, "--label", "v1", "--takeover")
+	if code := second.Wait(); code != 0 {
 		t.Fatalf("superseded listen exited %d", code)
 	}
-	second.waitLine(`newer instance took over`)
+	second.WaitLine(`newer instance took over`)
 	c4 := dial(t, scope+"d")
 	send(t, c4, websocket.MessageText, "5")
 	expect(t, c4, websocket.MessageText, "5")
