@@ -155,6 +155,9 @@ func Listen(ctx context.Context, scopeURL string, opts *ListenOptions) (*Listene
 	if opts.Dial != nil {
 		dopts = *opts.Dial
 	}
+	if dopts.HTTPClient == nil {
+		dopts.HTTPClient = linkHTTPClient()
+	}
 	dopts.Subprotocols = []string{protocol.Subprotocol}
 	conn, _, err := websocket.Dial(ctx, linkURL, &dopts)
 	if err != nil {

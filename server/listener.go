@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/rawconn"
 )
 
 // ListenerLimits bound the connections the broker's listener accepts, from
@@ -40,7 +42,7 @@ type ListenerLimits struct {
 // Server must be served through HTTPServer, whose ConnContext tells the
 // listener when a connection's first request headers arrived. On Linux a
 // plain TCP connection reads and writes with raw system calls inside Go's
-// poller (see rawIO): a service link's batched writes no longer hand the
+// poller (internal/rawconn): a service link's batched writes no longer hand the
 // scheduler's P to another thread.
 func (s *Server) Listener(ln net.Listener, lim ListenerLimits) net.Listener {
 	if lim.MaxFiles <= 0 {
@@ -67,7 +69,7 @@ type limitConn struct {
 	net.Conn
 	l    *limitListener
 	addr netip.Addr
-	raw  *rawIO // Linux, plain TCP: reads and writes (see rawIO); nil: Conn's
+	raw  *rawconn.IO // Linux, plain TCP: reads and writes (see rawconn); nil: Conn's
 
 	once  sync.Once
 	shake *list.Element // in l.shaking while the handshake is in progress; guarded by l.mu
@@ -112,7 +114,7 @@ func (l *limitListener) admit(c net.Conn) *limitConn {
 			return nil
 		}
 	}
-	lc := &limitConn{Conn: c, l: l, addr: addr, raw: newRawIO(c)}
+	lc := &limitConn{Conn: c, l: l, addr: addr, raw: rawconn.New(c)}
 	l.perAddr[addr]++
 	l.open++
 	lc.shake = l.shaking.PushBack(lc)
@@ -158,14 +160,14 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Read(p)
 	}
-	return c.raw.read(p)
+	return c.raw.Read(p)
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Write(p)
 	}
-	return c.raw.write(p)
+	return c.raw.Write(p)
 }
 
 // handshaken marks the connection's first request headers as arrived: it

@@ -103,6 +103,31 @@ func TestRawIOBehavesAsNetConn(t *testing.T) {
 		t.Errorf("%v allocations per raw write and read (and the peer's)", allocs)
 	}
 
+	// Two reads at once (net/http's transport and server do that): each
+	// gets its own bytes.
+	got2 := make(chan string, 2)
+	for range 2 {
+		go func() {
+			b := make([]byte, 1)
+			n, err := c.Read(b)
+			if err != nil {
+				got2 <- err.Error()
+				return
+			}
+			got2 <- string(b[:n])
+		}()
+	}
+	if _, err := peer.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	first := <-got2
+	if _, err := peer.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if both := first + <-got2; both != "ab" {
+		t.Fatalf("two concurrent reads got %q, want a then b", both)
+	}
+
 	peer.Close()
 	if _, err := c.Read(buf); err != io.EOF {
 		t.Fatalf("read after the peer closed: %v, want io.EOF", err)
