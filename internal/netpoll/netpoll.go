@@ -238,46 +238,76 @@ func (l *loop) wakeLocked() {
 
 func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
-	var drain [8]byte
-	var n int
-	var err error
-	// take takes the events there are, without waiting; false (none) has
-	// Go's poller park the goroutine until the epoll descriptor is readable.
-	take := func(uintptr) bool {
-		n, err = waitNow(l.epfd, events)
-		return n > 0 || err != nil && err != unix.EINTR
+	if l.eprc == nil {
+		l.runBlocking(events)
+		return
 	}
-	for !l.p.closed.Load() {
-		if l.eprc != nil {
-			if rerr := l.eprc.Read(take); rerr != nil {
-				return // the epoll descriptor is gone
-			}
-		} else {
-			n, err = unix.EpollWait(l.epfd, events, -1)
-		}
-		if err != nil {
+	// serve takes the events there are, without waiting, handles them and
+	// the queue, and again while a batch filled events; then false has Go's
+	// poller park the goroutine until the epoll descriptor is readable
+	// (events that came meanwhile have made it so). Working inside one
+	// Read spares the epoll_wait that would find nothing before parking.
+	done := false
+	serve := func(uintptr) bool {
+		for {
+			n, err := waitNow(l.epfd, events)
 			if err == unix.EINTR {
 				continue
 			}
+			if err != nil {
+				done = true // the epoll descriptor is gone
+				return true
+			}
+			l.handle(events[:n])
+			if l.p.closed.Load() {
+				done = true
+				return true
+			}
+			if n < len(events) {
+				return false
+			}
+		}
+	}
+	for !done && !l.p.closed.Load() {
+		if err := l.eprc.Read(serve); err != nil {
 			return // the epoll descriptor is gone
 		}
-		l.busy.Store(true)
-		for i := 0; i < n; i++ {
-			ev := &events[i]
-			if int(ev.Fd) == l.evfd {
-				_, _ = Read(l.evfd, drain[:])
-				l.woken.Store(false)
-				continue
-			}
-			l.mu.Lock()
-			d := l.descs[ev.Fd]
-			l.mu.Unlock()
-			if d != nil {
-				d.h.Ready(ev.Events)
-			}
-		}
-		l.runQueue()
 	}
+}
+
+// runBlocking is run for an epoll descriptor Go's poller does not take.
+func (l *loop) runBlocking(events []unix.EpollEvent) {
+	for !l.p.closed.Load() {
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return // the epoll descriptor is gone
+		}
+		l.handle(events[:n])
+	}
+}
+
+// handle calls the handlers of events, then runs the queue.
+func (l *loop) handle(events []unix.EpollEvent) {
+	var drain [8]byte
+	l.busy.Store(true)
+	for i := range events {
+		ev := &events[i]
+		if int(ev.Fd) == l.evfd {
+			_, _ = Read(l.evfd, drain[:])
+			l.woken.Store(false)
+			continue
+		}
+		l.mu.Lock()
+		d := l.descs[ev.Fd]
+		l.mu.Unlock()
+		if d != nil {
+			d.h.Ready(ev.Events)
+		}
+	}
+	l.runQueue()
 }
 
 // runQueue calls Run for every descriptor scheduled so far, and for those
