@@ -31,7 +31,8 @@
 //	             epoll loops         GOMAXPROCS of them (internal/netpoll), from the
 //	                                 first polled client until Shutdown; every polled
 //	                                 client's reads, parsing, writes, pings and closes
-//	                                 run on its loop
+//	                                 run on its loop; an idle loop is parked in Go's
+//	                                 poller, not in a blocking epoll_wait
 //	per link     ServeLink (net/http's handler goroutine): reader  ┐ for the link's
 //	             writeLoop, pingLoop                                ┘ life
 //	             one more while an ending link writes its Error frame (bounded)
@@ -49,6 +50,13 @@
 //
 // Timers (handover, hold, a grant's expiry, the accept timeout) hold no
 // goroutine until they fire.
+//
+// A relayed message costs, on the client's side, one read (a read that does
+// not fill the buffer, on an edge of data alone, took all there was) and
+// one writev of header and payload, both raw system calls on the client's
+// loop; on the link's side the frames of many clients share one write and
+// one read (the link's connection reads and writes raw too:
+// internal/rawconn).
 //
 // So N idle ws:// clients over one link cost the broker 1 + GOMAXPROCS + 3
 // goroutines, whatever N; the soak in bench/ (make bench) samples the
