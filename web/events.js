@@ -39,7 +39,9 @@ export class SwitchboardErrorEvent extends Event {
 
 /** closeEvent makes a CloseEvent where the platform has one. */
 /**
- * StateChangeEvent tells a page where its service is: 'attached',
+ * StateChangeEvent tells a page where its service is: 'attaching' (the
+ * first attach failed, e.g. the broker is down at page load; error says
+ * why; the library tries again by itself, with backoff), 'attached',
  * 'reattaching' (the link was lost; error says why; the library attaches
  * again by itself, with backoff) or 'closed'.
  */

@@ -12,8 +12,11 @@
 //   channelOpened(ch, how)   how is 'accept' (a new client) or 'open' (handed over)
 //   stateChanged(active)     the broker made this instance active or not
 //   linkState(state, info)   'reattaching' (info: the error) when the link was lost and the
-//                            Link attaches again by itself; 'attached' (info: Welcome) when it is
-//                            back, its open channels handed back (the same Channel objects)
+//                            Link attaches again by itself; 'attaching' (info: the error) when
+//                            the first attach failed (the broker is down) and is retried with
+//                            the same backoff; 'attached' (info: Welcome) when it is back (or
+//                            up after such retries), its open channels handed back (the same
+//                            Channel objects)
 //   linkClosed(err)          the link ended for good; err is null after close()
 //
 // and sets ch.onmessage(payload: Uint8Array, binary: boolean) (may return a
@@ -264,7 +267,8 @@ export class Link {
     }
     switch (f.type) {
       case 'welcome': {
-        const again = this.state === 'reattaching';
+        const again = this.state === 'reattaching' || this.firstFailed;
+        this.firstFailed = false;
         this.welcome = f;
         this.window = f.window;
         this.active = f.active;
@@ -505,7 +509,7 @@ export class Link {
     for (const p of this.lists.values()) p.reject(err ?? new LinkError('the service link is closed'));
     this.lists.clear();
     if (this.linkEnded) return;
-    if (!this.closed && this.lostLink(err)) return;
+    if (!this.closed && !failedToOpen && this.lostLink(err)) return;
     this.closed = true;
     this.state = 'closed';
     if (this.ready) { this.ready.reject(err ?? new LinkError('closed before the broker answered')); this.ready = null; }
@@ -523,7 +527,8 @@ export class Link {
    * lostLink handles a link that ended while attached or attaching again:
    * it keeps the channels and attaches again with backoff and jitter. It
    * returns false when the link ends for good instead (close(), a
-   * superseded instance, the first attach failing, a refusal).
+   * superseded instance, a refusal). A first attach that fails for any
+   * other reason is retried the same way.
    */
   lostLink(err) {
     if (this.stopping || this.retiring || !this.reattach) return false;
@@ -532,12 +537,22 @@ export class Link {
       this.channels.clear();
       this.state = 'reattaching';
       try { this.owner.linkState?.('reattaching', err); } catch (e) { this.report(e); }
-    } else if (this.state !== 'reattaching') {
-      return false; // the first attach failed: ready rejects
+    } else if (this.state !== 'reattaching' && this.state !== 'attaching') {
+      return false;
     }
     // A listen grant that ran out: a token function gives a fresh one (grant.js).
     const renew = err && typeof this.token === 'function' && /grant expired|lifetime ended/.test(err.message);
-    if (err && REFUSALS.has(err.code) && !renew) {
+    if (this.state === 'attaching') {
+      // The first attach failed. A refusal ends it (ready rejects); a broker
+      // that cannot be reached (down at page load, restarting) is tried again
+      // with the same backoff as a reattach, and ready waits. The page hears
+      // of it once, through statechange ('attaching', with the error).
+      if (err && REFUSALS.has(err.code) && !renew) return false;
+      if (!this.firstFailed) {
+        this.firstFailed = true;
+        try { this.owner.linkState?.('attaching', err); } catch (e) { this.report(e); }
+      }
+    } else if (err && REFUSALS.has(err.code) && !renew) {
       if (!this.privateHello || this.hello === this.privateHello) return false;
       // The broker does not give the private scope back (a new broker, a
       // policy): take a fresh one; the owner learns the new URL.

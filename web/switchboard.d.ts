@@ -51,14 +51,18 @@ export class LinkError extends Error {
  * Where a service's link to the broker is. A link that is lost (network,
  * broker restart) goes to 'reattaching': the library attaches again by
  * itself with backoff, at the same URL where the broker allows, keeps its
- * open connections, and ends those the broker no longer has.
+ * open connections, and ends those the broker no longer has. A first
+ * attach that fails because the broker cannot be reached (down at page
+ * load) stays 'attaching' and is tried again the same way (statechange
+ * 'attaching' with the error; `ready` resolves once attached); a refusal
+ * (credential, scope, grant) ends it at once and `ready` rejects.
  */
 export type ServiceState = 'attaching' | 'attached' | 'reattaching' | 'closed';
 
 /** The statechange event of the service classes. */
 export interface StateChangeEvent extends Event {
   readonly state: ServiceState;
-  /** Why the link was lost ('reattaching') or ended ('closed'); null otherwise. */
+  /** Why the first attach failed ('attaching'), the link was lost ('reattaching') or ended ('closed'); null otherwise. */
   readonly error: LinkError | null;
 }
 

@@ -63,6 +63,7 @@ export class WebSocketListener extends EventTarget {
     this._link = newLink(this, scopeUrl, { ...options, protocols: this._protocols });
     /** Resolves when the listener is LISTENING; rejects if it fails to. */
     this.ready = this._link.start().then((w) => {
+      if (this._state === 1) return this; // attached after retries: linkState said so already
       this._state = 1;
       this._url = w.publicURL;
       this._port = portOf(w.publicURL);
@@ -86,9 +87,11 @@ export class WebSocketListener extends EventTarget {
   /** Whether this instance is the active one of its registration. */
   get active() { return this._link.active; }
   /**
-   * Where the service link is: 'attaching', 'attached', 'reattaching' (lost;
-   * attaching again by itself, its clients kept) or 'closed'. Changes fire
-   * statechange.
+   * Where the service link is: 'attaching' (the first attach; retried with
+   * backoff while the broker cannot be reached, ready waiting), 'attached',
+   * 'reattaching' (lost; attaching again by itself, its clients kept) or
+   * 'closed'. Changes fire statechange, and so does a first attach that
+   * failed ('attaching', with the error).
    */
   get state() { return this._link.state; }
 

@@ -109,3 +109,58 @@ test('page services come back after a broker restart, at the same URL, and clien
     await kill(broker);
   }
 });
+
+test('a broker down at page load: the first attach is retried with backoff, told by statechange, and ready resolves once it is up', async () => {
+  // The page (and the library) come from one broker; the services attach to
+  // another, which is not running yet.
+  const pageAddr = `127.0.0.1:${await freePort()}`;
+  const addr = `127.0.0.1:${await freePort()}`;
+  const pageBroker = await serve(pageAddr);
+  let broker = null;
+  try {
+    const page = await libraryPage(browser.ctx, `http://${pageAddr}`);
+    await page.evaluate((addr) => {
+      sb.configure({ broker: `ws://${addr}` });
+      window.states = { named: [], reg: [], bs: [] };
+      window.errors = [];
+      window.settled = {};
+      const note = (k) => (e) => { states[k].push(e.state); if (e.state === 'attaching') errors.push(e.error?.message ?? ''); };
+      window.named = new sb.WebSocketListener('/first/');
+      named.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); };
+      named.onstatechange = note('named');
+      window.reg = sb.registerService('/firstsvc/');
+      reg.oncrossoriginconnect = (e) => e.acceptConnection(true);
+      reg.oncrossoriginmessage = (e) => e.source.postMessage(e.data);
+      reg.onstatechange = note('reg');
+      window.bs = new sb.BrowserSocket(() => ({ onmessage(e) { this.send(e.data); } }), { scope: '/firstbs/' });
+      bs.onstatechange = note('bs');
+      for (const k of ['named', 'reg', 'bs']) window[k].ready.then(() => { settled[k] = 'ready'; }, (e) => { settled[k] = 'rejected: ' + e.message; });
+    }, addr);
+    // Failing attempts: each service says so once, stays 'attaching', and
+    // its ready neither resolves nor rejects.
+    await waitFor('every service told its first attach failed', () => page.evaluate(() =>
+      Object.values(states).every((s) => s.length === 1)), 20000);
+    let now = await page.evaluate(() => ({ states, errors, settled, state: [named.state, reg.state, bs.state], ready: named.readyState }));
+    for (const k of Object.keys(now.states)) assert.deepEqual(now.states[k], ['attaching'], k);
+    for (const e of now.errors) assert.match(e, /refused the service link|cannot open|closed/);
+    assert.deepEqual(now.state, ['attaching', 'attaching', 'attaching']);
+    assert.deepEqual(now.settled, {}, 'ready waits while the broker is down');
+    assert.equal(now.ready, 0, 'OPENING while attaching');
+
+    broker = await serve(addr);
+    await waitFor('every service attached', () => page.evaluate(() =>
+      [named, reg, bs].every((s) => s.state === 'attached')), 30000);
+    await waitFor('every ready resolved', () => page.evaluate(() => Object.keys(settled).length === 3));
+    now = await page.evaluate(() => ({ states, settled, ready: named.readyState, urls: [named.url, reg.url, bs.url] }));
+    assert.deepEqual(now.settled, { named: 'ready', reg: 'ready', bs: 'ready' });
+    for (const k of Object.keys(now.states)) assert.deepEqual(now.states[k], ['attaching', 'attached'], k);
+    assert.equal(now.ready, 1);
+    for (const u of now.urls) assert.ok(u.startsWith(`ws://${addr}/`), u);
+    for (const u of now.urls) assert.equal(await echo(u + 'x', 'up ' + u), 'up ' + u);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    await kill(pageBroker);
+    if (broker) await kill(broker);
+  }
+});
