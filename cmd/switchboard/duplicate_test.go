@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +30,12 @@ func TestListenDuplicateStandsBy(t *testing.T) {
 	second.WaitLine(`switchboard: standing by for ws://\S+/svc/dup/: another instance with the same label serves it`)
 	second.WaitLine(`level=WARN msg="another instance with the same label is active on this scope; standing by`)
 	b.p.WaitLine(`level=WARN msg="instance attached as a standby: an instance with the same label is active`)
+	// switchboard status shows both: the first active, the copy waiting.
+	st, stderr, code := testutil.Run(t, "", nil, "status", "--broker", b.http, "--admin-token", testAdminToken)
+	if code != 0 || !regexp.MustCompile(`instance \d+\s+active\s+version "v1"`).MatchString(st) ||
+		!regexp.MustCompile(`instance \d+\s+waiting\s+version "v1"`).MatchString(st) {
+		t.Fatalf("status (%d) does not show one active and one waiting v1:\n%s%s", code, st, stderr)
+	}
 	// The first copy was not superseded: it serves the old client and new ones.
 	send(t, c, websocket.MessageText, "2")
 	expect(t, c, websocket.MessageText, "first 2")
