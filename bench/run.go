@@ -196,7 +196,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if i == 0 {
 				rep.result(n).Fanout = fanoutOf(want, k, res, err)
 			}
-			log.Info("idle", "target", n, "conns", k, "rss_per_conn", res.rssPerConn, "relay_rss_per_conn", res.relayRSSPerConn, "fanout_ms", res.fanDeliveryMs)
+			// pt, not res: with a separate fan-out, res is the fan-out's run.
+			log.Info("idle", "target", n, "conns", k, "rss_per_conn", pt.RSSPerConnBytes, "relay_rss_per_conn", pt.RelayRSSPerConnBytes, "fanout_ms", res.fanDeliveryMs)
 		}
 	}
 
