@@ -114,11 +114,16 @@ func fanClient(to netip.AddrPort, i int, req []byte) (int, error) {
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(2 + i%sourceAddrs)}}); err != nil {
 		return fd, fmt.Errorf("bind: %w", err)
 	}
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: to.Addr().As4(), Port: int(to.Port())}); err != nil {
+	if err := connectRetrying(fd, &unix.SockaddrInet4{Addr: to.Addr().As4(), Port: int(to.Port())}); err != nil {
 		return fd, fmt.Errorf("connect: %w", err)
 	}
+	// These are blocking system calls on a raw socket: the runtime's
+	// preemption signal may interrupt them (EINTR), and they are retried.
 	for b := req; len(b) > 0; {
 		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil {
 			return fd, fmt.Errorf("send the handshake: %w", err)
 		}
@@ -133,6 +138,9 @@ func fanClient(to netip.AddrPort, i int, req []byte) (int, error) {
 			return fd, errors.New("handshake response too long")
 		}
 		n, err := unix.Read(fd, c[:])
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || n == 0 {
 			return fd, fmt.Errorf("read the handshake response (%q so far): %w", resp, errors.Join(err, io.ErrUnexpectedEOF))
 		}
@@ -227,4 +235,34 @@ func (w *fanWatch) close() {
 		}
 	}
 	unix.Close(w.epfd)
+}
+
+// connectRetrying connects the blocking socket fd to sa. A connect
+// interrupted by a signal (EINTR) goes on in the kernel: it waits for the
+// socket to become writable and takes the outcome from SO_ERROR.
+func connectRetrying(fd int, sa unix.Sockaddr) error {
+	err := unix.Connect(fd, sa)
+	if err != unix.EINTR {
+		return err
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		if _, err := unix.Poll(pfd, 30_000); err != unix.EINTR {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if pfd[0].Revents == 0 {
+		return errors.New("no answer within 30s")
+	}
+	soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soErr != 0 {
+		return unix.Errno(soErr)
+	}
+	return nil
 }
