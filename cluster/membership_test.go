@@ -1,11 +1,9 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +13,6 @@ import (
 	"github.com/switchboard-dev/switchboard/sdk"
 )
 
-// logBuffer collects a node's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestMembershipInOrder: instances attach to and detach from node m1 over
 // and over while m1 beats every millisecond. Node m2 attaches the proxy of
 // each instance exactly once: a beat taken before an attach or a detach is
@@ -41,7 +21,7 @@ func (l *logBuffer) String() string {
 // the cause of TestKillCycleAcrossNodes's rare "gap").
 func TestMembershipInOrder(t *testing.T) {
 	ns := startNATS(t, -1)
-	logs := &logBuffer{}
+	logs := &testutil.SyncBuffer{}
 	n1 := startNode(t, "m1", ns.ClientURL(), broker.Limits{}, func(cc *cluster.Config, _ *broker.Config) {
 		cc.HeartbeatInterval = time.Millisecond
 	})

@@ -1,14 +1,12 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +16,6 @@ import (
 	"github.com/switchboard-dev/switchboard/protocol"
 	"github.com/switchboard-dev/switchboard/sdk"
 )
-
-// syncBuffer is a log sink safe for the broker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func writeFile(t *testing.T, path string, creds ...config.Credential) {
 	t.Helper()
@@ -81,7 +61,7 @@ func TestReloadCredentials(t *testing.T) {
 	}
 	s := daemon.FromFile(path, f)
 	s.Listen = "127.0.0.1:0"
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := daemon.New(s, daemon.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

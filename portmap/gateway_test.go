@@ -2,7 +2,6 @@ package portmap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 	"github.com/switchboard-dev/switchboard/portmap/gatewaytest"
 )
 
@@ -150,7 +150,7 @@ type mapperChild struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{} // closed when stdout is drained and the process waited
 
 	mu    sync.Mutex
@@ -168,7 +168,7 @@ func (tb *gatewaySession) startMapper(ns string, cc childConfig) *mapperChild {
 	conf, _ := json.Marshal(cc)
 	cmd := exec.Command("ip", "netns", "exec", ns, self)
 	cmd.Env = append(os.Environ(), childModeEnv+"=mapper", childConfigEnv+"="+string(conf))
-	c := &mapperChild{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	c := &mapperChild{t: t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -374,21 +374,4 @@ type gatewaySession struct {
 
 func newTestbed(t *testing.T, opts gatewaytest.Options) *gatewaySession {
 	return &gatewaySession{Gateway: gatewaytest.New(t, opts), t: t}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -93,7 +93,7 @@ func TestWeakAdminTokenRefused(t *testing.T) {
 // the token being checked (the right one included); the log has one line
 // for the address and one summary, not a line per guess.
 func TestAdminGuessesLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	f := &config.File{AdminToken: testAdminToken}
 	_, ws := testutil.StartBroker(t, daemon.Settings{File: f, AdminToken: f.AdminToken, RefusalFloor: -1}, daemon.Options{Logger: log})

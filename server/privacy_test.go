@@ -2,12 +2,10 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,29 +137,11 @@ func TestRefusalFloorDefault(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink for tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSecretsStayOutOfLogs: a refused wsapp path (dot segments) whose
 // authority is a chooser token, and a client URL with a secret in its
 // query, leave no trace of the secret in the log, even at DEBUG.
 func TestSecretsStayOutOfLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := testutil.AppSecrets{"chat": apps.NewSecret()}
 	f := &config.File{AdminToken: testAdminToken, Apps: []apps.AppConfig{

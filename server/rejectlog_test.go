@@ -8,6 +8,8 @@ import (
 	"testing"
 )
 
+// lockedBuffer is testutil.SyncBuffer, which this package's own tests
+// cannot import (testutil assembles a broker with package server).
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

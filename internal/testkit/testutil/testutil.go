@@ -10,8 +10,10 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,4 +76,24 @@ func WriteConfig(t testing.TB, path string, f *config.File) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SyncBuffer is a log sink that the goroutines of a broker, a node or a
+// child process may write to while a test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
