@@ -260,6 +260,11 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		done: make(chan struct{}), wake: make(chan struct{}, 1), pending: make(map[uint64]*pendingConnect),
 	}
 
+	public := base
+	if b.cfg.PublicURL != nil {
+		public = b.cfg.PublicURL(public)
+	}
+
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -278,15 +283,14 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 	inst.reg = reg
 	reg.attach(inst, h.Flags&protocol.HelloStandby != 0)
 	b.links[inst.id] = inst
+	// Welcome is queued before b.mu is let go: from then on the instance can
+	// be made active (the active one detaching) and handed State, Open and
+	// Data frames, which must follow it on the link.
+	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
+		PublicURL: public, Active: !inst.standby, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
 	b.mu.Unlock()
 
 	attached = true
-	public := base
-	if b.cfg.PublicURL != nil {
-		public = b.cfg.PublicURL(public)
-	}
-	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
-		PublicURL: public, Active: !inst.standby, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
 	// From here PublicURLChanged may tell it a new URL (never before
 	// Welcome); one that changed meanwhile is told now.
 	inst.sentURL.Store(&public)
