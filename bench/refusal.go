@@ -87,10 +87,8 @@ func RunRefusal(ctx context.Context, o RefusalOptions) (*RefusalReport, error) {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "switchboard")
 	logf("building %s", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/switchboard")
-	build.Dir, build.Stderr = o.Repo, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build switchboard: %w", err)
+	if err := goBuild(ctx, o.Repo, bin, "./cmd/switchboard"); err != nil {
+		return nil, err
 	}
 
 	secret, hash, err := config.NewCredential()

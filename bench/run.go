@@ -438,18 +438,24 @@ func raiseFileLimit(log *slog.Logger) uint64 {
 	return want
 }
 
+// goBuild builds the package pkg of the module at repo into out. The
+// harness builds from its -repo (any checkout, e.g. an older one to compare
+// with), not from the module it runs in, which is why it does not use
+// testutil.BuildSwitchboard.
+func goBuild(ctx context.Context, repo, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = repo
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, o)
+	}
+	return nil
+}
+
 // buildBinaries builds the echo server and, when cmd/switchboard exists
 // and has the listen command, the switchboard CLI.
 func buildBinaries(ctx context.Context, repo, dir string) (binaries, error) {
 	var b binaries
-	build := func(out, pkg string) error {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = repo
-		if o, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w: %s", pkg, err, o)
-		}
-		return nil
-	}
+	build := func(out, pkg string) error { return goBuild(ctx, repo, out, pkg) }
 	dir = filepath.Join(dir, "bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return b, fmt.Errorf("make bin dir: %w", err)
