@@ -48,6 +48,7 @@ type Channel struct {
 	owed     int // bytes written to the client, not yet credited to the service
 
 	clientGone    bool // the client's connection ended
+	halfClosed    bool // the client sent its close frame and waits for the service's (clientClosing)
 	serviceClosed bool // the service (or the broker) closed the channel
 	done          bool // removed from the registration
 }
@@ -250,10 +251,12 @@ func (ch *Channel) compactLocked() {
 	ch.qh = 0
 }
 
-// finishIfAckedLocked ends a channel whose client closed once the service
-// has the Close and every message before it is acknowledged.
+// finishIfAckedLocked ends a channel whose client is gone once the service
+// has the Close and every message before it is acknowledged. A client that
+// only sent its close frame still takes the service's messages until the
+// service's Close (or the close timeout): its channel stays.
 func (ch *Channel) finishIfAckedLocked() {
-	if ch.closeSent && ch.sent == 0 && len(ch.q)-ch.qh == 1 && !ch.done {
+	if ch.clientGone && ch.closeSent && ch.sent == 0 && len(ch.q)-ch.qh == 1 && !ch.done {
 		ch.q[ch.qh] = inMsg{}
 		ch.q, ch.qh = ch.q[:0], 0
 		ch.done = true
@@ -446,6 +449,11 @@ func (ch *Channel) dropInLocked() {
 // reason. The service gets a Close after every message before it.
 func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
 	ch.mu.Lock()
+	if ch.halfClosed { // the service has its close already (clientClosing): the connection is gone now
+		ch.mu.Unlock()
+		ch.clientEnded()
+		return
+	}
 	ch.clientGone = true
 	if ch.serviceClosed || ch.done { // the service (or broker) closed it: nothing to tell
 		ch.done = true
@@ -456,6 +464,42 @@ func (ch *Channel) clientClosed(code websocket.StatusCode, reason string) {
 	ch.b.m.closes.WithLabelValues("client", fmt.Sprint(int(code))).Inc()
 	ch.q = append(ch.q, inMsg{close: true, code: uint64(code), reason: reason})
 	ch.pumpLocked()
+	done := ch.done
+	ch.mu.Unlock()
+	if done {
+		ch.reg.removeChannel(ch)
+	}
+}
+
+// clientClosing records the client's close frame on a transport that lets
+// the service answer it (the polled one): the service gets a Close with
+// code and reason after every message before it, and what the service
+// still sends reaches the client until the service's Close, which the
+// transport writes as its close frame (or until the close timeout). The
+// transport calls clientEnded once the connection is closed.
+func (ch *Channel) clientClosing(code websocket.StatusCode, reason string) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.halfClosed || ch.serviceClosed || ch.done { // our close frame is on its way: nothing to tell
+		return
+	}
+	ch.halfClosed = true
+	ch.b.m.closes.WithLabelValues("client", fmt.Sprint(int(code))).Inc()
+	ch.q = append(ch.q, inMsg{close: true, code: uint64(code), reason: reason})
+	ch.pumpLocked()
+}
+
+// clientEnded records that the connection of a client that sent its close
+// frame (clientClosing) is closed: the channel ends now if the service
+// closed it, or once the service acknowledged everything before the Close.
+func (ch *Channel) clientEnded() {
+	ch.mu.Lock()
+	ch.clientGone = true
+	if ch.serviceClosed {
+		ch.done = true
+	} else {
+		ch.finishIfAckedLocked()
+	}
 	done := ch.done
 	ch.mu.Unlock()
 	if done {

@@ -59,12 +59,15 @@ type pollClient struct {
 	ctl       *[]byte // control frames to write, from ctlOff
 	ctlOff    int
 	iov       [2]unix.Iovec
-	wblocked  bool // a write met EAGAIN: EPOLLOUT resumes flushing
-	paused    bool // the channel holds a message: read nothing (backpressure)
-	closeSent bool // our close frame is queued: data from the client is dropped
-	closeRecv bool // the client's close frame arrived
+	wblocked  bool          // a write met EAGAIN: EPOLLOUT resumes flushing
+	paused    bool          // the channel holds a message: read nothing (backpressure)
+	closeSent bool          // our close frame is queued: data from the client is dropped
+	closeRecv bool          // the client's close frame arrived: the service's messages go on until its Close
+	closeCode ws.StatusCode // the client's close code (StatusNoStatusRcvd: none), echoed at the close timeout
+	closeWhy  string
 	failed    bool // the client broke a rule: bytes are discarded unparsed
 	reported  bool // the channel was told how the client ended
+	half      bool // ... by its close frame alone (clientClosing): teardown tells it the rest (clientEnded)
 	linger    *time.Timer
 	dead      bool
 }
@@ -75,6 +78,7 @@ const (
 	reqWrite
 	reqPing
 	reqAbort
+	reqCloseTimeout // the service did not answer the client's close in time
 )
 
 // pollReadSize is the pooled buffer a read takes.
@@ -207,8 +211,16 @@ func (c *pollClient) Run() {
 		c.teardown()
 		return
 	}
-	if r&reqPing != 0 && !c.closeSent {
-		c.queueControl(ws.OpPing, nil)
+	if r&reqPing != 0 {
+		if c.closeSent || c.closeRecv { // closing: the close timeout bounds it, not pings
+			c.pingAt.Store(0)
+		} else {
+			c.queueControl(ws.OpPing, nil)
+		}
+	}
+	if r&reqCloseTimeout != 0 && c.closeRecv && !c.closeSent {
+		c.b.log.Debug("service did not close within the close timeout", "channel", c.ch.id)
+		c.sendClose(websocket.StatusCode(c.closeCode), c.closeWhy)
 	}
 	if r&reqResume != 0 && c.paused {
 		c.paused = false
@@ -253,7 +265,7 @@ func (c *pollClient) readReady(edge bool) {
 			drained = edge && n < cap(b)-len(b)
 			*c.rbuf = b[:len(b)+n]
 			c.pingAt.Store(0) // it is alive
-			if c.failed {
+			if c.failed || c.closeRecv {
 				*c.rbuf = (*c.rbuf)[:0] // discarded: only the end of the connection matters now
 			}
 			continue
@@ -428,15 +440,23 @@ func (c *pollClient) control(op ws.OpCode, p []byte) bool {
 		}
 	}
 	c.closeRecv = true
-	c.report(websocket.StatusCode(code), reason)
-	if !c.closeSent { // echo the close; the connection ends once it is written
-		c.closeSent = true
-		var body []byte
-		if code != ws.StatusNoStatusRcvd {
-			body = ws.NewCloseFrameBody(code, reason)
-		}
-		c.queueControl(ws.OpClose, body)
+	if c.rbuf != nil { // what follows a close frame is not parsed
+		*c.rbuf, c.rpos = (*c.rbuf)[:0], 0
 	}
+	if c.closeSent { // the client answered our close: the connection ends
+		c.report(websocket.StatusCode(code), reason)
+		c.flush()
+		return false
+	}
+	// The client closed first. The service gets the Close after what the
+	// client sent before it, and may still send: its messages reach the
+	// client until its own Close, which becomes our close frame (RFC 6455
+	// lets an endpoint that received a close send what it has left), or
+	// until the close timeout, when the broker echoes the client's close.
+	c.closeCode, c.closeWhy = code, reason
+	c.reported, c.half = true, true
+	c.ch.clientClosing(websocket.StatusCode(code), reason)
+	c.linger = time.AfterFunc(c.b.cfg.Limits.CloseTimeout, func() { c.request(reqCloseTimeout) })
 	c.flush()
 	return false
 }
@@ -474,11 +494,24 @@ func (c *pollClient) report(code websocket.StatusCode, reason string) {
 	c.ch.clientClosed(code, reason)
 }
 
-// sendClose queues our close frame and starts the linger timer.
+// sendClose queues our close frame and starts the linger timer. A close
+// that answers the client's (closeRecv) and was given no code of its own
+// (1005) goes without a body, as the client's did.
 func (c *pollClient) sendClose(code websocket.StatusCode, reason string) {
-	code, reason = closeFrame(code, reason)
 	c.closeSent = true
-	c.queueControl(ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(code), reason))
+	if c.half { // this close answers the client's: the channel is done with, before the client can see it is
+		c.half = false
+		c.ch.clientEnded()
+	}
+	if c.closeRecv && code == websocket.StatusNoStatusRcvd {
+		c.queueControl(ws.OpClose, nil)
+	} else {
+		code, reason = closeFrame(code, reason)
+		c.queueControl(ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(code), reason))
+	}
+	if c.linger != nil {
+		c.linger.Stop()
+	}
 	c.linger = time.AfterFunc(lingerTime, func() { c.request(reqAbort) })
 }
 
@@ -500,6 +533,9 @@ func (c *pollClient) teardown() {
 		return
 	}
 	c.dead = true
+	if c.half {
+		c.ch.clientEnded() // the client closed first (clientClosing): its connection is gone now
+	}
 	c.report(websocket.StatusAbnormalClosure, "")
 	if c.linger != nil {
 		c.linger.Stop()

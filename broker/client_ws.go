@@ -20,13 +20,33 @@ type wsClient struct {
 	ch      *Channel
 	conn    *websocket.Conn
 	raw     net.Conn      // the hijacked connection under conn, to cut a stalled close; may be nil
+	hold    *CloseHold    // raw, when it holds back the client's close frame; may be nil
 	wakeC   chan struct{} // cap 1: the channel has messages for the writer
 	resumeC chan struct{} // cap 1: the channel took the message it held
 	pinging atomic.Bool
+	closing atomic.Bool // the client's close frame is held: no pings (its pong could not be read)
 }
 
 func newWSClient(b *Broker, ch *Channel, conn *websocket.Conn, raw net.Conn) *wsClient {
-	return &wsClient{b: b, ch: ch, conn: conn, raw: raw, wakeC: make(chan struct{}, 1), resumeC: make(chan struct{}, 1)}
+	c := &wsClient{b: b, ch: ch, conn: conn, raw: raw, wakeC: make(chan struct{}, 1), resumeC: make(chan struct{}, 1)}
+	if h, ok := raw.(*CloseHold); ok {
+		c.hold = h
+		h.setOnClose(c.clientClosing)
+	}
+	return c
+}
+
+// clientClosing is told by the CloseHold that the client sent its close
+// frame, which it holds: the service gets the Close, and the frame goes to
+// the library (which answers it) when the service's Close arrives or
+// after the close timeout.
+func (c *wsClient) clientClosing(code websocket.StatusCode, reason string) {
+	c.closing.Store(true)
+	c.ch.clientClosing(code, reason)
+	time.AfterFunc(c.b.cfg.Limits.CloseTimeout, func() {
+		c.ch.clientEnded() // before the library answers: a client that reconnects finds its channel gone
+		c.hold.Release()
+	})
 }
 
 func (c *wsClient) wake() {
@@ -54,7 +74,7 @@ func (c *wsClient) abort() {
 // sends every ping at once and a silent client is cut after timeout
 // whatever the number of silent clients.
 func (c *wsClient) ping(timeout time.Duration) {
-	if !c.pinging.CompareAndSwap(false, true) {
+	if c.closing.Load() || !c.pinging.CompareAndSwap(false, true) {
 		return
 	}
 	started := c.b.track(func() {
@@ -132,7 +152,10 @@ func (c *wsClient) readLoop() {
 func (c *wsClient) readFailed(err error) {
 	var ce websocket.CloseError
 	switch {
-	case errors.As(err, &ce): // the library answered the client's close
+	case errors.As(err, &ce):
+		// The library answered the client's close (coder/websocket writes
+		// the answer before Read returns; a CloseHold under it made it wait
+		// for the service's Close or the close timeout).
 		c.ch.clientClosed(ce.Code, ce.Reason)
 	case errors.Is(err, websocket.ErrMessageTooBig): // the library sent 1009
 		c.ch.clientClosed(websocket.StatusMessageTooBig, "message too big")
@@ -192,6 +215,16 @@ func (c *wsClient) drain() bool {
 			return !gone
 		}
 		if m.close {
+			if c.hold != nil {
+				if c.closing.Load() {
+					// This close answers the client's: the library answers it
+					// (echoing the client's code) once it reads the held frame.
+					c.ch.clientEnded()
+					c.hold.Release()
+					continue
+				}
+				c.hold.Release() // a close frame the client sends in answer goes to the library at once
+			}
 			code, reason := closeFrame(m.code, m.reason)
 			_ = c.conn.Close(code, reason)
 			continue

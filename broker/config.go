@@ -92,6 +92,13 @@ type Limits struct {
 	// PingInterval is how often clients are pinged; one that does not
 	// answer within the next interval is cut. Default 30 s.
 	PingInterval time.Duration
+	// CloseTimeout bounds how long a client that sent its close
+	// frame waits for the service's Close: the service's messages still
+	// reach the client until then, and the broker answers the client's
+	// close frame when the service's Close arrives or this time is up.
+	// Default 3 s (under the 5 s most client libraries wait for the
+	// answer).
+	CloseTimeout time.Duration
 }
 
 func (l *Limits) setDefaults() {
@@ -121,6 +128,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.PingInterval <= 0 {
 		l.PingInterval = 30 * time.Second
+	}
+	if l.CloseTimeout <= 0 {
+		l.CloseTimeout = 3 * time.Second
 	}
 	if l.LinkBuffer <= 0 {
 		l.LinkBuffer = 64 << 20

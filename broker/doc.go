@@ -23,6 +23,15 @@
 //     server.Config.GoroutineClients), on coder/websocket, with goroutines
 //     per connection.
 //
+// A client that closes first: pollClient passes its close frame to the
+// service (Channel.clientClosing) and goes on writing the service's
+// messages until the service's Close, which it sends as its close frame,
+// or until Limits.CloseTimeout, when it echoes the client's close.
+// coder/websocket answers a close frame as soon as it reads one, so a
+// wsClient's connection is read through a CloseHold (closehold.go), which
+// keeps the client's close frame from the library, and tells the channel,
+// until the service's Close or the close timeout.
+//
 // Goroutines, and when they exist:
 //
 //	per broker   keepalive ticker    from New until Shutdown; every ping_interval asks
@@ -43,7 +52,8 @@
 //	                                 refusal floor); Offer runs in it
 //	per polled   none, idle or busy; its handshake goroutine returns once ServePolled
 //	client                           has registered the connection with a loop (a timer
-//	                                 bounds a close the broker started: lingerTime)
+//	                                 bounds a close the broker started, lingerTime,
+//	                                 and one the client started, Limits.CloseTimeout)
 //	per wsClient Serve (the handshake's goroutine, kept): readLoop  ┐ for the
 //	             writeLoop                                           ┘ connection's life
 //	             ping                from a ping until its pong (or its timeout)

@@ -80,6 +80,7 @@ type Limits struct {
 	TotalBuffer        int64    `json:"total_buffer,omitempty"`
 	LinkBuffer         int      `json:"link_buffer,omitempty"`
 	PingInterval       Duration `json:"ping_interval,omitempty"`
+	CloseTimeout       Duration `json:"close_timeout,omitempty"`
 	// RefusalFloor and RefusalJitter time refused handshakes (server.Config).
 	RefusalFloor  Duration `json:"refusal_floor,omitempty"`
 	RefusalJitter Duration `json:"refusal_jitter,omitempty"`
@@ -203,7 +204,7 @@ func (c *File) BrokerLimits() broker.Limits {
 	return broker.Limits{MaxMessage: l.MaxMessage, AcceptTimeout: time.Duration(l.AcceptTimeout),
 		HandoverTimeout: time.Duration(l.HandoverTimeout), MaxPendingConnects: l.MaxPendingConnects,
 		Window: l.Window, ChannelBuffer: l.ChannelBuffer, TotalBuffer: l.TotalBuffer, LinkBuffer: l.LinkBuffer,
-		PingInterval: time.Duration(l.PingInterval)}
+		PingInterval: time.Duration(l.PingInterval), CloseTimeout: time.Duration(l.CloseTimeout)}
 }
 
 // NewCredential makes a credential: a random secret and the hash the
@@ -240,6 +241,7 @@ const exampleJSON = `
     "total_buffer": 268435456,
     "link_buffer": 67108864,
     "ping_interval": "30s",
+    "close_timeout": "3s",
     "refusal_floor": "100ms",
     "refusal_jitter": "20ms"
   },

@@ -31,6 +31,7 @@ func (c *File) limits() []limit {
 		{"limits.total_buffer", l.TotalBuffer},
 		{"limits.link_buffer", int64(l.LinkBuffer)},
 		{"limits.ping_interval", d(l.PingInterval)},
+		{"limits.close_timeout", d(l.CloseTimeout)},
 		{"limits.refusal_floor", d(l.RefusalFloor)},
 		{"limits.refusal_jitter", d(l.RefusalJitter)},
 	}

@@ -33,6 +33,8 @@ type Channel struct {
 	credit      int64         // bytes this side may still send; guarded by mu
 	closeErr    error         // the client closed: a websocket.CloseError; guarded by mu
 	closedLocal bool          // this side closed; guarded by mu
+	answered    bool          // the client's close was answered with a Close; guarded by mu
+	hold        bool          // HoldClose: only Close answers the client's close; guarded by mu
 }
 
 type message struct {
@@ -100,17 +102,57 @@ func (c *Channel) addCredit(n uint64) {
 	c.mu.Unlock()
 }
 
+// remoteClose records the client's close. A handler that has finished
+// with every message (it is back in Read, or gone) gets it answered at
+// once; otherwise Read answers it once it has returned every message
+// before it (HoldClose aside).
 func (c *Channel) remoteClose(code websocket.StatusCode, reason string) {
 	c.mu.Lock()
 	if c.closeErr == nil && !c.closedLocal {
 		c.closeErr = websocket.CloseError{Code: code, Reason: reason}
 		c.broadcastLocked()
 	}
-	done := c.closedLocal || len(c.queue) == 0 && c.delivered == c.acked
+	done := c.closedLocal
+	if !done && len(c.queue) == 0 && c.delivered == c.acked {
+		done = c.answerLocked()
+	}
 	c.mu.Unlock()
 	if done {
 		c.l.dropChannel(c)
 	}
+}
+
+// answerLocked answers the client's close, unless HoldClose leaves that
+// to Close: a Close with the client's code goes to the broker after
+// everything this side wrote before (the link keeps their order), and the
+// broker then sends its close frame to the client. A client whose
+// connection broke (1006) needs no answer. It reports whether the channel
+// is done with.
+func (c *Channel) answerLocked() bool {
+	if c.hold || c.answered {
+		return !c.hold
+	}
+	c.answered = true
+	ce, _ := c.closeErr.(websocket.CloseError)
+	if ce.Code != websocket.StatusAbnormalClosure {
+		f := protocol.Close{Channel: c.id, Code: uint64(ce.Code), Reason: ce.Reason}
+		_ = c.l.enqueueControl(f.Append(nil)) // fails only once the link is gone, and the channel with it
+	}
+	return true
+}
+
+// HoldClose keeps the channel open for writing after the client closed,
+// for replies that come late (from another goroutine or process): Read
+// then returns the client's websocket.CloseError without answering it,
+// and only Close answers it. Without HoldClose, Read answers the client's
+// close once it has returned every message sent before it, so that what
+// the handler wrote in reply to them still reaches the client. The broker
+// waits for the answer up to its close timeout (limits.close_timeout, 3 s
+// by default); a channel held this way is kept until Close.
+func (c *Channel) HoldClose() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
 }
 
 // handled returns, per channel, the last message its handler finished
@@ -157,7 +199,10 @@ func (c *Channel) ackLocked() {
 // ResumeAfter) are dropped.
 //
 // When the client closed, Read returns a websocket.CloseError with the
-// client's code and reason (websocket.CloseStatus gives the code). When the
+// client's code and reason (websocket.CloseStatus gives the code), after
+// every message the client sent before its close, and answers the close
+// (see HoldClose): what the handler wrote before this Read reaches the
+// client before the broker's close frame. When the
 // link ended, it returns an error wrapping ErrLinkClosed (or ErrClosed).
 func (c *Channel) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
 	c.mu.Lock()
@@ -188,8 +233,11 @@ func (c *Channel) Read(ctx context.Context) (websocket.MessageType, []byte, erro
 		}
 		if c.closeErr != nil {
 			err := c.closeErr
+			done := c.answerLocked()
 			c.mu.Unlock()
-			c.l.dropChannel(c)
+			if done {
+				c.l.dropChannel(c)
+			}
 			return 0, nil, err
 		}
 		wait := c.changed
@@ -232,7 +280,10 @@ func (c *Channel) ResumeAfter(seq uint64) {
 // Write sends one message to the client. It waits (bounded by ctx) while
 // the channel is out of credit, i.e. while the client has not yet taken
 // the bytes sent before: a slow client holds back only its own channel.
-// After the client closed, Write returns its websocket.CloseError.
+// After the client closed, Write still sends until its close is answered
+// (by Read, or by Close after HoldClose), and returns the client's
+// websocket.CloseError after that, or at once when the client's connection
+// broke (1006).
 func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
 	if uint64(len(p)) > c.l.welcome.MaxMessage {
 		return fmt.Errorf("write to channel %d: %w (%d > %d bytes)", c.id, ErrTooBig, len(p), c.l.welcome.MaxMessage)
@@ -244,7 +295,7 @@ func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte
 			c.mu.Unlock()
 			return ErrChannelClosed
 		}
-		if c.closeErr != nil {
+		if c.closeErr != nil && (c.answered || websocket.CloseStatus(c.closeErr) == websocket.StatusAbnormalClosure) {
 			err := c.closeErr
 			c.mu.Unlock()
 			return err
@@ -283,7 +334,9 @@ func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte
 
 // Close closes the channel: the broker sends the client the messages
 // already written, then a close frame with code and reason. Closing a
-// channel the client closed already only acknowledges what it holds.
+// channel the client closed already acknowledges what it holds and
+// answers the client's close with code and reason, unless Read answered
+// it already.
 func (c *Channel) Close(code websocket.StatusCode, reason string) error {
 	c.mu.Lock()
 	if c.closedLocal {
@@ -297,10 +350,12 @@ func (c *Channel) Close(code websocket.StatusCode, reason string) error {
 		c.delivered = max(c.delivered, c.received)
 		c.ackLocked()
 	}
+	answered := c.answered || websocket.CloseStatus(c.closeErr) == websocket.StatusAbnormalClosure
+	c.answered = true
 	c.broadcastLocked()
 	c.mu.Unlock()
 	c.l.dropChannel(c)
-	if remote {
+	if remote && answered {
 		return nil
 	}
 	f := protocol.Close{Channel: c.id, Code: uint64(code), Reason: reason}

@@ -30,6 +30,13 @@
 // are rejected at once), and requests that waited past the broker's accept
 // timeout are dropped; Listener.Stats counts each case.
 //
+// A client's close is answered, not just received: Channel.Read returns
+// the client's websocket.CloseError after every message sent before it,
+// and answers the close then, after what the handler wrote in reply (the
+// broker holds a client's close until the answer, so that those
+// replies reach it). Channel.HoldClose leaves the answer to Channel.Close,
+// for replies that come later from elsewhere.
+//
 // Memory is bounded: the broker never sends a channel more unacknowledged
 // bytes than the window the listener asked for, and Channel.Write waits for
 // credit from the broker, so a client that does not read holds back only its

@@ -201,10 +201,21 @@ type hijackRecorder struct {
 	conn net.Conn
 }
 
+// The library reads through a broker.CloseHold, which holds back the
+// client's close frame until the broker answers it.
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	h.conn = conn
-	return conn, brw, err
+	if err != nil {
+		return conn, brw, err
+	}
+	var buffered []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ = brw.Reader.Peek(n)
+	}
+	hold := broker.NewCloseHold(conn, buffered) // copies buffered
+	brw.Reader.Reset(hold)
+	h.conn = hold
+	return hold, brw, nil
 }
 
 // handshakeOf turns the request into the broker's Handshake. Go's HTTP

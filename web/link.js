@@ -50,8 +50,9 @@ export class Channel {
     this.inq = [];               // frames waiting for the handler, in order
     this.pumping = false;
     this.lastSeq = 0;            // highest seq handled (drops duplicates after handover)
-    this.closing = null;         // [code, reason] once the service closed
+    this.closing = null;         // [code, reason] once the service closed (or answers the client's close)
     this.closed = false;
+    this.told = false;           // onclose ran: the client closed, our answer may still wait for credit
     this.onmessage = null;
     this.onclose = null;
   }
@@ -123,7 +124,7 @@ export class Channel {
       while (this.inq.length > 0) {
         const f = this.inq.shift();
         if (f.type === 'close') {
-          this.link.forget(this, f.code, f.reason);
+          this.link.clientClosed(this, f.code, f.reason);
           continue;
         }
         if (f.seq <= this.lastSeq) { this.link.ack(this, f.seq); continue; }
@@ -380,8 +381,28 @@ export class Link {
     ch.outq.length = 0;
     ch.queued = 0;
     this.channels.delete(ch.id);
-    try { ch.onclose?.(code, reason); } catch (err) { this.report(err); }
+    if (!ch.told) {
+      try { ch.onclose?.(code, reason); } catch (err) { this.report(err); }
+    }
     this.drained();
+  }
+
+  /**
+   * clientClosed handles the client's close, after every message before it
+   * was handled: the owner hears it at once (nothing more can be sent), and
+   * the service's own Close, echoing the client's code, follows what the
+   * handlers sent (as credit lets it go); the broker holds the client's
+   * close until then (its close timeout aside). A client whose connection
+   * broke (1006) is not answered.
+   */
+  clientClosed(ch, code, reason) {
+    if (ch.closed || ch.told) return;
+    ch.inq.length = 0;
+    if (code === 1006) { this.forget(ch, code, reason); return; }
+    ch.closing ??= [code, reason];
+    ch.told = true;
+    try { ch.onclose?.(code, reason); } catch (err) { this.report(err); }
+    ch.flush();
   }
 
   ack(ch, seq) { this.acks.set(ch.id, seq); this.schedule(); }

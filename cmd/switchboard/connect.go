@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/switchboard-dev/switchboard/sdk"
 )
@@ -24,9 +26,10 @@ func init() {
 
 // runConnect is a terminal WebSocket client: stdin lines become text
 // messages, messages are printed as lines on stdout (--binary: raw bytes
-// both ways). At end of input it prints what the server still sends, and
-// closes (1000) once the server is quiet for --linger or closes first. It exits 0, silently, when
-// the connection closes normally (1000, or 1005 without a code), and
+// both ways). At end of input it sends its close (1000) and waits for the
+// server's, printing every message that comes before it; a server that
+// does not answer within --close-timeout is cut. It exits 0, silently,
+// when the connection closes normally (1000, or 1005 without a code), and
 // prints the close code and reason on stderr otherwise. Flag names follow
 // websocat's where the meaning is the same.
 func runConnect(ctx context.Context, args []string) error {
@@ -34,9 +37,9 @@ func runConnect(ctx context.Context, args []string) error {
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: switchboard connect URL [flags]\n       switchboard connect wsapp://ID/path --broker ws://HOST:PORT --credential SECRET [--protocol intent]...\n\n"+
 			"Connect to a WebSocket URL: each stdin line is sent as a text message, each message\n"+
-			"received is printed as a line (--binary: raw bytes both ways). At end of input the\n"+
-			"replies still coming are printed, and the connection is closed with 1000 once the server\n"+
-			"is quiet for --linger (or closes first). A normal close exits 0 quietly; any other exits\n"+
+			"received is printed as a line (--binary: raw bytes both ways). At end of input it\n"+
+			"closes (1000) and waits for the server's close, printing the replies still coming\n"+
+			"until then (at most --close-timeout). A normal close exits 0 quietly; any other exits\n"+
 			"1 and says why.\n\n")
 		fl.PrintDefaults()
 	}
@@ -47,7 +50,8 @@ func runConnect(ctx context.Context, args []string) error {
 	fl.Var(&headers, "H", "short for --header (as websocat)")
 	brokerURL := fl.String("broker", "ws://127.0.0.1:8080", "broker for wsapp:// URLs")
 	credential := fl.String("credential", "", "app secret for wsapp:// URLs (default $SWITCHBOARD_CREDENTIAL); the server app sees only the app id")
-	linger := fl.Duration("linger", time.Second, "after end of input, close once the server has sent nothing for this long (or it closes first); 0: close at once")
+	closeTimeout := fl.Duration("close-timeout", maxCloseTimeout, "after end of input (or Ctrl-C), how long to wait for the server's close, printing what comes until then; at most 5s")
+	fl.Duration("linger", 0, "deprecated, ignored: connect waits for the server's close (--close-timeout)")
 	binary := fl.Bool("binary", false, "raw bytes: each read of stdin is a binary message, messages are written to stdout as they are (websocat --binary)")
 	fl.BoolVar(binary, "b", false, "short for --binary")
 	pingInterval := fl.Duration("ping-interval", 0, "send a ping this often (0: never); no pong within --ping-timeout ends the connection (websocat --ping-interval, here a duration)")
@@ -62,6 +66,14 @@ func runConnect(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return usageError{msg: "need exactly one URL, e.g. ws://127.0.0.1:8080/echo/x"}
 	}
+	if *closeTimeout <= 0 || *closeTimeout > maxCloseTimeout {
+		return usageError{msg: fmt.Sprintf("--close-timeout must be more than 0 and at most %v", maxCloseTimeout)}
+	}
+	fl.Visit(func(f *flag.Flag) {
+		if f.Name == "linger" && !*quiet {
+			fmt.Fprintln(os.Stderr, "switchboard: --linger is deprecated and ignored: connect now waits for the server's close (--close-timeout)")
+		}
+	})
 	h := http.Header{}
 	for _, kv := range headers {
 		k, v, ok := strings.Cut(kv, ":")
@@ -87,22 +99,19 @@ func runConnect(ctx context.Context, args []string) error {
 			h.Set("Authorization", "Bearer "+*credential)
 		}
 	}
-	hc, err := clientHTTP(*caFile)
+	tlsConfig, err := clientTLSConfig(*caFile)
 	if err != nil {
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, resp, err := websocket.Dial(dctx, target, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h, HTTPClient: hc})
+	c, subprotocol, err := dialClient(dctx, target, protocols, h, tlsConfig)
 	cancel()
 	if err != nil {
-		if resp != nil {
-			return fmt.Errorf("connect %s: %s", pos[0], resp.Status)
-		}
 		return fmt.Errorf("connect %s: %w", pos[0], err)
 	}
-	c.SetReadLimit(64 << 20)
-	if p := c.Subprotocol(); p != "" && !*quiet {
-		fmt.Fprintf(os.Stderr, "switchboard: connected, subprotocol %s\n", p)
+	defer c.conn.Close()
+	if subprotocol != "" && !*quiet {
+		fmt.Fprintf(os.Stderr, "switchboard: connected, subprotocol %s\n", subprotocol)
 	}
 
 	// The stdin reader cannot be interrupted; it ends with the process.
@@ -110,20 +119,18 @@ func runConnect(ctx context.Context, args []string) error {
 	inputDone := make(chan error, 1)
 	go readInput(os.Stdin, *binary, chunks, inputDone)
 
-	// Writer: stdin → messages; on end of input or signal, close. Writes
-	// use a background context: coder/websocket closes the connection
-	// when a Write's context ends. The reader below keeps reading while
-	// the close handshake runs, so what the server sends before its close
-	// is printed.
+	// Writer: stdin → messages, pings; on end of input or a signal, our
+	// close. The reader below goes on reading until the server's close, so
+	// that the replies it sends before it are printed; a server that does
+	// not close within --close-timeout of ours is cut.
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
-	var lastRead atomic.Int64 // unix nanoseconds of the last message received
-	lastRead.Store(time.Now().UnixNano())
+	var cut atomic.Bool     // the server did not answer our close in time
+	var stopCut func() bool // set by the writer once it sent our close; read after writerDone
 	writerDone := make(chan struct{})
-	var closedByUs bool // we sent the close and the handshake completed; read after writerDone
-	typ := websocket.MessageText
+	op := ws.OpText
 	if *binary {
-		typ = websocket.MessageBinary
+		op = ws.OpBinary
 	}
 	go func() {
 		defer close(writerDone)
@@ -133,10 +140,15 @@ func runConnect(ctx context.Context, args []string) error {
 			defer t.Stop()
 			pings = t.C
 		}
+		closeWith := func(reason string) {
+			if c.sendClose(ws.StatusNormalClosure, reason) == nil {
+				stopCut = c.cutAfter(*closeTimeout, &cut)
+			}
+		}
 		for {
 			select {
 			case p := <-chunks:
-				if err := c.Write(wctx, typ, p); err != nil {
+				if err := c.write(op, p); err != nil {
 					return
 				}
 			case <-pings:
@@ -145,39 +157,22 @@ func runConnect(ctx context.Context, args []string) error {
 					timeout = *pingInterval
 				}
 				pctx, pcancel := context.WithTimeout(wctx, timeout)
-				err := c.Ping(pctx) // answered by the reader below
+				err := c.ping(pctx) // the reader below reports the pong
 				pcancel()
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "switchboard: no pong within %v: closing\n", timeout)
-					c.CloseNow()
+					if wctx.Err() == nil {
+						fmt.Fprintf(os.Stderr, "switchboard: no pong within %v: closing\n", timeout)
+						c.conn.Close()
+					}
 					return
 				}
 			case <-inputDone:
-				// Replies to what was sent may still be on their way: wait
-				// until the server is quiet for --linger (it may also close
-				// first), then close.
-				for *linger > 0 {
-					quietFor := time.Since(time.Unix(0, lastRead.Load()))
-					if quietFor >= *linger {
-						break
-					}
-					t := time.NewTimer(*linger - quietFor)
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-					case <-wctx.Done():
-						t.Stop()
-						return
-					}
-					t.Stop()
-					if ctx.Err() != nil {
-						break
-					}
-				}
-				closedByUs = c.Close(websocket.StatusNormalClosure, "") == nil
+				// Replies to what was sent may still be on their way: the
+				// server sends them before it answers our close.
+				closeWith("")
 				return
 			case <-ctx.Done():
-				closedByUs = c.Close(websocket.StatusNormalClosure, "interrupted") == nil
+				closeWith("interrupted")
 				return
 			case <-wctx.Done():
 				return
@@ -188,31 +183,35 @@ func runConnect(ctx context.Context, args []string) error {
 	out := bufio.NewWriter(os.Stdout)
 	var readErr error
 	for {
-		_, p, err := c.Read(context.Background())
+		_, p, err := c.read()
 		if err != nil {
 			readErr = err
 			break
 		}
-		lastRead.Store(time.Now().UnixNano())
 		out.Write(p)
 		if !*binary {
 			out.WriteByte('\n')
 		}
 		if err := out.Flush(); err != nil {
-			c.CloseNow()
+			c.conn.Close()
 			return fmt.Errorf("write stdout: %w", err)
 		}
 	}
+	c.conn.Close()
 	wcancel()
 	<-writerDone
+	if stopCut != nil {
+		stopCut()
+	}
 
 	var ce websocket.CloseError
-	if !errors.As(readErr, &ce) && closedByUs {
-		// The reader may see the connection closed rather than the peer's
-		// close frame when our own close handshake finished first.
-		ce = websocket.CloseError{Code: websocket.StatusNormalClosure}
-	}
-	if ce.Code == 0 {
+	switch {
+	case errors.As(readErr, &ce):
+	case cut.Load():
+		return fmt.Errorf("no close from the server within %v (--close-timeout): connection cut", *closeTimeout)
+	case errors.Is(readErr, wsutil.ErrMessageTooLarge):
+		return fmt.Errorf("the server sent a message larger than %d MiB", maxRead>>20)
+	default:
 		return fmt.Errorf("connection lost: %w", readErr)
 	}
 	if ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusNoStatusRcvd {
@@ -220,6 +219,11 @@ func runConnect(ctx context.Context, args []string) error {
 	}
 	return fmt.Errorf("closed with %d %s", int(ce.Code), ce.Reason)
 }
+
+// maxCloseTimeout is the longest --close-timeout (and its default): most
+// servers and clients give a closing handshake no more (coder/websocket
+// and the broker's own client side wait 5 s at most).
+const maxCloseTimeout = 5 * time.Second
 
 // readInput sends stdin to chunks: lines (without their newline), or with
 // binary each read as it comes. It reports the end on done.

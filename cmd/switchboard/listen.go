@@ -133,8 +133,12 @@ type local interface {
 	// the local side ends, then calls s.finish. Called once per session,
 	// in its own goroutine; nil-safe modes return at once.
 	run(ctx context.Context, s *session)
-	// clientClosed tells the local side that the client went away.
-	clientClosed(code websocket.StatusCode, reason string)
+	// clientClosed tells the local side that the client closed (1006: its
+	// connection broke). A local side that still has output sends it and
+	// then calls s.finish, which answers the client's close (the broker
+	// relays what the service sends until then, up to its close timeout);
+	// one with nothing running calls s.finish at once.
+	clientClosed(s *session, code websocket.StatusCode, reason string)
 	// stop ends the local side at once (process exit).
 	stop()
 }
@@ -347,6 +351,11 @@ func (echoLocal) deliver(ctx context.Context, ch *sdk.Channel, typ websocket.Mes
 	return ch.Write(ctx, typ, p)
 }
 
-func (echoLocal) run(context.Context, *session)             {}
-func (echoLocal) clientClosed(websocket.StatusCode, string) {}
-func (echoLocal) stop()                                     {}
+func (echoLocal) run(context.Context, *session) {}
+func (echoLocal) stop()                         {}
+
+// clientClosed answers at once: every echo went out before the client's
+// close was read.
+func (echoLocal) clientClosed(s *session, _ websocket.StatusCode, _ string) {
+	s.finish(websocket.StatusNormalClosure, "") // echoes the client's code
+}

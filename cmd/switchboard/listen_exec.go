@@ -259,6 +259,8 @@ func (e *execLocal) finishRun(s *session, tooLong bool) {
 		s.finish(websocket.StatusMessageTooBig, "output line too long")
 	case err == nil:
 		s.finish(websocket.StatusNormalClosure, "")
+	case errors.As(err, &ee) && e.killed.Load() && s.clientClosedFirst():
+		s.finish(websocket.StatusNormalClosure, "") // ended after its client's close: the answer echoes it
 	case errors.As(err, &ee):
 		if !e.killed.Load() { // a process we ended is no failure of its own
 			s.svc.log.Warn("--exec process failed", "channel", s.id, "status", ee.ProcessState.String())
@@ -281,20 +283,38 @@ func (e *execLocal) kill(sig syscall.Signal) {
 	_ = syscall.Kill(-e.cmd.Process.Pid, sig)
 }
 
-// clientClosed ends the process: its stdin closes and its group gets
-// SIGTERM, then SIGKILL a second later if it is still there.
-func (e *execLocal) clientClosed(websocket.StatusCode, string) {
+// execCloseGrace is how long a process whose client closed has, after
+// its stdin closed, to print what it has left and exit before it gets
+// SIGTERM (what it prints meanwhile reaches the client: the channel's
+// close is answered when it exits).
+const execCloseGrace = 2 * time.Second
+
+// clientClosed ends the process: its stdin closes, and its group gets
+// SIGTERM if it has not exited within execCloseGrace (at once when the
+// client's connection broke: nobody reads its output), then SIGKILL a
+// second later if it is still there. Its exit closes the channel, which
+// answers the client's close.
+func (e *execLocal) clientClosed(_ *session, code websocket.StatusCode, _ string) {
 	e.mu.Lock()
 	e.stdin.Close()
 	e.mu.Unlock()
-	e.kill(syscall.SIGTERM)
+	grace := execCloseGrace
+	if code == websocket.StatusAbnormalClosure {
+		grace = 0
+	}
 	go func() {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-e.exited:
-		case <-t.C:
-			e.kill(syscall.SIGKILL)
+		for _, step := range []struct {
+			wait time.Duration
+			sig  syscall.Signal
+		}{{grace, syscall.SIGTERM}, {time.Second, syscall.SIGKILL}} {
+			t := time.NewTimer(step.wait)
+			select {
+			case <-e.exited:
+				t.Stop()
+				return
+			case <-t.C:
+				e.kill(step.sig)
+			}
 		}
 	}()
 }

@@ -23,15 +23,21 @@ type session struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	ch       *sdk.Channel  // the channel on the current link; nil while detached; guarded by mu
-	attached chan struct{} // closed once ch is set; guarded by mu
-	last     uint64        // seq of the last client message handled; guarded by mu
-	ended    bool          // the client or the local side ended it; guarded by mu
+	ch       *sdk.Channel          // the channel on the current link; nil while detached; guarded by mu
+	attached chan struct{}         // closed once ch is set; guarded by mu
+	last     uint64                // seq of the last client message handled; guarded by mu
+	ended    bool                  // the channel is closed (finish, or the client's connection broke); guarded by mu
+	closedBy *websocket.CloseError // the client closed first; guarded by mu
 }
 
 // handoverWait bounds how long a local side that ended waits for a link to
 // close its channel on.
 const handoverWait = 35 * time.Second
+
+// closeWait bounds how long the local side of a client that closed may
+// go on sending before it is stopped (the broker stops waiting for the
+// answer after its close timeout, 3 s by default, anyway).
+const closeWait = 10 * time.Second
 
 func (svc *service) newSession(_ context.Context, id uint64, loc local) *session {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -49,6 +55,7 @@ func (svc *service) newSession(_ context.Context, id uint64, loc local) *session
 }
 
 func (s *session) attach(ch *sdk.Channel) {
+	ch.HoldClose() // the local side's late output still goes out after the client's close: finish answers it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ch == nil {
@@ -98,9 +105,7 @@ func (s *session) readLoop(ctx context.Context, ch *sdk.Channel) {
 			var ce websocket.CloseError
 			switch {
 			case errors.As(err, &ce):
-				s.svc.log.Info("channel closed by client", "channel", s.id, "code", int(ce.Code), "reason", ce.Reason)
-				s.remove()
-				s.loc.clientClosed(ce.Code, ce.Reason)
+				s.clientClosed(ce.Code, ce.Reason)
 			case errors.Is(err, sdk.ErrChannelClosed):
 			default: // the link ended: the channel goes on with the next one
 				s.detach(ch)
@@ -138,11 +143,15 @@ func (s *session) send(typ websocket.MessageType, p []byte) error {
 	}
 }
 
-// finish closes the channel because the local side ended.
+// finish closes the channel because the local side ended; after the
+// client's close, it answers that close: a normal end (1000) echoes the
+// client's code and reason, a failure (an --exec process that failed)
+// says so.
 func (s *session) finish(code websocket.StatusCode, reason string) {
 	s.mu.Lock()
 	ended := s.ended
 	s.ended = true
+	by := s.closedBy
 	s.mu.Unlock()
 	if ended {
 		return
@@ -150,16 +159,55 @@ func (s *session) finish(code websocket.StatusCode, reason string) {
 	ctx, cancel := context.WithTimeout(s.ctx, handoverWait)
 	defer cancel()
 	if ch, err := s.current(ctx); err == nil {
-		s.svc.log.Info("channel closed by service", "channel", s.id, "code", int(code), "reason", reason)
+		if by == nil {
+			s.svc.log.Info("channel closed by service", "channel", s.id, "code", int(code), "reason", reason)
+		} else if code == websocket.StatusNormalClosure {
+			code, reason = sendable(by.Code), by.Reason
+		}
 		ch.Close(code, reason)
 	}
 	s.remove()
 }
 
-// clientClosed ends the session because the client is gone.
+// clientClosed tells the local side that the client closed (once, even
+// when a handed-over channel brings the close again); it answers through
+// finish. A client whose connection broke needs no answer.
 func (s *session) clientClosed(code websocket.StatusCode, reason string) {
-	s.remove()
-	s.loc.clientClosed(code, reason)
+	s.mu.Lock()
+	first := s.closedBy == nil && !s.ended
+	if first {
+		s.closedBy = &websocket.CloseError{Code: code, Reason: reason}
+	}
+	if code == websocket.StatusAbnormalClosure {
+		s.ended = true
+	}
+	s.mu.Unlock()
+	if !first {
+		return // a handed-over channel brought the close again: finish answers on the current one
+	}
+	s.svc.log.Info("channel closed by client", "channel", s.id, "code", int(code), "reason", reason)
+	if code == websocket.StatusAbnormalClosure {
+		s.remove()
+	} else {
+		time.AfterFunc(closeWait, func() { // a local side that does not end is stopped
+			s.mu.Lock()
+			ended := s.ended
+			s.mu.Unlock()
+			if !ended {
+				s.loc.stop()
+				s.cancel()
+			}
+		})
+	}
+	s.loc.clientClosed(s, code, reason)
+}
+
+// clientClosedFirst reports whether the client closed before the local
+// side ended.
+func (s *session) clientClosedFirst() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closedBy != nil
 }
 
 // remove marks the session ended and forgets it.

@@ -35,7 +35,7 @@ func TestListenEchoAndConnect(t *testing.T) {
 	// connect: stdin lines out, messages in, normal close → exit 0.
 	stdinR, stdinW := io.Pipe()
 	outR, outW := io.Pipe()
-	cmd := testutil.Command(t, "connect", base+"/echo/y", "--protocol", "chat", "--linger", "0")
+	cmd := testutil.Command(t, "connect", base+"/echo/y", "--protocol", "chat")
 	cmd.Stdin, cmd.Stdout = stdinR, outW
 	cp := testutil.StartProcess(t, cmd)
 	fmt.Fprintln(stdinW, "line one")
@@ -64,7 +64,7 @@ func TestListenEchoAndConnect(t *testing.T) {
 func TestConnectReportsAbnormalClose(t *testing.T) {
 	base := startServe(t)
 	testutil.StartListen(t, base+"/sh/", "--exec", "exit 3")
-	cmd := testutil.Command(t, "connect", base+"/sh/", "--linger", "5s")
+	cmd := testutil.Command(t, "connect", base+"/sh/")
 	cmd.Stdin = strings.NewReader("")
 	cp := testutil.StartProcess(t, cmd)
 	if code := cp.Wait(); code != 1 {

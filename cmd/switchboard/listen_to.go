@@ -243,7 +243,10 @@ func (t *toLocal) run(_ context.Context, s *session) {
 	}
 }
 
-func (t *toLocal) clientClosed(code websocket.StatusCode, reason string) {
+// clientClosed closes the forwarded connection with the client's code;
+// what the local server sends before its answer still goes to the client
+// (run reads it), and run's finish then answers the client's close.
+func (t *toLocal) clientClosed(_ *session, code websocket.StatusCode, reason string) {
 	t.c.Close(sendable(code), reason)
 	t.cancel()
 }

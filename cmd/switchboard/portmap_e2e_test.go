@@ -133,7 +133,7 @@ func nsStatus(t *testing.T, gw *gatewaytest.Gateway, port int) portmapStatus {
 // wanEcho runs switchboard connect in the WAN namespace: msg must come back.
 func wanEcho(t *testing.T, gw *gatewaytest.Gateway, url, msg string) {
 	t.Helper()
-	cmd := gw.Command(gw.WAN, testutil.SwitchboardBinary(t), "connect", url, "--linger", "0")
+	cmd := gw.Command(gw.WAN, testutil.SwitchboardBinary(t), "connect", url)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ func TestTLSServe(t *testing.T) {
 	resp.Body.Close()
 
 	// connect over wss:// with --ca-file.
-	conn := testutil.Command(t, "connect", base+"/echo/cli", "--ca-file", ca.PEMFile, "--linger", "300ms")
+	conn := testutil.Command(t, "connect", base+"/echo/cli", "--ca-file", ca.PEMFile)
 	conn.Stdin = strings.NewReader("hello over wss\n")
 	if out, err := conn.Output(); err != nil || strings.TrimSpace(string(out)) != "hello over wss" {
 		t.Fatalf("connect over wss: %v, output %q", err, out)

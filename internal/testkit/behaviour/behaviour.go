@@ -1,7 +1,8 @@
 // Package behaviour is the one behaviour suite of the service libraries:
 // scenarios.json says, once, what the Go SDK and the JS library must both
 // do on a service link (credit, cumulative ack, drop past a sequence gap,
-// dedupe, drain when no longer active, the batch limit, reattach), and Run
+// dedupe, drain when no longer active, the batch limit, reattach, answering
+// the client's close after the replies), and Run
 // plays each scenario as the broker against a library's echo service over a
 // real WebSocket link. sdk's and web's tests run it against their library.
 package behaviour
@@ -41,6 +42,7 @@ type Step struct {
 	Send       []Frame   `json:"send"`       // send these frames at once (in as few link messages as the contract allows)
 	Data       *Frame    `json:"data"`       // the next message the service sends on the channel is this one
 	Acked      *Frame    `json:"acked"`      // the service has acknowledged the channel up to seq (cumulatively)
+	Closed     *Frame    `json:"closed"`     // the service closed the channel with code (after everything it sent on it: no Data follows a Close)
 	LinkClosed *struct{} `json:"linkClosed"` // the service closes its link
 	DropLink   *struct{} `json:"dropLink"`   // the broker drops the link (as a broker restart would)
 }
@@ -168,6 +170,14 @@ func runScenario(t *testing.T, sc Scenario, start Service) {
 			if err := l.waitAcked(st.Acked.Channel, st.Acked.Seq); err != nil {
 				fail("%v", err)
 			}
+		case st.Closed != nil:
+			code, err := l.waitClose(st.Closed.Channel)
+			if err != nil {
+				fail("%v", err)
+			}
+			if code != st.Closed.Code {
+				fail("channel %d: the service closed with %d, want %d", st.Closed.Channel, code, st.Closed.Code)
+			}
 		case st.LinkClosed != nil:
 			if err := l.waitClosed(); err != nil {
 				fail("%v", err)
@@ -210,7 +220,8 @@ func newFakeBroker(t *testing.T) *fakeBroker {
 		}
 		c.SetReadLimit(int64(protocol.MaxLinkMessage(maxMessage))) // the contract: more fails the read
 		l := &link{conn: c, changed: make(chan struct{}), done: make(chan struct{}), window: make(map[uint64]int64),
-			contiguous: make(map[uint64]uint64), acked: make(map[uint64]uint64), data: make(map[uint64][][]byte)}
+			contiguous: make(map[uint64]uint64), acked: make(map[uint64]uint64), data: make(map[uint64][][]byte),
+			closed: make(map[uint64]uint64)}
 		go l.read()
 		b.links <- l
 		<-l.done
@@ -232,6 +243,7 @@ type link struct {
 	contiguous map[uint64]uint64   // channel → highest seq sent with every one before it on this link
 	acked      map[uint64]uint64   // channel → highest seq acknowledged
 	data       map[uint64][][]byte // channel → messages the service sent, not yet checked
+	closed     map[uint64]uint64   // channel → code of the Close the service sent
 	bad        error               // the first invariant the service broke
 	changed    chan struct{}       // closed on any change
 }
@@ -283,6 +295,9 @@ func (l *link) frame(typ protocol.Type, body []byte) {
 		if left := l.window[d.Channel]; left < n && left < l.win {
 			l.brokeLocked(fmt.Errorf("channel %d: the service sent %d bytes with %d of credit left (window %d)", d.Channel, n, left, l.win))
 		}
+		if _, ok := l.closed[d.Channel]; ok {
+			l.brokeLocked(fmt.Errorf("channel %d: the service sent Data after its Close", d.Channel))
+		}
 		l.window[d.Channel] -= n
 		l.data[d.Channel] = append(l.data[d.Channel], append([]byte(nil), d.Payload...))
 	case protocol.TypeAck:
@@ -295,7 +310,16 @@ func (l *link) frame(typ protocol.Type, body []byte) {
 			l.brokeLocked(fmt.Errorf("channel %d: the service acknowledged seq %d, but only up to %d was delivered in order", a.Channel, a.Seq, l.contiguous[a.Channel]))
 		}
 		l.acked[a.Channel] = max(l.acked[a.Channel], a.Seq)
-	case protocol.TypeAccept, protocol.TypeReject, protocol.TypeRespond, protocol.TypeClose, protocol.TypeList, protocol.TypePush:
+	case protocol.TypeClose:
+		var c protocol.Close
+		if err := c.Decode(body); err != nil {
+			l.brokeLocked(err)
+			return
+		}
+		if _, ok := l.closed[c.Channel]; !ok {
+			l.closed[c.Channel] = c.Code
+		}
+	case protocol.TypeAccept, protocol.TypeReject, protocol.TypeRespond, protocol.TypeList, protocol.TypePush:
 	case protocol.TypeError:
 		var e protocol.Error
 		_ = e.Decode(body)
@@ -429,6 +453,17 @@ func (l *link) nextData(ch uint64) ([]byte, error) {
 
 func (l *link) waitAcked(ch, seq uint64) error {
 	return l.until(fmt.Sprintf("Ack of channel %d up to %d", ch, seq), func() bool { return l.acked[ch] >= seq })
+}
+
+// waitClose waits for the service's Close of ch and returns its code.
+func (l *link) waitClose(ch uint64) (uint64, error) {
+	var code uint64
+	err := l.until(fmt.Sprintf("Close of channel %d", ch), func() bool {
+		c, ok := l.closed[ch]
+		code = c
+		return ok
+	})
+	return code, err
 }
 
 func (l *link) waitClosed() error {
