@@ -134,15 +134,11 @@ func TestListenEchoSurvivesKill(t *testing.T) {
 		s.stop.Store(true)
 	}
 	for _, s := range ss {
-		deadline := time.Now().Add(10 * time.Second)
 		// The writer stops after at most one more message.
-		for s.highest.Load() < s.sent.Load() || s.sent.Load() == 0 {
+		testutil.WaitFor(t, "every message sent to be echoed", 10*time.Second, func() bool {
 			s.check(t)
-			if time.Now().After(deadline) {
-				t.Fatalf("echoes stopped at %d of %d", s.highest.Load(), s.sent.Load())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return s.highest.Load() >= s.sent.Load() && s.sent.Load() != 0
+		})
 		t.Logf("client: %d messages echoed in order across 3 kills", s.highest.Load())
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,7 +45,7 @@ func TestHoldAcrossRestart(t *testing.T) {
 
 	// With a hold: a client loop across kill and restart.
 	first, _ := testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v1")
-	var ok, refused atomic.Int32
+	var attempts, ok, refused atomic.Int32
 	var firstErr atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -58,6 +59,7 @@ func TestHoldAcrossRestart(t *testing.T) {
 					return
 				default:
 				}
+				attempts.Add(1)
 				if err := echoOnce(base + "/svc/held/x"); err != nil {
 					refused.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -70,19 +72,16 @@ func TestHoldAcrossRestart(t *testing.T) {
 	}
 	waitCount := func(what string, n int32) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for ok.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: only %d connects served", what, ok.Load())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testutil.WaitFor(t, fmt.Sprintf("%d connects served %s", n, what), 15*time.Second, func() bool { return ok.Load() >= n })
 	}
 	waitCount("before the kill", 10)
 	first.Cmd.Process.Signal(syscall.SIGKILL)
 	first.Wait()
 	killedAt := ok.Load()
-	time.Sleep(300 * time.Millisecond) // the gap: clients arrive while no instance is attached
+	// The gap: every client loop starts a connect while no instance is
+	// attached (each then waits on the hold) before the new one comes.
+	gapFrom := attempts.Load()
+	testutil.WaitFor(t, "connects in the gap", 15*time.Second, func() bool { return attempts.Load() >= gapFrom+3 })
 	testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v2")
 	waitCount("after the restart", killedAt+20)
 	close(stop)
