@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { launch, nodeClient, pythonClient, waitFor } from './harness.mjs';
+import { launch, nodeClient, pythonClient, rawHandshake, waitFor } from './harness.mjs';
 import { mintGrant } from '../../examples/mint-grant.mjs';
-import { PROD, SITE_ARGS, sitePage, importModule } from './site.mjs';
+import { PROD, WS_PROD, SITE_ARGS, sitePage, importModule } from './site.mjs';
 
 const KEY = process.env.SWITCHBOARD_GRANT_KEY;
 if (!KEY) throw new Error('SWITCHBOARD_GRANT_KEY is not set: run through `go test ./web/`');
@@ -240,4 +240,27 @@ test('the dashboard on a production broker: sign in with the admin token, then l
   } finally {
     await page.close();
   }
+});
+
+test('a BrowserSocket handler that picks a subprotocol the client did not offer refuses it, as no service would, and tells the page once', async () => {
+  const page = await sitePage(browser.ctx, SITE);
+  const url = await page.evaluate(async ({ backend }) => {
+    sb.configure({ token: () => fetch(backend + '/grant?claims=' + encodeURIComponent(JSON.stringify({ prefix: '/site/tabs/' }))).then((r) => r.text()) });
+    window.bsErrors = [];
+    const bs = new sb.BrowserSocket(() => ({
+      handshakeResponseLoop: (r) => { r.headers['Sec-WebSocket-Protocol'] = 'chat'; return r; },
+    }));
+    bs.onerror = (e) => bsErrors.push(e.message);
+    await bs.ready;
+    sb.configure({ token: null });
+    return bs.url;
+  }, { backend: BACKEND });
+  const refused = await rawHandshake(url + 'x');
+  const nobody = await rawHandshake(WS_PROD + '/site/nobody-here/');
+  assert.match(refused, /^HTTP\/1\.1 404 /);
+  assert.equal(refused, nobody);
+  const errors = await page.evaluate(() => bsErrors);
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  assert.match(errors[0], /subprotocol "chat", which the client did not offer/);
+  await page.close();
 });

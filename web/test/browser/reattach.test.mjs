@@ -2,19 +2,40 @@
 // again on the same port under a page's WebSocketListener (named and
 // private scope), registerService and BrowserSocket. The page is told
 // through statechange, each service comes back at the same URL by itself,
-// and Node ws clients reconnect to them.
+// and Node ws clients reconnect to them. Each test runs against a --dev
+// broker and against a production one (a config file whose credential the
+// page is configured with; no --dev).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { launch, libraryPage, nodeClient, waitFor } from './harness.mjs';
 
 const BIN = process.env.SWITCHBOARD_BIN;
 if (!BIN) throw new Error('SWITCHBOARD_BIN is set by `go test ./web/`');
 
 let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
+// prod: the production broker's config file and the credential (owning
+// "/") its pages use.
+const prod = {};
+before(async () => {
+  browser = await launch();
+  // `credential new --json`: the config entry on stdout, the secret on stderr.
+  const made = spawnSync(BIN, ['credential', 'new', '--json', '--name', 'page', '--scope', '/'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error('credential new: ' + made.stderr);
+  prod.credential = /sb_[a-z0-9]+/.exec(made.stderr)?.[0];
+  if (!prod.credential) throw new Error('credential new printed no secret: ' + made.stderr);
+  prod.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-reattach-'));
+  prod.config = path.join(prod.dir, 'switchboard.json');
+  fs.writeFileSync(prod.config, JSON.stringify({ credentials: [JSON.parse(made.stdout)] }));
+});
+after(async () => {
+  await browser?.close();
+  if (prod.dir) fs.rmSync(prod.dir, { recursive: true, force: true });
+});
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -24,9 +45,13 @@ function freePort() {
   });
 }
 
-/** serve starts `switchboard serve --dev` on addr and resolves once it listens. */
-function serve(addr) {
-  const p = spawn(BIN, ['serve', '--dev', '--listen', addr], { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * serve starts `switchboard serve` on addr, with --dev or (mode
+ * 'production') the config file of prod, and resolves once it listens.
+ */
+function serve(addr, mode) {
+  const how = mode === 'production' ? ['--config', prod.config] : ['--dev'];
+  const p = spawn(BIN, ['serve', ...how, '--listen', addr], { stdio: ['ignore', 'ignore', 'pipe'] });
   p.log = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('broker did not listen within 20 s:\n' + p.log)), 20000);
@@ -53,12 +78,14 @@ async function echo(url, text) {
   return c.messages[0];
 }
 
-test('page services come back after a broker restart, at the same URL, and clients reconnect', async () => {
+for (const mode of ['dev', 'production']) {
+test(`${mode}: page services come back after a broker restart, at the same URL, and clients reconnect`, async () => {
   const addr = `127.0.0.1:${await freePort()}`;
-  let broker = await serve(addr);
+  let broker = await serve(addr, mode);
   try {
     const page = await libraryPage(browser.ctx, `http://${addr}`);
-    const urls = await page.evaluate(async () => {
+    const urls = await page.evaluate(async (credential) => {
+      if (credential) sb.configure({ credential });
       window.states = { named: [], priv: [], reg: [], bs: [] };
       const note = (k) => (e) => states[k].push(e.state);
       const serveEcho = (l) => { l.onconnection = ({ socket }) => { socket.onmessage = (e) => socket.send(e.data); }; };
@@ -76,7 +103,7 @@ test('page services come back after a broker restart, at the same URL, and clien
       bs.onstatechange = note('bs');
       await Promise.all([named.ready, priv.ready, reg.ready, bs.ready]);
       return { named: named.url, priv: priv.url, reg: reg.url, bs: bs.url };
-    });
+    }, mode === 'production' ? prod.credential : '');
     const targets = { named: urls.named + 'x', priv: urls.priv + 'x', reg: urls.reg + 'x', bs: urls.bs + 'x' };
     for (const [k, u] of Object.entries(targets)) assert.equal(await echo(u, 'before ' + k), 'before ' + k);
 
@@ -91,7 +118,7 @@ test('page services come back after a broker restart, at the same URL, and clien
     assert.equal(await page.evaluate(() => named.readyState), 0, 'OPENING while reattaching');
     await waitFor('the held client to see the broker go', () => held.closed, 20000);
 
-    broker = await serve(addr);
+    broker = await serve(addr, mode);
     await waitFor('every service attached again', () => page.evaluate(() =>
       [named, priv, reg, bs].every((s) => s.state === 'attached')), 30000);
     const after = await page.evaluate(() => ({
@@ -110,17 +137,17 @@ test('page services come back after a broker restart, at the same URL, and clien
   }
 });
 
-test('a broker down at page load: the first attach is retried with backoff, told by statechange, and ready resolves once it is up', async () => {
+test(`${mode}: a broker down at page load: the first attach is retried with backoff, told by statechange, and ready resolves once it is up`, async () => {
   // The page (and the library) come from one broker; the services attach to
   // another, which is not running yet.
   const pageAddr = `127.0.0.1:${await freePort()}`;
   const addr = `127.0.0.1:${await freePort()}`;
-  const pageBroker = await serve(pageAddr);
+  const pageBroker = await serve(pageAddr, 'dev'); // serves the page and the library only
   let broker = null;
   try {
     const page = await libraryPage(browser.ctx, `http://${pageAddr}`);
-    await page.evaluate((addr) => {
-      sb.configure({ broker: `ws://${addr}` });
+    await page.evaluate(([addr, credential]) => {
+      sb.configure({ broker: `ws://${addr}`, credential });
       window.states = { named: [], reg: [], bs: [] };
       window.errors = [];
       window.settled = {};
@@ -135,7 +162,7 @@ test('a broker down at page load: the first attach is retried with backoff, told
       window.bs = new sb.BrowserSocket(() => ({ onmessage(e) { this.send(e.data); } }), { scope: '/firstbs/' });
       bs.onstatechange = note('bs');
       for (const k of ['named', 'reg', 'bs']) window[k].ready.then(() => { settled[k] = 'ready'; }, (e) => { settled[k] = 'rejected: ' + e.message; });
-    }, addr);
+    }, [addr, mode === 'production' ? prod.credential : '']);
     // Failing attempts: each service says so once, stays 'attaching', and
     // its ready neither resolves nor rejects.
     await waitFor('every service told its first attach failed', () => page.evaluate(() =>
@@ -147,7 +174,7 @@ test('a broker down at page load: the first attach is retried with backoff, told
     assert.deepEqual(now.settled, {}, 'ready waits while the broker is down');
     assert.equal(now.ready, 0, 'OPENING while attaching');
 
-    broker = await serve(addr);
+    broker = await serve(addr, mode);
     await waitFor('every service attached', () => page.evaluate(() =>
       [named, reg, bs].every((s) => s.state === 'attached')), 30000);
     await waitFor('every ready resolved', () => page.evaluate(() => Object.keys(settled).length === 3));
@@ -164,3 +191,4 @@ test('a broker down at page load: the first attach is retried with backoff, told
     if (broker) await kill(broker);
   }
 });
+}
