@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/config"
 	"github.com/switchboard-dev/switchboard/daemon"
 	"github.com/switchboard-dev/switchboard/internal/testkit/testutil"
 )
 
-// TestBrowserPublicURL: the browser library follows the broker's public URL
+// TestBrowserPublicURL: on a production broker (a credential, no dev mode),
+// the browser library follows the broker's public URL
 // (URL frames, 0x05) after it attached. The broker's port mapping is
 // played by a PublicURL hook the JS test moves through a control endpoint
 // (POST /map?ext=HOST:PORT, POST /map to drop the mapping), which calls
@@ -40,7 +42,17 @@ func TestBrowserPublicURL(t *testing.T) {
 		}
 		return scopeURL
 	}
-	b, ws := testutil.StartBroker(t, daemon.Settings{}, daemon.Options{PublicURL: public, Web: Files})
+	// A production broker: a config with one credential (owning "/", which
+	// the page is configured with), no dev mode.
+	secret, hash, err := config.NewCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &config.File{Credentials: []config.Credential{{Name: "page", CredentialHash: hash, Scopes: []string{"/"}}}}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, ws := testutil.StartBroker(t, daemon.Settings{File: f}, daemon.Options{PublicURL: public, Web: Files})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /map", func(w http.ResponseWriter, r *http.Request) {
 		if ext := r.URL.Query().Get("ext"); ext != "" {
@@ -61,6 +73,7 @@ func TestBrowserPublicURL(t *testing.T) {
 	runNode(t, []string{
 		"SWITCHBOARD_URL=" + "http" + strings.TrimPrefix(ws, "ws"),
 		"SWITCHBOARD_CONTROL=http://" + ln.Addr().String(),
+		"SWITCHBOARD_CREDENTIAL=" + secret,
 		"CHROMIUM=" + chromium,
 	}, 2*time.Minute, filepath.Join("test", "publicurl", "urlchange.test.mjs"))
 }

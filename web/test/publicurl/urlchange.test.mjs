@@ -1,5 +1,6 @@
 // The browser library follows the broker's public URL (URL frames, 0x05):
 // a port mapping made, moved and lost after the page's services attached.
+// On a production broker: the page is configured with its credential.
 // web/publicurl_test.go runs it: the broker's PublicURL hook is moved
 // through SWITCHBOARD_CONTROL (POST /map?ext=HOST:PORT; POST /map drops
 // the mapping), as the port mapper moves it.
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { launch, libraryPage, waitFor, BROKER, WS_BROKER } from '../browser/harness.mjs';
 
 const CONTROL = process.env.SWITCHBOARD_CONTROL;
+const CREDENTIAL = process.env.SWITCHBOARD_CREDENTIAL; // the production broker's, owning "/"
 if (!CONTROL) throw new Error('SWITCHBOARD_CONTROL is set by `go test ./web/ -run TestBrowserPublicURL`');
 
 let browser;
@@ -23,7 +25,8 @@ async function map(ext) {
 
 test('WebSocketListener, BrowserSocket and registerService follow the public URL with urlchange', async () => {
   const page = await libraryPage(browser.ctx, BROKER);
-  const local = await page.evaluate(async () => {
+  const local = await page.evaluate(async (credential) => {
+    sb.configure({ credential });
     window.changes = { named: [], bs: [], reg: [] };
     window.named = new sb.WebSocketListener('/pub/');
     named.onurlchange = () => changes.named.push([named.url, named.port]);
@@ -33,7 +36,7 @@ test('WebSocketListener, BrowserSocket and registerService follow the public URL
     reg.onurlchange = () => changes.reg.push([reg.url]);
     await Promise.all([named.ready, bs.ready, reg.ready]);
     return { named: named.url, bs: bs.url, reg: reg.url };
-  });
+  }, CREDENTIAL);
   assert.deepEqual(local, { named: WS_BROKER + '/pub/', bs: WS_BROKER + '/pubbs/', reg: WS_BROKER + '/pubsvc/' });
 
   const steps = [
