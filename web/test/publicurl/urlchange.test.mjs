@@ -1,4 +1,5 @@
-// The browser library follows the broker's public URL (URL frames, 0x05):
+// On a production broker (the page is configured with its credential), the
+// browser library follows the broker's public URL (URL frames, 0x05):
 // a port mapping made, moved and lost after the page's services attached.
 // On a production broker: the page is configured with its credential.
 // web/publicurl_test.go runs it: the broker's PublicURL hook is moved
