@@ -65,7 +65,16 @@ func TestConnectReportsAbnormalClose(t *testing.T) {
 	base := startServe(t)
 	testutil.StartListen(t, base+"/sh/", "--exec", "exit 3")
 	cmd := testutil.Command(t, "connect", base+"/sh/")
-	cmd.Stdin = strings.NewReader("")
+	// stdin stays open: at EOF connect would close normally itself, racing
+	// the service's 1011. An *os.File, so that Wait does not wait for a
+	// copy from it.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close()
+	defer stdinR.Close()
+	cmd.Stdin = stdinR
 	cp := testutil.StartProcess(t, cmd)
 	if code := cp.Wait(); code != 1 {
 		t.Fatalf("connect exited %d, want 1", code)
