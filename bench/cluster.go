@@ -122,7 +122,7 @@ func startCluster(ctx context.Context, e env, dir string) (single, cross *runnin
 	}
 	// Stop the brokers before NATS, so they do not log its loss.
 	all.relay = append(all.relay[1:], nats)
-	svc, _, err := startChild(ctx, e.log, dir, clEcho, "", e.bins.switchboard, "listen", "ws://"+addrs["b"]+"/echo/", "--echo")
+	svc, _, err := startChild(ctx, e.log, dir, clEcho, "", echoService(e, "ws://"+addrs["b"]+"/echo/")...)
 	if err != nil {
 		return fail(err)
 	}

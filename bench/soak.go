@@ -166,7 +166,7 @@ func startSoakBroker(ctx context.Context, e env, dir string, ping time.Duration)
 		return nil, err
 	}
 	sb := &soakBroker{broker: broker, addr: addr, adminToken: admin}
-	sb.svc, _, err = startChild(ctx, e.log, dir, "listen-echo", "", e.bins.switchboard, "listen", "ws://"+addr+"/soak/", "--echo", "--credential", secret)
+	sb.svc, _, err = startChild(ctx, e.log, dir, "listen-echo", "", echoService(e, "ws://"+addr+"/soak/", "--credential", secret)...)
 	if err != nil {
 		broker.stop()
 		return nil, err

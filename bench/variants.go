@@ -116,7 +116,7 @@ func startSwitchboardTLS(ctx context.Context, e env, dir string) (*running, *dia
 		r.stop()
 		return nil, nil, fmt.Errorf("wss broker not healthy: %w", err)
 	}
-	svc, _, err := startChild(ctx, e.log, dir, "listen-echo", "", e.bins.switchboard, "listen", r.wsBase, "--echo", "--ca-file", certFile)
+	svc, _, err := startChild(ctx, e.log, dir, "listen-echo", "", echoService(e, r.wsBase, "--ca-file", certFile)...)
 	if err != nil {
 		r.stop()
 		return nil, nil, err
