@@ -30,8 +30,9 @@ func init() {
 // server's, printing every message that comes before it; a server that
 // does not answer within --close-timeout is cut. It exits 0, silently,
 // when the connection closes normally (1000, or 1005 without a code), and
-// prints the close code and reason on stderr otherwise. Flag names follow
-// websocat's where the meaning is the same.
+// prints the close code and reason on stderr otherwise. It honours
+// HTTP(S)_PROXY and NO_PROXY (proxyNetDial). Flag names follow websocat's
+// where the meaning is the same.
 func runConnect(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("connect", flag.ContinueOnError)
 	fl.Usage = func() {
@@ -40,7 +41,10 @@ func runConnect(ctx context.Context, args []string) error {
 			"received is printed as a line (--binary: raw bytes both ways). At end of input it\n"+
 			"closes (1000) and waits for the server's close, printing the replies still coming\n"+
 			"until then (at most --close-timeout). A normal close exits 0 quietly; any other exits\n"+
-			"1 and says why.\n\n")
+			"1 and says why.\n\n"+
+			"It goes through the HTTP proxy the environment names (HTTP_PROXY for ws://, HTTPS_PROXY\n"+
+			"for wss://, an http:// or https:// proxy URL, user:password for Basic auth), by a\n"+
+			"CONNECT tunnel, except to NO_PROXY's hosts and to loopback addresses (as Go's net/http).\n\n")
 		fl.PrintDefaults()
 	}
 	var protocols, headers stringList

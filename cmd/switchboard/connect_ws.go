@@ -39,13 +39,19 @@ const maxRead = 64 << 20
 // dialClient opens a WebSocket connection to target with the subprotocols
 // offered in preference order and extra handshake headers; tlsConfig (nil:
 // the system roots) is for wss://. It returns the subprotocol the server
-// chose.
+// chose. It goes through the HTTP proxy the environment names for
+// target, if any (proxyNetDial), as net/http's clients do.
 func dialClient(ctx context.Context, target string, protocols []string, h http.Header, tlsConfig *tls.Config) (*clientConn, string, error) {
+	netDial, err := proxyNetDial(target, tlsConfig)
+	if err != nil {
+		return nil, "", err
+	}
 	var status string
 	d := ws.Dialer{
 		Protocols: protocols,
 		Header:    ws.HandshakeHeaderHTTP(h),
 		TLSConfig: tlsConfig,
+		NetDial:   netDial, // nil: a direct connection
 		OnStatusError: func(code int, reason []byte, _ io.Reader) {
 			status = fmt.Sprintf("%d %s", code, reason)
 		},

@@ -57,6 +57,13 @@ func NewCA(t testing.TB) *CA {
 // half a file). usage is what it is for; none means a server's.
 func (ca *CA) Issue(t testing.TB, serial int64, certFile, keyFile string, usage ...x509.ExtKeyUsage) {
 	t.Helper()
+	ca.IssueFor(t, serial, certFile, keyFile, nil, usage...)
+}
+
+// IssueFor is Issue for the DNS names too (besides 127.0.0.1 and
+// localhost): e.g. a name only a proxy resolves.
+func (ca *CA) IssueFor(t testing.TB, serial int64, certFile, keyFile string, names []string, usage ...x509.ExtKeyUsage) {
+	t.Helper()
 	if len(usage) == 0 {
 		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
@@ -66,7 +73,7 @@ func (ca *CA) Issue(t testing.TB, serial int64, certFile, keyFile string, usage 
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: append([]string{"localhost"}, names...), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 	}
