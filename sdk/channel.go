@@ -25,7 +25,7 @@ type Channel struct {
 	mu          sync.Mutex
 	queue       []message     // received, not yet read; guarded by mu
 	queued      int           // payload bytes in queue; guarded by mu
-	changed     chan struct{} // closed on any change below; guarded by mu
+	changed     chan struct{} // closed on any change below; nil while nobody waits (waitLocked); guarded by mu
 	received    uint64        // highest seq received; guarded by mu
 	delivered   uint64        // seq of the last message Read returned; guarded by mu
 	acked       uint64        // highest seq acknowledged; guarded by mu
@@ -46,7 +46,7 @@ type message struct {
 func (l *Listener) newChannel(info ClientInfo) *Channel {
 	w := int64(l.welcome.Window)
 	return &Channel{
-		l: l, id: info.Channel, info: info, window: w, credit: w, changed: make(chan struct{}),
+		l: l, id: info.Channel, info: info, window: w, credit: w,
 		limit: 2*max(l.window, int(w)) + int(l.welcome.MaxMessage),
 	}
 }
@@ -66,9 +66,21 @@ func (c *Channel) ID() uint64 { return c.id }
 // Info describes the client: origin, target URL, subprotocol, address.
 func (c *Channel) Info() ClientInfo { return c.info }
 
+// broadcastLocked wakes whoever waits for a change (waitLocked); with
+// nobody waiting, as on the data path mostly, it costs nothing.
 func (c *Channel) broadcastLocked() {
-	close(c.changed)
-	c.changed = make(chan struct{})
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+// waitLocked returns a channel closed at the next change.
+func (c *Channel) waitLocked() <-chan struct{} {
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
 }
 
 // push queues a message from the broker (reader goroutine).
@@ -240,7 +252,7 @@ func (c *Channel) Read(ctx context.Context) (websocket.MessageType, []byte, erro
 			}
 			return 0, nil, err
 		}
-		wait := c.changed
+		wait := c.waitLocked()
 		c.mu.Unlock()
 		select {
 		case <-wait:
@@ -312,7 +324,7 @@ func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte
 			c.credit -= n
 			break
 		}
-		wait := c.changed
+		wait := c.waitLocked()
 		c.mu.Unlock()
 		select {
 		case <-wait:

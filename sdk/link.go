@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-dev/switchboard/internal/bufpool"
 	"github.com/switchboard-dev/switchboard/protocol"
 )
 
@@ -19,8 +21,10 @@ var errProtocol = errors.New("protocol violation by the broker")
 // frames and dispatches them. It never blocks on a handler: channel queues
 // are bounded by the window the broker honours.
 func (l *Listener) readLoop() {
+	scratch := bufpool.Get(64 << 10)
+	defer func() { bufpool.Put(scratch) }()
 	for {
-		typ, msg, err := l.conn.Read(l.ctx)
+		typ, msg, err := l.readMessage(&scratch)
 		if err != nil {
 			l.fail(fmt.Errorf("read service link: %w", err))
 			return
@@ -40,6 +44,31 @@ func (l *Listener) readLoop() {
 			return
 		}
 	}
+}
+
+// readMessage reads the next link message into scratch, a buffer reused
+// for every message, and returns a copy of exactly its size: the frames'
+// payloads in it stay with their channels until handlers are done with
+// them. (websocket.Conn.Read would allocate each message several times
+// over as it grows it.) A scratch buffer grown past 1 MiB is not kept.
+func (l *Listener) readMessage(scratch **[]byte) (websocket.MessageType, []byte, error) {
+	typ, r, err := l.conn.Reader(l.ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	b := *scratch
+	*b = (*b)[:0]
+	b, err = bufpool.ReadAll(r, b)
+	msg := bytes.Clone(*b)
+	if cap(*b) > 1<<20 {
+		bufpool.Put(b)
+		b = bufpool.Get(64 << 10)
+	}
+	*scratch = b
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, msg, nil
 }
 
 // protocolError tells the broker why this side ends the link (Error 1,
