@@ -25,7 +25,8 @@ type Channel struct {
 	mu          sync.Mutex
 	queue       []message     // received, not yet read; guarded by mu
 	queued      int           // payload bytes in queue; guarded by mu
-	changed     chan struct{} // closed on any change below; nil while nobody waits (waitLocked); guarded by mu
+	readable    chan struct{} // closed when a message or a close comes; nil while no Read waits; guarded by mu
+	writable    chan struct{} // closed when credit or a close comes; nil while no Write waits; guarded by mu
 	received    uint64        // highest seq received; guarded by mu
 	delivered   uint64        // seq of the last message Read returned; guarded by mu
 	acked       uint64        // highest seq acknowledged; guarded by mu
@@ -66,21 +67,36 @@ func (c *Channel) ID() uint64 { return c.id }
 // Info describes the client: origin, target URL, subprotocol, address.
 func (c *Channel) Info() ClientInfo { return c.info }
 
-// broadcastLocked wakes whoever waits for a change (waitLocked); with
-// nobody waiting, as on the data path mostly, it costs nothing.
-func (c *Channel) broadcastLocked() {
-	if c.changed != nil {
-		close(c.changed)
-		c.changed = nil
+// Waiting. Read waits for a message or a close, Write for credit or a
+// close, each on a signal made only when someone waits: the link's reader
+// then costs nothing on the data path, and credit does not wake a Read.
+
+// wakeLocked wakes the waiting Reads (read) and Writes (write).
+func (c *Channel) wakeLocked(read, write bool) {
+	if read && c.readable != nil {
+		close(c.readable)
+		c.readable = nil
+	}
+	if write && c.writable != nil {
+		close(c.writable)
+		c.writable = nil
 	}
 }
 
-// waitLocked returns a channel closed at the next change.
-func (c *Channel) waitLocked() <-chan struct{} {
-	if c.changed == nil {
-		c.changed = make(chan struct{})
+// broadcastLocked wakes every waiter: the channel closed.
+func (c *Channel) broadcastLocked() { c.wakeLocked(true, true) }
+
+// waitLocked returns a signal closed at the next change a Read (write
+// false) or a Write waits for.
+func (c *Channel) waitLocked(write bool) <-chan struct{} {
+	p := &c.readable
+	if write {
+		p = &c.writable
 	}
-	return c.changed
+	if *p == nil {
+		*p = make(chan struct{})
+	}
+	return *p
 }
 
 // push queues a message from the broker (reader goroutine).
@@ -103,14 +119,14 @@ func (c *Channel) push(seq uint64, typ websocket.MessageType, p []byte) error {
 	}
 	c.queue = append(c.queue, message{seq: seq, typ: typ, p: p})
 	c.queued += len(p)
-	c.broadcastLocked()
+	c.wakeLocked(true, false)
 	return nil
 }
 
 func (c *Channel) addCredit(n uint64) {
 	c.mu.Lock()
 	c.credit += int64(n)
-	c.broadcastLocked()
+	c.wakeLocked(false, true)
 	c.mu.Unlock()
 }
 
@@ -252,7 +268,7 @@ func (c *Channel) Read(ctx context.Context) (websocket.MessageType, []byte, erro
 			}
 			return 0, nil, err
 		}
-		wait := c.waitLocked()
+		wait := c.waitLocked(false)
 		c.mu.Unlock()
 		select {
 		case <-wait:
@@ -324,7 +340,7 @@ func (c *Channel) Write(ctx context.Context, typ websocket.MessageType, p []byte
 			c.credit -= n
 			break
 		}
-		wait := c.waitLocked()
+		wait := c.waitLocked(true)
 		c.mu.Unlock()
 		select {
 		case <-wait:
