@@ -269,7 +269,7 @@ func (c *Cluster) Markdown() string {
 	} else {
 		b.WriteString("Debian `nats-server`")
 	}
-	fmt.Fprintf(&b, ", `switchboard listen ws://B/echo/ --echo` attached to node b. Single-node: clients on node b; cross-node: clients on node a, every message relayed a → NATS → b and back. Same processes, same run, interleaved rounds, %d connections.\n\n", c.Conns)
+	fmt.Fprintf(&b, ", `switchboard listen ws://B/echo/ --echo --log-level warn` attached to node b. Single-node: clients on node b; cross-node: clients on node a, every message relayed a → NATS → b and back. Same processes, same run, interleaved rounds, %d connections.\n\n", c.Conns)
 	if c.Skip != "" {
 		fmt.Fprintf(&b, "Not run: %s\n", c.Skip)
 		return b.String()

@@ -255,6 +255,7 @@ func (c *Cluster) Start() error {
 	nc, err := nats.Connect(c.cfg.URL, append(opts,
 		nats.Name("switchboard "+c.cfg.Node),
 		nats.NoEcho(),
+		nats.SetCustomDialer(newNATSDialer()),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
