@@ -217,9 +217,11 @@ func TestAuthenticateTiming(t *testing.T) {
 		misses = append(misses, measure(unknown))
 		empties = append(empties, measure(""))
 	}
-	median := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
-	h, m, e := median(hits), median(misses), median(empties)
-	t.Logf("median per batch of %d: hit %v, miss %v, empty %v", per, h, m, e)
+	// The fastest batch of each: load on a shared machine only adds time,
+	// so the minimum is the cost with the least noise in it (a median
+	// of interleaved batches still failed once on a loaded machine).
+	h, m, e := slices.Min(hits), slices.Min(misses), slices.Min(empties)
+	t.Logf("fastest batch of %d: hit %v, miss %v, empty %v", per, h, m, e)
 	for _, other := range []time.Duration{m, e} {
 		if other*4 < h || other > h*4 {
 			t.Fatalf("a miss costs %v against %v for a hit: the difference tells which secrets exist", other, h)
