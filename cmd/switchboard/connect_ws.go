@@ -18,10 +18,11 @@ import (
 	"github.com/gobwas/ws/wsutil"
 )
 
-// clientConn is connect's WebSocket connection, on gobwas/ws (the frame
-// rules the broker's polled transport uses too). connect needs a closing
-// handshake that coder/websocket does not offer: after sending its close
-// it goes on reading the server's messages until the server's close
+// clientConn is the WebSocket client connection of `connect` and of
+// `listen --to` (to the local server), on gobwas/ws (the frame rules the
+// broker's polled transport uses too). Both need a closing handshake that
+// coder/websocket does not offer: after sending their close they go on
+// reading the server's messages until the server's close
 // (coder/websocket's Close discards the messages that arrive meanwhile).
 // One goroutine reads (read); writes, from any goroutine, are serialized.
 type clientConn struct {
@@ -33,14 +34,17 @@ type clientConn struct {
 	pong      chan struct{} // cap 1: a pong arrived
 }
 
-// maxRead bounds a message connect reads (as coder/websocket's SetReadLimit did).
+// maxRead bounds a message a clientConn reads (as coder/websocket's
+// SetReadLimit did).
 const maxRead = 64 << 20
 
 // dialClient opens a WebSocket connection to target with the subprotocols
 // offered in preference order and extra handshake headers; tlsConfig (nil:
 // the system roots) is for wss://. It returns the subprotocol the server
 // chose. It goes through the HTTP proxy the environment names for
-// target, if any (proxyNetDial), as net/http's clients do.
+// target, if any (proxyNetDial), as net/http's clients do. A server that
+// answers the handshake with another status than 101 gives a
+// *refusedError.
 func dialClient(ctx context.Context, target string, protocols []string, h http.Header, tlsConfig *tls.Config) (*clientConn, string, error) {
 	netDial, err := proxyNetDial(target, tlsConfig)
 	if err != nil {
@@ -59,7 +63,7 @@ func dialClient(ctx context.Context, target string, protocols []string, h http.H
 	conn, br, hs, err := d.Dial(ctx, target)
 	if err != nil {
 		if status != "" {
-			return nil, "", errors.New(status)
+			return nil, "", &refusedError{status: status}
 		}
 		return nil, "", err
 	}
@@ -78,6 +82,12 @@ func dialClient(ctx context.Context, target string, protocols []string, h http.H
 		}}
 	return c, hs.Protocol, nil
 }
+
+// refusedError is a server's answer to the handshake with another status
+// than 101 ("404 Not Found").
+type refusedError struct{ status string }
+
+func (e *refusedError) Error() string { return e.status }
 
 // write sends one message (or control frame), masked as a client's.
 func (c *clientConn) write(op ws.OpCode, p []byte) error {

@@ -98,7 +98,11 @@ func runListen(ctx context.Context, args []string) error {
 		if err := probeBackend(ctx, *to); err != nil {
 			log.Warn("the --to backend is down; clients are rejected until it is up", "to", *to, "err", err)
 		}
-		svc.mode = &toMode{base: *to, badGateway: *badGateway}
+		tlsConfig, err := clientTLSConfig(*caFile) // --ca-file: for a wss:// backend too
+		if err != nil {
+			return err
+		}
+		svc.mode = &toMode{base: *to, badGateway: *badGateway, tlsConfig: tlsConfig}
 	default:
 		var names []string
 		for _, n := range strings.Split(*passenv, ",") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,9 +11,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/switchboard-dev/switchboard/scope"
 	"github.com/switchboard-dev/switchboard/sdk"
@@ -28,6 +33,7 @@ import (
 type toMode struct {
 	base       string
 	badGateway bool
+	tlsConfig  *tls.Config // for a wss:// base: the system roots and listen's --ca-file; nil: the system roots
 }
 
 // errBackendDown marks a failed dial to the --to backend.
@@ -140,16 +146,32 @@ func (m *toMode) open(ctx context.Context, svc *service, r *sdk.Request) (local,
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{Subprotocols: offered, HTTPHeader: forwardedHeaders(r)})
+	c, proto, err := dialClient(dctx, u, offered, forwardedHeaders(r), m.tlsConfig)
 	if err != nil {
-		if resp == nil { // no HTTP answer: the backend is down, not refusing
-			return nil, "", fmt.Errorf("%w: dial %s: %v", errBackendDown, u, err)
+		if answered(err) {
+			return nil, "", fmt.Errorf("dial %s: %w", u, err)
 		}
-		return nil, "", fmt.Errorf("dial %s: %s", u, resp.Status)
+		// No HTTP answer: the backend is down (or not the server meant).
+		return nil, "", fmt.Errorf("%w: dial %s: %v", errBackendDown, u, err)
 	}
-	c.SetReadLimit(64 << 20)
-	lctx, lcancel := context.WithCancel(context.Background())
-	return &toLocal{c: c, ctx: lctx, cancel: lcancel}, c.Subprotocol(), nil
+	return &toLocal{c: c}, proto, nil
+}
+
+// answered reports whether a failed dial got an HTTP answer from the
+// backend: another status than 101, or a 101 that breaks the handshake's
+// rules (the server is up, but refuses or is no WebSocket server).
+func answered(err error) bool {
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		return true
+	}
+	for _, e := range []error{ws.ErrHandshakeBadProtocol, ws.ErrHandshakeBadUpgrade, ws.ErrHandshakeBadConnection,
+		ws.ErrHandshakeBadSecAccept, ws.ErrHandshakeBadSubProtocol, ws.ErrHandshakeBadExtensions} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *toMode) resume(*sdk.Request) local { return nil }
@@ -201,57 +223,107 @@ func forwardURL(base, sc, target string) (string, error) {
 	return b.String(), nil
 }
 
-// toLocal is the forwarded connection of one client.
+// toLocal is the forwarded connection of one client, on clientConn: when
+// the client closes, its close goes to the local server, and what the
+// local server sends until its own close still reaches the client.
 type toLocal struct {
-	c      *websocket.Conn
-	ctx    context.Context // the connection's life: cancelling it closes c
-	cancel context.CancelFunc
+	c       *clientConn
+	discard atomic.Bool // the client's connection broke: nobody reads what the local server sends
+	cut     atomic.Bool // the local server did not answer our close within closeWait: c was closed
+	stopped atomic.Bool // stop closed c
+
+	mu      sync.Mutex
+	stopCut func() bool // cancels the cut after closeWait; guarded by mu
 }
 
 func (t *toLocal) deliver(_ context.Context, _ *sdk.Channel, typ websocket.MessageType, p []byte) error {
-	if err := t.c.Write(t.ctx, typ, p); err != nil {
+	if err := t.c.write(ws.OpCode(typ), p); err != nil { // MessageText and MessageBinary are RFC 6455's opcodes
 		return fmt.Errorf("forward to local server: %w", err)
 	}
 	return nil
 }
 
+// run relays the local server's messages to the client until the local
+// server's close (which it relays, or which answers the client's close),
+// or until the connection ends otherwise.
 func (t *toLocal) run(_ context.Context, s *session) {
-	defer t.cancel()
+	defer func() {
+		t.c.conn.Close()
+		t.mu.Lock()
+		if t.stopCut != nil {
+			t.stopCut()
+		}
+		t.mu.Unlock()
+	}()
 	for {
-		typ, p, err := t.c.Read(t.ctx)
+		op, p, err := t.c.read()
 		if err != nil {
-			var ce websocket.CloseError
-			switch code := websocket.CloseStatus(err); {
-			case code == -1:
-				s.svc.log.Warn("--to backend connection lost", "channel", s.id, "err", err)
-				s.finish(websocket.StatusInternalError, "local server connection lost")
-			case code == websocket.StatusNoStatusRcvd:
-				s.finish(websocket.StatusNormalClosure, "")
-			default:
-				reason := ""
-				if errors.As(err, &ce) {
-					reason = ce.Reason
-				}
-				s.finish(code, reason)
-			}
+			t.ended(s, err)
 			return
 		}
-		if err := s.send(typ, p); err != nil {
-			t.c.CloseNow()
+		if t.discard.Load() {
+			continue
+		}
+		if err := s.send(websocket.MessageType(op), p); err != nil {
+			if errors.Is(err, sdk.ErrTooBig) {
+				s.svc.log.Warn("--to backend sent a message over the broker's limit", "channel", s.id, "size", len(p))
+				t.c.sendClose(ws.StatusMessageTooBig, "message too big")
+				s.finish(websocket.StatusMessageTooBig, "message too big")
+				return
+			}
+			// The channel ended (or the session was stopped): nobody reads on.
+			s.remove()
 			return
 		}
 	}
 }
 
-// clientClosed closes the forwarded connection with the client's code;
-// what the local server sends before its answer still goes to the client
-// (run reads it), and run's finish then answers the client's close.
+// ended closes the channel as the local connection's end says: the local
+// server's close code and reason (1000 for a close without a code; after
+// the client's close, finish answers it), or 1011 when it broke.
+func (t *toLocal) ended(s *session, err error) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		code := ce.Code
+		if code == websocket.StatusNoStatusRcvd {
+			code = websocket.StatusNormalClosure
+		}
+		s.finish(code, ce.Reason)
+	case t.c.closeSent.Load() && (t.cut.Load() || t.stopped.Load()):
+		// Cut after closeWait (by clientClosed's timer or the session's), or
+		// listen is stopping.
+		s.svc.log.Warn("--to backend did not answer the client's close; connection closed", "channel", s.id, "wait", closeWait)
+		s.finish(websocket.StatusNormalClosure, "") // the answer echoes the client's close
+	case errors.Is(err, wsutil.ErrMessageTooLarge):
+		s.svc.log.Warn("--to backend sent a message over the limit", "channel", s.id, "limit", maxRead)
+		t.c.sendClose(ws.StatusMessageTooBig, "message too big")
+		s.finish(websocket.StatusInternalError, "local server message too big")
+	default:
+		s.svc.log.Warn("--to backend connection lost", "channel", s.id, "err", err)
+		s.finish(websocket.StatusInternalError, "local server connection lost")
+	}
+}
+
+// clientClosed sends the client's close to the local server; run relays
+// what the local server sends until its own close, which finish turns
+// into the answer to the client's close. A local server that does not
+// close within closeWait is cut. When the client's connection broke, what
+// comes meanwhile is dropped.
 func (t *toLocal) clientClosed(_ *session, code websocket.StatusCode, reason string) {
-	t.c.Close(sendable(code), reason)
-	t.cancel()
+	if code == websocket.StatusAbnormalClosure {
+		t.discard.Store(true)
+	}
+	if t.c.sendClose(ws.StatusCode(sendable(code)), reason) != nil {
+		t.c.conn.Close() // run ends with the connection lost
+		return
+	}
+	t.mu.Lock()
+	t.stopCut = t.c.cutAfter(closeWait, &t.cut)
+	t.mu.Unlock()
 }
 
 func (t *toLocal) stop() {
-	t.cancel()
-	t.c.CloseNow()
+	t.stopped.Store(true)
+	t.c.conn.Close()
 }
