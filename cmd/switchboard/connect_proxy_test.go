@@ -232,3 +232,37 @@ func TestConnectWSSThroughHTTPSProxy(t *testing.T) {
 		t.Fatalf("the proxy opened tunnels to %q, want one to %s", got, authority)
 	}
 }
+
+// TestConnectWSSIPv6Literal: `connect wss://[::1]:PORT/…` verifies a
+// certificate issued for the IP address ::1 (gobwas/ws takes the server
+// name from the URL's host with its brackets, "[::1]", which Go's
+// certificate check reads as the address), on a production broker
+// serving TLS on [::1].
+func TestConnectWSSIPv6Literal(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	ca := testutil.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.IssueFor(t, 1, certFile, keyFile, []string{"::1"})
+	b := startProdBroker(t, "--tls-cert", certFile, "--tls-key", keyFile, "--listen", "[::1]:0")
+	if !strings.HasPrefix(b.ws, "wss://[::1]:") {
+		t.Fatalf("broker at %s, want wss://[::1]:PORT", b.ws)
+	}
+	testutil.StartListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret, "--ca-file", ca.PEMFile)
+	out, stderr, code := testutil.Run(t, "over v6\n", nil, "connect", b.ws+"/svc/echo/x", "--ca-file", ca.PEMFile)
+	if code != 0 || out != "over v6\n" || stderr != "" {
+		t.Fatalf("connect %s: exit %d, out %q, stderr %q", b.ws, code, out, stderr)
+	}
+	// The name is checked: a certificate without ::1 is refused.
+	certFile4, keyFile4 := filepath.Join(dir, "cert4.pem"), filepath.Join(dir, "key4.pem")
+	ca.Issue(t, 2, certFile4, keyFile4)
+	b4 := startProdBroker(t, "--tls-cert", certFile4, "--tls-key", keyFile4, "--listen", "[::1]:0")
+	_, stderr, code = testutil.Run(t, "x\n", nil, "connect", b4.ws+"/svc/echo/x", "--ca-file", ca.PEMFile)
+	if code == 0 || !strings.Contains(stderr, "not ::1") {
+		t.Fatalf("connect to a broker whose certificate is not for ::1: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -60,8 +60,8 @@ func (ca *CA) Issue(t testing.TB, serial int64, certFile, keyFile string, usage 
 	ca.IssueFor(t, serial, certFile, keyFile, nil, usage...)
 }
 
-// IssueFor is Issue for the DNS names too (besides 127.0.0.1 and
-// localhost): e.g. a name only a proxy resolves.
+// IssueFor is Issue for names too (besides 127.0.0.1 and localhost): DNS
+// names (e.g. one only a proxy resolves) and IP addresses ("::1").
 func (ca *CA) IssueFor(t testing.TB, serial int64, certFile, keyFile string, names []string, usage ...x509.ExtKeyUsage) {
 	t.Helper()
 	if len(usage) == 0 {
@@ -71,9 +71,17 @@ func (ca *CA) IssueFor(t testing.TB, serial int64, certFile, keyFile string, nam
 	if err != nil {
 		t.Fatal(err)
 	}
+	dns, ips := []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: append([]string{"localhost"}, names...), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: dns, IPAddresses: ips,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 	}
