@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -27,7 +28,8 @@ const lateReplies = 20
 // says "ready" on each connection. On a close frame it reports the code
 // and reason, sends lateReplies messages and only then its close (4001
 // "done"); on "close first" it sends three messages and closes first
-// (4002 "server done").
+// (4002 "server done"); on "big" it sends a message over the broker's
+// default limit (1 MiB).
 func lateServer(t *testing.T) (url string, closes <-chan string) {
 	got := make(chan string, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +64,8 @@ func lateServer(t *testing.T) (url string, closes <-chan string) {
 					ws.WriteFrame(conn, ws.NewTextFrame(fmt.Appendf(nil, "last %d", i)))
 				}
 				ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(4002, "server done")))
+			case string(f.Payload) == "big":
+				ws.WriteFrame(conn, ws.NewTextFrame(bytes.Repeat([]byte("x"), 1<<20+1)))
 			}
 		}
 	}))
@@ -122,7 +126,8 @@ func (c *rawClient) readUntilClose(t *testing.T) (msgs []string, closeFrame stri
 // --to` that closes gets every message the local server sends after it
 // received the client's close (code and reason passed on), then the
 // close with the local server's code; a local server that closes first
-// gets its messages and its close to the client, as they were sent.
+// gets its messages and its close to the client, as they were sent; a
+// message over the broker's limit closes both sides with 1009.
 func TestListenToLateReplies(t *testing.T) {
 	b := startProdBroker(t)
 	local, closes := lateServer(t)
@@ -141,14 +146,7 @@ func TestListenToLateReplies(t *testing.T) {
 	if strings.Join(msgs, ",") != strings.Join(want, ",") || closed != "4001 done" {
 		t.Fatalf("after its close the client got %q and close %q, want %q and 4001 done", msgs, closed, want)
 	}
-	select {
-	case got := <-closes:
-		if got != "4000 bye" {
-			t.Fatalf("the local server got close %q, want 4000 bye", got)
-		}
-	case <-tctx(t).Done():
-		t.Fatal("the local server never got the close")
-	}
+	wantClose(t, closes, "4000 bye")
 
 	c2 := dialFrames(t, b.ws+"/svc/late/y")
 	c2.readN(t, 1)
@@ -156,6 +154,28 @@ func TestListenToLateReplies(t *testing.T) {
 	msgs, closed = c2.readUntilClose(t)
 	if strings.Join(msgs, ",") != "last 1,last 2,last 3" || closed != "4002 server done" {
 		t.Fatalf("the local server closed first: the client got %q and close %q", msgs, closed)
+	}
+	wantClose(t, closes, "4002 server done") // listen echoed it
+
+	c3 := dialFrames(t, b.ws+"/svc/late/z")
+	c3.readN(t, 1)
+	c3.write(t, ws.NewTextFrame([]byte("big")))
+	if msgs, closed = c3.readUntilClose(t); len(msgs) != 0 || closed != "1009 message too big" {
+		t.Fatalf("a message over the broker's limit: the client got %d messages and close %q, want 1009", len(msgs), closed)
+	}
+	wantClose(t, closes, "1009 message too big")
+}
+
+// wantClose waits for the close lateServer reports.
+func wantClose(t *testing.T, closes <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-closes:
+		if got != want {
+			t.Fatalf("the local server got close %q, want %q", got, want)
+		}
+	case <-tctx(t).Done():
+		t.Fatalf("the local server never got a close (want %q)", want)
 	}
 }
 
