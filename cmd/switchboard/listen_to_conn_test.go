@@ -164,6 +164,20 @@ func TestListenToLateReplies(t *testing.T) {
 		t.Fatalf("a message over the broker's limit: the client got %d messages and close %q, want 1009", len(msgs), closed)
 	}
 	wantClose(t, closes, "1009 message too big")
+
+	// The client's connection breaks (no close frame): the local server
+	// gets a close (1000) all the same, and what it sends then is dropped.
+	c4 := dialFrames(t, b.ws+"/svc/late/w")
+	c4.readN(t, 1)
+	c4.conn.Close()
+	select {
+	case got := <-closes:
+		if !strings.HasPrefix(got, "1000") {
+			t.Fatalf("the client's connection broke: the local server got close %q, want 1000", got)
+		}
+	case <-tctx(t).Done():
+		t.Fatal("the client's connection broke: the local server never got a close")
+	}
 }
 
 // wantClose waits for the close lateServer reports.
