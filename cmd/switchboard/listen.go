@@ -184,7 +184,7 @@ func (svc *service) run(ctx context.Context) error {
 			svc.scope = l.Scope()
 			svc.mu.Unlock()
 			svc.wg.Add(2)
-			go func() { defer svc.wg.Done(); svc.reconcile(ctx, l) }()
+			go func() { defer svc.wg.Done(); svc.reconcile(ctx, l.Clients) }()
 			go func() { defer svc.wg.Done(); watchLink(ctx, l) }()
 		},
 	})
@@ -245,9 +245,22 @@ func watchLink(ctx context.Context, l *sdk.Listener) {
 
 // reconcile ends sessions whose channels the registration no longer has
 // (their clients left while no link was up). The broker sends Open for
-// every channel before it answers List, so the list is complete.
-func (svc *service) reconcile(ctx context.Context, l *sdk.Listener) {
-	list, err := l.Clients(ctx)
+// every channel before it answers List, so the list is complete for the
+// sessions that were there before the request and are still detached
+// when it comes: each of those was handed over to this link by then, or
+// is gone. A session that has a channel (its client connected on this
+// link, maybe after the list was made) is left alone.
+// clients is the link's List request (sdk.Listener.Clients).
+func (svc *service) reconcile(ctx context.Context, clients func(context.Context) ([]sdk.ClientInfo, error)) {
+	// Only sessions from before the request: a client that connects
+	// meanwhile may be missing from the list.
+	svc.mu.Lock()
+	before := make([]*session, 0, len(svc.sessions))
+	for _, s := range svc.sessions {
+		before = append(before, s)
+	}
+	svc.mu.Unlock()
+	list, err := clients(ctx)
 	if err != nil {
 		return
 	}
@@ -255,15 +268,11 @@ func (svc *service) reconcile(ctx context.Context, l *sdk.Listener) {
 	for _, c := range list {
 		open[c.Channel] = true
 	}
-	svc.mu.Lock()
-	var gone []*session
-	for id, s := range svc.sessions {
-		if !open[id] {
-			gone = append(gone, s)
+	for _, s := range before {
+		// A session with a channel is live (it connected on this link).
+		if open[s.id] || !s.detached() {
+			continue
 		}
-	}
-	svc.mu.Unlock()
-	for _, s := range gone {
 		svc.log.Info("channel gone while detached", "channel", s.id)
 		s.clientClosed(websocket.StatusAbnormalClosure, "gone while detached")
 	}

@@ -73,6 +73,13 @@ func (s *session) detach(ch *sdk.Channel) {
 	}
 }
 
+// detached reports whether the session has no channel on a live link.
+func (s *session) detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch == nil
+}
+
 func (s *session) lastSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
