@@ -59,16 +59,16 @@ func (l *Listener) readMessage(scratch **[]byte) (websocket.MessageType, []byte,
 	b := *scratch
 	*b = (*b)[:0]
 	b, err = bufpool.ReadAll(r, b)
-	msg := bytes.Clone(*b)
+	var msg []byte
+	if err == nil {
+		msg = bytes.Clone(*b)
+	}
 	if cap(*b) > 1<<20 {
 		bufpool.Put(b)
 		b = bufpool.Get(64 << 10)
 	}
 	*scratch = b
-	if err != nil {
-		return 0, nil, err
-	}
-	return typ, msg, nil
+	return typ, msg, err
 }
 
 // protocolError tells the broker why this side ends the link (Error 1,
