@@ -61,14 +61,7 @@ const maxProxyResponse = 64 << 10
 // dialConnect opens a TCP tunnel to addr through the HTTP proxy at proxy
 // with CONNECT, the exchange bounded by ctx.
 func dialConnect(ctx context.Context, proxy *url.URL, addr string, tlsConfig *tls.Config) (_ net.Conn, err error) {
-	paddr := proxy.Host
-	if proxy.Port() == "" {
-		port := "80"
-		if proxy.Scheme == "https" {
-			port = "443"
-		}
-		paddr = net.JoinHostPort(proxy.Hostname(), port)
-	}
+	paddr := hostPort(proxy)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", paddr)
 	if err != nil {
@@ -128,6 +121,19 @@ func dialConnect(ctx context.Context, proxy *url.URL, addr string, tlsConfig *tl
 		return &prefixConn{Conn: conn, r: io.MultiReader(bytes.NewReader(bytes.Clone(p)), conn)}, nil
 	}
 	return conn, nil
+}
+
+// hostPort is u's host:port, with the scheme's default port (443 for
+// https and wss, 80 otherwise) when u names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" || u.Scheme == "wss" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // prefixConn is a connection whose first bytes were read ahead.

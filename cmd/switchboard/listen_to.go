@@ -60,14 +60,7 @@ func checkToURL(raw string) error {
 // at the first client.
 func probeBackend(ctx context.Context, raw string) error {
 	u, _ := url.Parse(raw)
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "wss" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
+	host := hostPort(u)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	c, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
