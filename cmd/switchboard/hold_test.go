@@ -45,7 +45,7 @@ func TestHoldAcrossRestart(t *testing.T) {
 
 	// With a hold: a client loop across kill and restart.
 	first, _ := testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v1")
-	var attempts, ok, refused atomic.Int32
+	var inFlight, ok, refused atomic.Int32
 	var firstErr atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -59,8 +59,10 @@ func TestHoldAcrossRestart(t *testing.T) {
 					return
 				default:
 				}
-				attempts.Add(1)
-				if err := echoOnce(base + "/svc/held/x"); err != nil {
+				inFlight.Add(1)
+				err := echoOnce(base + "/svc/held/x")
+				inFlight.Add(-1)
+				if err != nil {
 					refused.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				} else {
@@ -78,10 +80,13 @@ func TestHoldAcrossRestart(t *testing.T) {
 	first.Cmd.Process.Signal(syscall.SIGKILL)
 	first.Wait()
 	killedAt := ok.Load()
-	// The gap: every client loop starts a connect while no instance is
-	// attached (each then waits on the hold) before the new one comes.
-	gapFrom := attempts.Load()
-	testutil.WaitFor(t, "connects in the gap", 15*time.Second, func() bool { return attempts.Load() >= gapFrom+3 })
+	// The gap: no instance is attached, so no connect can finish; every
+	// client loop ends up in one (a connect begun in the gap waits on the
+	// hold, one begun before the kill waits for its session to be handed
+	// over) before the new instance comes. Counting connects begun after
+	// the kill instead would wait out the hold whenever a loop was mid-
+	// connect at the kill.
+	testutil.WaitFor(t, "every client loop in a connect in the gap", 15*time.Second, func() bool { return inFlight.Load() == 3 })
 	testutil.StartListen(t, base+"/svc/held/", "--echo", "--grant", tok, "--hold", "8s", "--label", "v2")
 	waitCount("after the restart", killedAt+20)
 	close(stop)
