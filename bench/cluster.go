@@ -22,7 +22,10 @@ import (
 // relays every message over NATS to node b and back. Both paths run on
 // the same processes in the same run, in interleaved rounds.
 type Cluster struct {
-	NATS              string  `json:"nats"` // the NATS server and its version
+	NATS string `json:"nats"` // the NATS server and its version
+	// DataLinks says the brokers ran with data links (--cluster-data):
+	// cross-node messages went node to node, NATS carried membership.
+	DataLinks         bool    `json:"data_links"`
 	Conns             int     `json:"conns"`
 	LatencyRatePerSec float64 `json:"latency_rate_per_sec"` // half of single-node's maximum
 	// Single and Cross are the two paths' figures (medians of rounds).
@@ -72,7 +75,7 @@ var clusterProcs = []string{clBrokerA, clBrokerB, clNATS, clEcho}
 // it and the echo service on node b, and returns the single-node and the
 // cross-node path over the same processes. A non-empty skip says why the
 // scenario cannot run here.
-func startCluster(ctx context.Context, e env, dir string) (single, cross *running, natsVersion, skip string, err error) {
+func startCluster(ctx context.Context, e env, dir string, dataLinks bool) (single, cross *running, natsVersion, skip string, err error) {
 	if e.bins.switchboard == "" {
 		return nil, nil, "", e.bins.noSBReason, nil
 	}
@@ -113,7 +116,11 @@ func startCluster(ctx context.Context, e env, dir string) (single, cross *runnin
 	addrs := map[string]string{}
 	for _, node := range []string{"a", "b"} {
 		name := "broker-" + node
-		b, addr, err := startBroker(ctx, e, dir, name, "/readyz", "--cluster", "nats://"+natsAddr, "--node-name", node)
+		args := []string{"--cluster", "nats://" + natsAddr, "--node-name", node}
+		if dataLinks {
+			args = append(args, "--cluster-data", "127.0.0.1:0")
+		}
+		b, addr, err := startBroker(ctx, e, dir, name, "/readyz", args...)
 		if err != nil {
 			return fail(err)
 		}
@@ -147,13 +154,13 @@ func startCluster(ctx context.Context, e env, dir string) (single, cross *runnin
 // runCluster measures both paths: echo throughput at m.ClusterConns in
 // interleaved rounds, then latency at half single-node's maximum.
 func runCluster(ctx context.Context, e env, m Mode) *Cluster {
-	res := &Cluster{Conns: m.ClusterConns}
+	res := &Cluster{Conns: m.ClusterConns, DataLinks: !m.ClusterOverNATS}
 	dir := filepath.Join(e.dir, "cluster")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		res.Errors = append(res.Errors, fmt.Sprintf("make dir: %v", err))
 		return res
 	}
-	single, cross, version, skip, err := startCluster(ctx, e, dir)
+	single, cross, version, skip, err := startCluster(ctx, e, dir, res.DataLinks)
 	switch {
 	case err != nil:
 		res.Errors = append(res.Errors, "start: "+err.Error())
@@ -263,13 +270,17 @@ func (c *Cluster) ratios() {
 // Markdown renders the scenario's table and notes.
 func (c *Cluster) Markdown() string {
 	var b strings.Builder
-	b.WriteString("\nCluster (issue 7): brokers a and b (`switchboard serve --dev --cluster nats://… --node-name a|b`) on one ")
+	flags, path := "", "a → NATS → b and back"
+	if c.DataLinks {
+		flags, path = " --cluster-data 127.0.0.1:0", "a → b and back over a data link (NATS carries membership only)"
+	}
+	fmt.Fprintf(&b, "\nCluster (issues 7 and 14): brokers a and b (`switchboard serve --dev --cluster nats://… --node-name a|b%s`) on one ", flags)
 	if c.NATS != "" {
 		fmt.Fprintf(&b, "Debian `%s`", c.NATS)
 	} else {
 		b.WriteString("Debian `nats-server`")
 	}
-	fmt.Fprintf(&b, ", `switchboard listen ws://B/echo/ --echo --log-level warn` attached to node b. Single-node: clients on node b; cross-node: clients on node a, every message relayed a → NATS → b and back. Same processes, same run, interleaved rounds, %d connections.\n\n", c.Conns)
+	fmt.Fprintf(&b, ", `switchboard listen ws://B/echo/ --echo --log-level warn` attached to node b. Single-node: clients on node b; cross-node: clients on node a, every message relayed %s. Same processes, same run, interleaved rounds, %d connections.\n\n", path, c.Conns)
 	if c.Skip != "" {
 		fmt.Fprintf(&b, "Not run: %s\n", c.Skip)
 		return b.String()

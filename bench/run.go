@@ -34,8 +34,11 @@ type Mode struct {
 	Settle       time.Duration
 	ClusterConns int           // cluster scenario: connections for echo and latency
 	ClusterDur   time.Duration // cluster scenario: per measurement
-	Install      bool          // apt-get install missing peers; else skip them
-	Plots        bool
+	// ClusterOverNATS runs the cluster without data links: cross-node
+	// messages through NATS.
+	ClusterOverNATS bool
+	Install         bool // apt-get install missing peers; else skip them
+	Plots           bool
 	// Soak is the soak scenario on a production broker of its own (zero
 	// Idle: not run).
 	Soak SoakSpec

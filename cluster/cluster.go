@@ -10,6 +10,7 @@
 //	PREFIX.inst.up / .down         an instance attached to / detached from a node (JSON), ahead of the next heartbeat
 //	PREFIX.n.NODE.to.INSTANCE      service-protocol frames for a real instance on NODE, from proxies elsewhere
 //	PREFIX.n.NODE.from.INSTANCE    frames from INSTANCE for channels whose clients are on NODE
+//	                               (both over a direct data link instead when NODE has one: datalink.go)
 //	PREFIX.n.NODE.resync.INSTANCE  frames toward INSTANCE were lost: resend (empty)
 //	PREFIX.n.NODE.cut.INSTANCE     INSTANCE broke the protocol elsewhere: end its link (uvarint code + reason)
 //	PREFIX.revocations             chooser-token revocations (JSON list): one made here, or all to a node that joins
@@ -73,8 +74,14 @@ type Config struct {
 	// NodeTimeout is how long a silent node is trusted; after it the node
 	// is lost: its instances' channels wait for a handover. Default 4 s.
 	NodeTimeout time.Duration
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// DataListen (host:port) turns on data links (datalink.go): peers
+	// dial this address to send this node their data streams directly
+	// instead of over NATS. DataAdvertise is the address they dial when
+	// it is not DataListen's (which must then name one interface). Empty:
+	// data goes over NATS.
+	DataListen, DataAdvertise string
+	Logger                    *slog.Logger
+	Registerer                prometheus.Registerer
 }
 
 // Cluster is one node's membership in a cluster.
@@ -129,10 +136,11 @@ type Cluster struct {
 
 	subjects sync.Map // streamKey → its subject, built once
 
-	seqMu   sync.Mutex
-	sendSeq map[streamKey]uint64 // last sequence number sent per data stream; guarded by seqMu
-	recvSeq map[streamKey]uint64 // last received; guarded by seqMu
-	partial map[streamKey][]byte // a batch whose fragments are arriving; guarded by seqMu
+	dp *dataPlane // data links; nil without Config.DataListen
+
+	seqMu     sync.Mutex
+	sendSeq   map[streamKey]uint64    // last sequence number sent per data stream; guarded by seqMu
+	inStreams map[streamKey]*inStream // streams received; guarded by seqMu
 }
 
 // streamKey names one ordered stream of data-subject messages: to or from
@@ -145,6 +153,7 @@ type streamKey struct {
 type peer struct {
 	name   string
 	seen   time.Time
+	pin    string // its data links' certificate (SHA-256), from its heartbeat
 	gen    uint64 // its configuration generation (reload.go)
 	digest string // and digest
 	warned bool   // its digest differs from ours and that was logged
@@ -158,6 +167,10 @@ type heartbeat struct {
 	// (reload.go).
 	ConfigGen    uint64 `json:"config_gen,omitempty"`
 	ConfigDigest string `json:"config_digest,omitempty"`
+	// Data and DataPin are where to dial the node's data links and the
+	// SHA-256 (hex) of the certificate it answers with (datalink.go).
+	Data    string `json:"data,omitempty"`
+	DataPin string `json:"data_pin,omitempty"`
 }
 
 // reconnectBuffer is how much the NATS client holds while disconnected.
@@ -219,7 +232,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, num: NodeNum(cfg.Node), log: cfg.Logger.With("node", cfg.Node),
 		stop: make(chan struct{}), members: make(chan *nats.Msg, membersBuffer), reloads: make(chan reloadReq, 1), peers: make(map[uint64]*peer), err: errors.New("not connected to NATS yet"),
-		sendSeq: make(map[streamKey]uint64), recvSeq: make(map[streamKey]uint64), partial: make(map[streamKey][]byte)}
+		sendSeq: make(map[streamKey]uint64), inStreams: make(map[streamKey]*inStream)}
 	c.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_connected", Help: "1 when the node is connected to NATS."})
 	c.peersG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_peers", Help: "Other nodes heard from within the node timeout."})
 	c.lost = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_cluster_nodes_lost_total", Help: "Nodes declared lost after the node timeout."})
@@ -229,6 +242,15 @@ func New(cfg Config) (*Cluster, error) {
 	c.cfgMismatch = newMismatchGauge()
 	c.msgsIn, c.msgsOut = c.msgs.WithLabelValues("in"), c.msgs.WithLabelValues("out")
 	cfg.Registerer.MustRegister(c.connected, c.peersG, c.lost, c.msgs, c.pubErrs, c.asyncErrs, c.cfgMismatch)
+	if cfg.DataListen != "" {
+		dp, err := newDataPlane(c, cfg.DataListen, cfg.DataAdvertise)
+		if err != nil {
+			return nil, err
+		}
+		c.dp = dp
+	} else if cfg.DataAdvertise != "" {
+		return nil, errors.New("cluster: a data advertise address needs a data listen address (--cluster-data)")
+	}
 	return c, nil
 }
 
@@ -251,6 +273,11 @@ func (c *Cluster) Start() error {
 	opts, err := c.authOptions()
 	if err != nil {
 		return err
+	}
+	if c.dp != nil {
+		if err := c.dp.start(); err != nil {
+			return err
+		}
 	}
 	nc, err := nats.Connect(c.cfg.URL, append(opts,
 		nats.Name("switchboard "+c.cfg.Node),
@@ -278,6 +305,7 @@ func (c *Cluster) Start() error {
 		}),
 	)...)
 	if err != nil {
+		c.closeData()
 		return fmt.Errorf("cluster: connect to NATS at %s: %w", c.cfg.URL, err)
 	}
 	c.mu.Lock()
@@ -288,6 +316,7 @@ func (c *Cluster) Start() error {
 		s, err := nc.ChanSubscribe(subj, c.members)
 		if err != nil {
 			nc.Close()
+			c.closeData()
 			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
 		}
 		c.subs = append(c.subs, s)
@@ -304,6 +333,7 @@ func (c *Cluster) Start() error {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
 			nc.Close()
+			c.closeData()
 			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
 		}
 		s.SetPendingLimits(-1, 256<<20)
@@ -454,6 +484,7 @@ func (c *Cluster) loop() {
 		}
 		c.heartbeat()
 		c.expirePeers()
+		c.expireHolds(c.cfg.HeartbeatInterval)
 	}
 }
 
@@ -466,7 +497,11 @@ func (c *Cluster) heartbeat() {
 	c.mu.Lock()
 	gen, digest := c.cfgGen, c.cfgDigest
 	c.mu.Unlock()
-	hb, _ := json.Marshal(heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local(), ConfigGen: gen, ConfigDigest: digest})
+	beat := heartbeat{Node: c.cfg.Node, Num: c.num, Instances: c.b.Local(), ConfigGen: gen, ConfigDigest: digest}
+	if c.dp != nil {
+		beat.Data, beat.DataPin = c.dp.advertise, c.dp.pin
+	}
+	hb, _ := json.Marshal(beat)
 	c.publish(c.subject("hb"), hb)
 }
 
@@ -493,6 +528,9 @@ func (c *Cluster) expirePeers() {
 	c.mu.Unlock()
 	for _, num := range lost {
 		c.lost.Inc()
+		if c.dp != nil {
+			c.dp.peerLost(num)
+		}
 		c.b.NodeLost(num)
 	}
 	if len(lost) > 0 {
@@ -534,7 +572,11 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 		c.log.Info("node joined", "peer", hb.Node)
 	}
 	p.seen = time.Now()
+	p.pin = hb.DataPin
 	c.mu.Unlock()
+	if c.dp != nil {
+		c.dp.peerSeen(hb.Num, hb.Node, hb.Data, hb.DataPin)
+	}
 	if joined {
 		c.sendRevocations(nil) // a node that joins late learns them all
 	}
@@ -572,36 +614,16 @@ func lastID(subject string) (uint64, bool) {
 
 func (c *Cluster) onTo(m *nats.Msg) {
 	c.msgsIn.Inc()
-	id, ok := lastID(m.Subject)
-	if !ok {
-		return
-	}
-	src, frames, lost, whole := c.unstamp(id, true, m.Data)
-	if lost {
-		// Frames from src's proxy were lost: have it resend everything
-		// unacknowledged, in order (Open first).
-		c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", id, "from", src)
-		c.publish(c.subject("n", strconv.FormatUint(src, 10), "resync", strconv.FormatUint(id, 10)), nil)
-	}
-	if whole {
-		c.b.Receive(broker.Message{Kind: broker.ToLocal, Instance: id, Frames: frames})
+	if id, ok := lastID(m.Subject); ok {
+		c.receive(0, id, true, m.Data, true)
 	}
 }
 
 func (c *Cluster) onFrom(m *nats.Msg) {
 	c.msgsIn.Inc()
-	id, ok := lastID(m.Subject)
-	if !ok {
-		return
+	if id, ok := lastID(m.Subject); ok {
+		c.receive(0, id, false, m.Data, true)
 	}
-	_, frames, lost, whole := c.unstamp(id, false, m.Data)
-	if lost && !whole {
-		c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: id, Lost: true})
-	}
-	if !whole {
-		return
-	}
-	c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: id, Frames: frames, Lost: lost})
 }
 
 func (c *Cluster) onResync(m *nats.Msg) {
@@ -613,15 +635,7 @@ func (c *Cluster) onResync(m *nats.Msg) {
 
 func (c *Cluster) onPush(m *nats.Msg) {
 	c.msgsIn.Inc()
-	_, data, _, whole := c.unstamp(0, false, m.Data)
-	if !whole {
-		return
-	}
-	n, k := binary.Uvarint(data)
-	if k <= 0 || uint64(len(data)-k) < n {
-		return
-	}
-	c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(data[k : k+int(n)]), Frames: data[k+int(n):]})
+	c.receive(0, 0, false, m.Data, true)
 }
 
 func (c *Cluster) onCut(m *nats.Msg) {
@@ -727,6 +741,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.closed.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
+		c.closeData() // what its links held goes to NATS, flushed below
 		if nc := c.conn(); nc != nil {
 			if nc.IsConnected() {
 				err = nc.FlushWithContext(ctx)
@@ -738,4 +753,22 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("cluster shutdown: %w", err)
 	}
 	return nil
+}
+
+// closeData ends the data links, if any.
+func (c *Cluster) closeData() {
+	if c.dp != nil {
+		c.dp.close()
+	}
+}
+
+// peerPin returns the data link certificate pin and the name of a live
+// peer ("" when num is not one).
+func (c *Cluster) peerPin(num uint64) (pin, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[num]; p != nil {
+		return p.pin, p.name
+	}
+	return "", ""
 }

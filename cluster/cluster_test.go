@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -103,6 +104,9 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks 
 	}
 	cc := cluster.Config{URL: natsURL, Node: name, Logger: log, HeartbeatInterval: 200 * time.Millisecond,
 		NodeTimeout: nodeTimeout()}
+	if dataLinks {
+		cc.DataListen = "127.0.0.1:0"
+	}
 	bc := broker.Config{Logger: log, Node: name, Limits: limits, Authorize: (&config.File{}).Authorizer(true)}
 	var before []func(*cluster.Cluster)
 	for _, tw := range tweaks {
@@ -154,6 +158,9 @@ func startNode(t testing.TB, name, natsURL string, limits broker.Limits, tweaks 
 	t.Cleanup(n.stop)
 	return n
 }
+
+// dataLinks turns on data links in every node startNode starts.
+var dataLinks = os.Getenv("SWITCHBOARD_TEST_DATA_LINKS") != ""
 
 // nodeTimeout is generous: a loaded machine delays heartbeats, and the race
 // detector more so.

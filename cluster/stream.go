@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"strconv"
 	"sync"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker"
 )
 
 // Data-subject messages start with the sending node's number, a sequence
@@ -59,29 +62,31 @@ func (c *Cluster) forgetInstance(id uint64) {
 		return true
 	})
 	c.seqMu.Lock()
-	for _, m := range []map[streamKey]uint64{c.sendSeq, c.recvSeq} {
-		for k := range m {
-			if k.inst == id {
-				delete(m, k)
-			}
+	for k := range c.sendSeq {
+		if k.inst == id {
+			delete(c.sendSeq, k)
 		}
 	}
-	for k := range c.partial {
+	for k := range c.inStreams {
 		if k.inst == id {
-			delete(c.partial, k)
+			delete(c.inStreams, k)
 		}
 	}
 	c.seqMu.Unlock()
 }
 
-// sendStream publishes frames on one data stream, in fragments that fit
-// the server's max_payload.
+// sendStream sends frames on one data stream, over the data link to node
+// when there is one, else on NATS, in fragments that fit the server's
+// max_payload (so that a fragment can fall back to NATS).
 func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 	nc := c.conn()
 	if nc == nil {
 		return
 	}
-	subj := c.streamSubject(streamKey{node, inst, to})
+	var link *outLink
+	if node != 0 && c.dp != nil {
+		link = c.dp.link(node)
+	}
 	room := int(nc.MaxPayload()) - stampOverhead
 	if room < 4<<10 {
 		room = 1 << 20 // not connected yet: NATS's default (the buffer is sent when it is)
@@ -96,7 +101,10 @@ func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 		}
 		buf := stampBufs.Get().(*[]byte)
 		*buf = c.stamp(*buf, node, inst, to, flags, frames[:n])
-		c.publish(subj, *buf)
+		if link == nil || !link.send(to, inst, *buf) {
+			link = nil
+			c.publish(c.streamSubject(streamKey{node, inst, to}), *buf)
+		}
 		if cap(*buf) <= 4<<20 {
 			*buf = (*buf)[:0]
 			stampBufs.Put(buf)
@@ -122,40 +130,191 @@ func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte, frames
 	return append(b, frames...)
 }
 
-// unstamp checks a message's sequence number and joins fragments. It
-// returns the batch when this message completes one (whole), and whether
-// messages were lost before it.
-func (c *Cluster) unstamp(inst uint64, to bool, data []byte) (src uint64, frames []byte, lost, whole bool) {
+// holdBytes bounds what one stream holds of messages that came by one
+// path (NATS or a data link) ahead of their predecessors on another; they
+// wait for them at most a heartbeat interval (expireHolds).
+const holdBytes = 16 << 20
+
+// inStream is what a node keeps of one stream it receives.
+type inStream struct {
+	mu        sync.Mutex
+	seen      bool
+	last      uint64    // sequence number of the last message taken
+	path      uint64    // the path it came by: 0 NATS, else a data link's id
+	partial   []byte    // a batch whose fragments are arriving
+	held      []heldMsg // by sequence number: messages ahead of their predecessors, from another path
+	heldBytes int
+	heldSince time.Time
+}
+
+type heldMsg struct {
+	seq, path uint64
+	flags     byte
+	frames    []byte
+}
+
+// receive takes one stamped message of the stream to or from inst that
+// came by path (0: NATS). owned says the caller gives data away (else it
+// is copied when held). Messages are handled in the order they were sent,
+// one at a time per stream, whichever path brought them.
+func (c *Cluster) receive(path, inst uint64, to bool, data []byte, owned bool) {
 	src, k1 := binary.Uvarint(data)
 	if k1 <= 0 {
-		return 0, nil, false, false
+		return
 	}
 	seq, k2 := binary.Uvarint(data[k1:])
 	if k2 <= 0 || len(data) < k1+k2+1 {
-		return 0, nil, false, false
+		return
 	}
 	flags, frames := data[k1+k2], data[k1+k2+1:]
-	c.seqMu.Lock()
-	defer c.seqMu.Unlock()
 	k := streamKey{src, inst, to}
-	last, seen := c.recvSeq[k]
-	c.recvSeq[k] = seq
-	lost = seen && seq != last+1 && seq != 1 // 1: the sender restarted
-	buf, started := c.partial[k]
+	c.seqMu.Lock()
+	s := c.inStreams[k]
+	if s == nil {
+		s = &inStream{}
+		c.inStreams[k] = s
+	}
+	c.seqMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case seq == 1: // the first, or the sender restarted
+		s.held, s.heldBytes = nil, 0
+		c.take(s, k, path, seq, flags, frames, false)
+	case s.seen && seq <= s.last && path != s.path:
+		return // late by another path: its gap was handled
+	case s.seen && seq == s.last+1:
+		c.take(s, k, path, seq, flags, frames, false)
+	case (s.seen && path != s.path || !s.seen && path != 0) && s.heldBytes+len(frames) <= holdBytes:
+		// Its predecessors may be on the other path: wait for them.
+		if !owned {
+			frames = append([]byte(nil), frames...)
+		}
+		c.hold(s, heldMsg{seq, path, flags, frames})
+		return
+	default:
+		c.take(s, k, path, seq, flags, frames, s.seen)
+	}
+	c.drain(s, k)
+}
+
+// hold keeps m in s.held, in order.
+func (c *Cluster) hold(s *inStream, m heldMsg) {
+	i := len(s.held)
+	for i > 0 && s.held[i-1].seq > m.seq {
+		i--
+	}
+	if i > 0 && s.held[i-1].seq == m.seq {
+		return
+	}
+	if len(s.held) == 0 {
+		s.heldSince = time.Now()
+	}
+	s.held = append(s.held, heldMsg{})
+	copy(s.held[i+1:], s.held[i:])
+	s.held[i] = m
+	s.heldBytes += len(m.frames)
+}
+
+// drain takes the held messages that now follow in order.
+func (c *Cluster) drain(s *inStream, k streamKey) {
+	for len(s.held) > 0 && s.held[0].seq <= s.last+1 {
+		m := s.pop()
+		if m.seq == s.last+1 {
+			c.take(s, k, m.path, m.seq, m.flags, m.frames, false)
+		}
+	}
+}
+
+func (s *inStream) pop() heldMsg {
+	m := s.held[0]
+	s.held[0] = heldMsg{}
+	s.held = s.held[1:]
+	s.heldBytes -= len(m.frames)
+	if len(s.held) == 0 {
+		s.held = nil
+	} else {
+		s.heldSince = time.Now()
+	}
+	return m
+}
+
+// expireHolds takes the messages held past holdTimeout, reporting the gap
+// before them as lost (nothing was lost if the stream had seen nothing).
+func (c *Cluster) expireHolds(holdTimeout time.Duration) {
+	type waiting struct {
+		k streamKey
+		s *inStream
+	}
+	var due []waiting
+	c.seqMu.Lock()
+	for k, s := range c.inStreams {
+		due = append(due, waiting{k, s})
+	}
+	c.seqMu.Unlock()
+	for _, w := range due {
+		s := w.s
+		s.mu.Lock()
+		if len(s.held) > 0 && time.Since(s.heldSince) > holdTimeout {
+			for len(s.held) > 0 {
+				m := s.pop()
+				c.take(s, w.k, m.path, m.seq, m.flags, m.frames, s.seen && m.seq != s.last+1)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// take handles the next message of a stream: it joins fragments and hands
+// whole batches on; lost says messages before it were lost.
+func (c *Cluster) take(s *inStream, k streamKey, path, seq uint64, flags byte, frames []byte, lost bool) {
+	s.seen, s.last, s.path = true, seq, path
+	started := s.partial != nil
 	if lost || seq == 1 {
-		delete(c.partial, k)
-		buf, started = nil, false
+		s.partial, started = nil, false
 	}
-	if flags&fragCont != 0 && !started {
-		return src, nil, lost, false // the batch's start was lost
+	switch {
+	case flags&fragCont != 0 && !started:
+		c.handle(k, nil, lost, false) // the batch's start was lost
+	case flags&fragMore != 0:
+		s.partial = append(s.partial, frames...)
+		c.handle(k, nil, lost, false)
+	default:
+		if started {
+			frames = append(s.partial, frames...)
+		}
+		s.partial = nil
+		c.handle(k, frames, lost, true)
 	}
-	if flags&fragMore != 0 {
-		c.partial[k] = append(buf, frames...)
-		return src, nil, lost, false
+}
+
+// handle hands a stream's batch (whole) to the broker, and reacts to a
+// loss: frames toward a local instance are asked for again, frames from a
+// remote one close their channels here.
+func (c *Cluster) handle(k streamKey, frames []byte, lost, whole bool) {
+	switch {
+	case k.inst == 0: // the push stream
+		if !whole {
+			return
+		}
+		n, i := binary.Uvarint(frames)
+		if i <= 0 || uint64(len(frames)-i) < n {
+			return
+		}
+		c.b.Receive(broker.Message{Kind: broker.PushFrame, Scope: string(frames[i : i+int(n)]), Frames: frames[i+int(n):]})
+	case k.to:
+		if lost {
+			// Frames from the node's proxy were lost: have it resend
+			// everything unacknowledged, in order (Open first).
+			c.log.Warn("frames toward a local instance were lost; asking their node to resend", "instance", k.inst, "from", k.node)
+			c.publish(c.subject("n", strconv.FormatUint(k.node, 10), "resync", strconv.FormatUint(k.inst, 10)), nil)
+		}
+		if whole {
+			c.b.Receive(broker.Message{Kind: broker.ToLocal, Instance: k.inst, Frames: frames})
+		}
+	default:
+		if lost || whole {
+			c.b.Receive(broker.Message{Kind: broker.FromRemote, Instance: k.inst, Frames: frames, Lost: lost})
+		}
 	}
-	delete(c.partial, k)
-	if started {
-		frames = append(buf, frames...)
-	}
-	return src, frames, lost, true
 }

@@ -20,7 +20,9 @@ type clusterFlags struct {
 	caFile, certFile, keyFile     string
 	user, passwordFile, tokenFile string
 	nkeyFile, credsFile           string
-	c                             *cluster.Cluster
+	// Data links between nodes.
+	data, dataAdvertise string
+	c                   *cluster.Cluster
 }
 
 func (f *clusterFlags) register(fl *flag.FlagSet) {
@@ -34,6 +36,8 @@ func (f *clusterFlags) register(fl *flag.FlagSet) {
 	fl.StringVar(&f.tokenFile, "cluster-token-file", "", "file holding a NATS authentication token")
 	fl.StringVar(&f.nkeyFile, "cluster-nkey-file", "", "file holding this node's NATS user nkey seed (SU…)")
 	fl.StringVar(&f.credsFile, "cluster-creds-file", "", "NATS credentials file (user JWT and seed, NATS in operator mode)")
+	fl.StringVar(&f.data, "cluster-data", "", "host:port to listen on for data links from other nodes (mutual TLS, certificates pinned through NATS): cross-node messages go node to node instead of through NATS; empty: through NATS")
+	fl.StringVar(&f.dataAdvertise, "cluster-data-advertise", "", "host:port other nodes dial for --cluster-data, when it is not that address (e.g. it listens on every interface)")
 }
 
 // secret reads a one-line secret from file ("" for no file).
@@ -56,6 +60,9 @@ func secret(file, what string) (string, error) {
 // starts it with the broker and shuts it down.
 func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Registerer) error {
 	if f.url == "" {
+		if f.data != "" || f.dataAdvertise != "" {
+			return usageError{msg: "--cluster-data needs --cluster"}
+		}
 		return nil
 	}
 	password, err := secret(f.passwordFile, "password")
@@ -71,7 +78,7 @@ func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Regis
 	}
 	c, err := cluster.New(cluster.Config{URL: f.url, Node: node, Prefix: f.prefix, Logger: log, Registerer: reg,
 		CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile, User: f.user, Password: password, Token: token,
-		NKeySeedFile: f.nkeyFile, CredsFile: f.credsFile})
+		NKeySeedFile: f.nkeyFile, CredsFile: f.credsFile, DataListen: f.data, DataAdvertise: f.dataAdvertise})
 	if err != nil {
 		return err
 	}

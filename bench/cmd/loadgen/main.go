@@ -40,6 +40,7 @@ func main() {
 	echoConns := flag.String("echo-conns", "", "override the mode's echo connection counts (comma-separated, e.g. 50)")
 	rounds := flag.Int("rounds", 0, "override the mode's number of interleaved rounds")
 	soakDur := flag.Duration("soak", 0, "override the mode's soak duration")
+	overNATS := flag.Bool("cluster-over-nats", false, "cluster scenario: no data links, cross-node messages through NATS")
 	keep := flag.Bool("keep", false, "keep the temp dir with the targets' configs and logs")
 	rev := flag.String("revision", "", "name of the source tree for the report (default: git's HEAD in -repo, +dirty if changed)")
 	flag.Parse()
@@ -50,7 +51,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := overrides{idle: *idle, scenarios: *scenarios, echoConns: *echoConns, rounds: *rounds, soak: *soakDur}
+	o := overrides{idle: *idle, scenarios: *scenarios, echoConns: *echoConns, rounds: *rounds, soak: *soakDur, overNATS: *overNATS}
 	if err := run(ctx, log, *mode, *repo, *out, *plots, *doc, *targets, o, *keep, *rev); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
@@ -65,6 +66,7 @@ type overrides struct {
 	echoConns string
 	rounds    int
 	soak      time.Duration
+	overNATS  bool
 }
 
 func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, targets string, o overrides, keep bool, rev string) error {
@@ -81,6 +83,7 @@ func run(ctx context.Context, log *slog.Logger, mode, repo, out, plots, doc, tar
 	if o.soak > 0 {
 		m.Soak.Dur = o.soak
 	}
+	m.ClusterOverNATS = o.overNATS
 	if o.echoConns != "" {
 		m.EchoConns = nil
 		for _, f := range strings.Split(o.echoConns, ",") {
