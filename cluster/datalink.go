@@ -285,7 +285,7 @@ func (dp *dataPlane) handshake(num uint64, addr, pin string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := tls.Client(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{dp.cert},
+	conn := tls.Client(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true, Certificates: []tls.Certificate{dp.cert},
 		InsecureSkipVerify: true, // the peer's certificate is pinned instead: VerifyConnection
 		VerifyConnection:   func(cs tls.ConnectionState) error { return checkPin(cs, pin) }})
 	conn.SetDeadline(time.Now().Add(linkTimeout))
@@ -327,7 +327,7 @@ func (dp *dataPlane) accept() {
 			raw.Close()
 			return
 		}
-		l := &inLink{id: dp.ids.Add(1), conn: tls.Server(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13,
+		l := &inLink{id: dp.ids.Add(1), conn: tls.Server(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true,
 			Certificates: []tls.Certificate{dp.cert},
 			ClientAuth:   tls.RequireAnyClientCert})} // checked against the node's pin after the hello
 		dp.in[l] = true
@@ -381,6 +381,7 @@ func (dp *dataPlane) serve(l *inLink) {
 	dp.mu.Lock()
 	l.node = node
 	dp.mu.Unlock()
+	var buf []byte
 	for {
 		n, err := binary.ReadUvarint(r)
 		if err == nil && (n < 2 || n > linkMaxFrame) {
@@ -390,7 +391,12 @@ func (dp *dataPlane) serve(l *inLink) {
 			dp.linkEnded(node, err)
 			return
 		}
-		msg := make([]byte, n) // the broker may keep what it is handed, as it may NATS's
+		// One buffer, reused: the broker copies what it keeps (as from its
+		// own links' reused buffers), and a held message is copied.
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		msg := buf[:n]
 		if _, err := io.ReadFull(r, msg); err != nil {
 			dp.linkEnded(node, err)
 			return
@@ -402,7 +408,10 @@ func (dp *dataPlane) serve(l *inLink) {
 			return
 		}
 		dp.msgsIn.Inc()
-		dp.c.receive(l.id, inst, kind == kindTo, msg[1+k:], true)
+		dp.c.receive(l.id, inst, kind == kindTo, msg[1+k:], false)
+		if cap(buf) > 4<<20 {
+			buf = nil // an outsize one is not kept
+		}
 	}
 }
 
