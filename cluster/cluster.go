@@ -1,7 +1,9 @@
 // Package cluster connects Switchboard brokers over NATS so that any node
 // reaches any service: a client on one node talks to an instance attached
 // to another, push and the client list span the cluster, and handover works
-// across nodes. It implements broker.Cluster and knows nothing of HTTP or
+// across nodes. With Config.DataListen the data streams between two nodes
+// go over a direct link instead (datalink.go), and NATS carries membership
+// and control. It implements broker.Cluster and knows nothing of HTTP or
 // flags.
 //
 // Subjects (PREFIX defaults to "switchboard"; see docs/CLUSTER.md):

@@ -474,10 +474,10 @@ type outLink struct {
 	why     error      // what ended it (nil: shutdown); guarded by mu
 }
 
-// send queues one stamped message, and writes when nobody is. It waits
-// while too much is queued. It reports false when the link has ended:
-// the caller publishes on NATS.
-func (l *outLink) send(to bool, inst uint64, msg []byte) bool {
+// send queues one message (its stamp, then its frames), and writes when
+// nobody is. It waits while too much is queued. It reports false when the
+// link has ended: the caller publishes on NATS.
+func (l *outLink) send(to bool, inst uint64, stamp, frames []byte) bool {
 	kind := byte(kindFrom)
 	if to {
 		kind = kindTo
@@ -493,8 +493,8 @@ func (l *outLink) send(to bool, inst uint64, msg []byte) bool {
 	var hdr [1 + binary.MaxVarintLen64]byte
 	hdr[0] = kind
 	h := 1 + binary.PutUvarint(hdr[1:], inst)
-	l.buf = binary.AppendUvarint(l.buf, uint64(h+len(msg)))
-	l.buf = append(append(l.buf, hdr[:h]...), msg...)
+	l.buf = binary.AppendUvarint(l.buf, uint64(h+len(stamp)+len(frames)))
+	l.buf = append(append(append(l.buf, hdr[:h]...), stamp...), frames...)
 	l.count++
 	if l.writing || l.closing {
 		l.mu.Unlock() // the writer, or end, takes it

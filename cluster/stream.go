@@ -99,15 +99,17 @@ func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 		} else {
 			flags &^= fragMore
 		}
-		buf := stampBufs.Get().(*[]byte)
-		*buf = c.stamp(*buf, node, inst, to, flags, frames[:n])
-		if link == nil || !link.send(to, inst, *buf) {
+		var stampBuf [stampOverhead]byte
+		stamp := c.stamp(stampBuf[:0], node, inst, to, flags)
+		if link == nil || !link.send(to, inst, stamp, frames[:n]) {
 			link = nil
+			buf := stampBufs.Get().(*[]byte)
+			*buf = append(append((*buf)[:0], stamp...), frames[:n]...)
 			c.publish(c.streamSubject(streamKey{node, inst, to}), *buf)
-		}
-		if cap(*buf) <= 4<<20 {
-			*buf = (*buf)[:0]
-			stampBufs.Put(buf)
+			if cap(*buf) <= 4<<20 {
+				*buf = (*buf)[:0]
+				stampBufs.Put(buf)
+			}
 		}
 		frames = frames[n:]
 		if len(frames) == 0 {
@@ -117,17 +119,16 @@ func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 	}
 }
 
-// stamp writes the header and frames into b (reused) and returns it.
-func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte, frames []byte) []byte {
+// stamp appends the header of the stream's next message to b.
+func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte) []byte {
 	c.seqMu.Lock()
 	k := streamKey{node, inst, to}
 	c.sendSeq[k]++
 	seq := c.sendSeq[k]
 	c.seqMu.Unlock()
-	b = binary.AppendUvarint(b[:0], c.num)
+	b = binary.AppendUvarint(b, c.num)
 	b = binary.AppendUvarint(b, seq)
-	b = append(b, flags)
-	return append(b, frames...)
+	return append(b, flags)
 }
 
 // holdBytes bounds what one stream holds of messages that came by one
