@@ -82,6 +82,8 @@ type dataPlane struct {
 	ln        net.Listener
 	ids       atomic.Uint64 // path ids of inbound links (0 is NATS)
 	wg        sync.WaitGroup
+	ctx       context.Context // ends dials in progress at close
+	cancel    context.CancelFunc
 
 	mu      sync.RWMutex
 	out     map[uint64]*outLink // by destination node; guarded by mu
@@ -112,7 +114,8 @@ func newDataPlane(c *Cluster, listen, advertise string) (*dataPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: data link certificate: %w", err)
 	}
-	dp := &dataPlane{c: c, listen: listen, advertise: advertise, cert: cert, pin: pin,
+	ctx, cancel := context.WithCancel(context.Background())
+	dp := &dataPlane{c: c, listen: listen, advertise: advertise, cert: cert, pin: pin, ctx: ctx, cancel: cancel,
 		out: make(map[uint64]*outLink), dialing: make(map[uint64]bool), failing: make(map[uint64]int), in: make(map[*inLink]bool)}
 	dp.linksG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_cluster_data_links", Help: "Data links up from this node to others."})
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_cluster_data_messages_total", Help: "Stream messages sent and received over data links, by direction."}, []string{"direction"})
@@ -174,6 +177,7 @@ func (dp *dataPlane) start() error {
 // close ends every link (what outbound links held goes to NATS) and waits
 // for their goroutines.
 func (dp *dataPlane) close() {
+	dp.cancel()
 	dp.mu.Lock()
 	dp.closed = true
 	var outs []*outLink
@@ -281,17 +285,22 @@ func (dp *dataPlane) dial(num uint64, name, addr, pin string) {
 // handshake dials addr and proves this node to it: TLS with the peer's
 // announced certificate, then the hello.
 func (dp *dataPlane) handshake(num uint64, addr, pin string) (net.Conn, error) {
-	raw, err := (&net.Dialer{Timeout: linkTimeout, KeepAlive: 15 * time.Second}).Dial("tcp", addr)
+	ctx, cancel := context.WithTimeout(dp.ctx, linkTimeout)
+	defer cancel()
+	raw, err := (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	conn := tls.Client(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true, Certificates: []tls.Certificate{dp.cert},
 		InsecureSkipVerify: true, // the peer's certificate is pinned instead: VerifyConnection
 		VerifyConnection:   func(cs tls.ConnectionState) error { return checkPin(cs, pin) }})
-	conn.SetDeadline(time.Now().Add(linkTimeout))
-	if err := conn.Handshake(); err != nil {
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	if err := conn.HandshakeContext(ctx); err != nil {
 		return conn, fmt.Errorf("TLS: %w", err)
 	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) }) // close: stop waiting for the answer
+	defer stop()
 	hello := binary.AppendUvarint([]byte(linkMagic), dp.c.num)
 	if _, err := conn.Write(hello); err != nil {
 		return conn, err
@@ -328,8 +337,10 @@ func (dp *dataPlane) accept() {
 			return
 		}
 		l := &inLink{id: dp.ids.Add(1), conn: tls.Server(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true,
-			Certificates: []tls.Certificate{dp.cert},
-			ClientAuth:   tls.RequireAnyClientCert})} // checked against the node's pin after the hello
+			Certificates:           []tls.Certificate{dp.cert},
+			ClientAuth:             tls.RequireAnyClientCert, // checked against the node's pin after the hello
+			SessionTicketsDisabled: true,                     // a link is dialed anew, with a fresh check
+		})}
 		dp.in[l] = true
 		dp.wg.Add(1)
 		dp.mu.Unlock()
