@@ -234,6 +234,7 @@ func (dp *dataPlane) peerSeen(num uint64, name, addr, pin string) {
 // peerLost ends the links to and from a node taken for lost.
 func (dp *dataPlane) peerLost(num uint64) {
 	dp.mu.Lock()
+	delete(dp.failing, num)
 	l := dp.out[num]
 	for in := range dp.in {
 		if in.node == num {
@@ -248,7 +249,7 @@ func (dp *dataPlane) peerLost(num uint64) {
 
 func (dp *dataPlane) dial(num uint64, name, addr, pin string) {
 	defer dp.wg.Done()
-	conn, err := dp.handshake(num, addr, pin)
+	conn, err := dp.handshake(addr, pin)
 	dp.mu.Lock()
 	delete(dp.dialing, num)
 	if err == nil && dp.closed {
@@ -284,7 +285,7 @@ func (dp *dataPlane) dial(num uint64, name, addr, pin string) {
 
 // handshake dials addr and proves this node to it: TLS with the peer's
 // announced certificate, then the hello.
-func (dp *dataPlane) handshake(num uint64, addr, pin string) (net.Conn, error) {
+func (dp *dataPlane) handshake(addr, pin string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(dp.ctx, linkTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext(ctx, "tcp", addr)
@@ -321,15 +322,24 @@ func (dp *dataPlane) handshake(num uint64, addr, pin string) (net.Conn, error) {
 
 func (dp *dataPlane) accept() {
 	defer dp.wg.Done()
+	var backoff time.Duration
 	for {
 		raw, err := dp.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return // closed
+			// Out of descriptors, say: as net/http does, wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			dp.c.log.Warn("data links: accept failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-dp.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		dp.mu.Lock()
 		if dp.closed {
 			dp.mu.Unlock()
