@@ -69,6 +69,9 @@ const (
 	// dialWarnAfter is how many dials in a row fail before it is logged
 	// as a warning.
 	dialWarnAfter = 3
+	// maxGreeting bounds the inbound connections in their handshake (each
+	// has linkTimeout to finish it); more are closed at once.
+	maxGreeting = 32
 )
 
 // dataPlane is a node's data links: its listener, its links to peers and
@@ -81,6 +84,7 @@ type dataPlane struct {
 	pin       string // hex SHA-256 of cert's DER
 	ln        net.Listener
 	ids       atomic.Uint64 // path ids of inbound links (0 is NATS)
+	greeting  atomic.Int32  // inbound connections in their handshake
 	wg        sync.WaitGroup
 	ctx       context.Context // ends dials in progress at close
 	cancel    context.CancelFunc
@@ -340,6 +344,13 @@ func (dp *dataPlane) accept() {
 			continue
 		}
 		backoff = 0
+		if dp.greeting.Load() >= maxGreeting {
+			// Links come from a handful of peers: this many connections
+			// still in their handshake is a flood (or a scan).
+			dp.errs.WithLabelValues("refused").Inc()
+			raw.Close()
+			continue
+		}
 		dp.mu.Lock()
 		if dp.closed {
 			dp.mu.Unlock()
@@ -353,6 +364,7 @@ func (dp *dataPlane) accept() {
 		})}
 		dp.in[l] = true
 		dp.wg.Add(1)
+		dp.greeting.Add(1)
 		dp.mu.Unlock()
 		go dp.serve(l)
 	}
@@ -383,6 +395,7 @@ func (dp *dataPlane) serve(l *inLink) {
 	conn.SetDeadline(time.Now().Add(linkTimeout))
 	r := bufio.NewReaderSize(conn, 64<<10)
 	node, err := dp.hello(conn, r)
+	dp.greeting.Add(-1)
 	if err != nil {
 		dp.errs.WithLabelValues("refused").Inc()
 		level := slog.LevelWarn
