@@ -20,6 +20,11 @@ echo "== go vet"
 go vet ./...
 echo "== go test (all packages)"
 go test -timeout 10m ./...
+# The cluster suite once more with data links on in every node it starts
+# (cluster_test.go's dataLinks): the same cross-node tests, with the data
+# streams node to node instead of through NATS.
+echo "== go test ./cluster with data links (SWITCHBOARD_TEST_DATA_LINKS=1)"
+SWITCHBOARD_TEST_DATA_LINKS=1 go test -timeout 5m ./cluster
 echo "== go test -race (relay core)"
 go test -race -timeout 5m ./protocol/... ./broker/... ./sdk/... ./server/...
 if grep -q '^bench-smoke:' Makefile 2>/dev/null; then

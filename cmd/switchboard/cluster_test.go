@@ -84,3 +84,16 @@ func TestProductionClusterWithNATSToken(t *testing.T) {
 		return code == 503 && strings.Contains(strings.ToLower(body), "authorization violation")
 	})
 }
+
+// TestClusterDataNeedsCluster: data link flags without --cluster are a
+// usage error that names --cluster.
+func TestClusterDataNeedsCluster(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--cluster-data", "127.0.0.1:0"},
+		{"serve", "--cluster-data-advertise", "127.0.0.1:7000"},
+	} {
+		if _, stderr, code := testutil.Run(t, "", nil, args...); code != 2 || !strings.Contains(stderr, "needs --cluster") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message that it needs --cluster", args, code, stderr)
+		}
+	}
+}

@@ -104,6 +104,7 @@ type Streamer struct {
 	sent    int
 	highest int // highest number seen back, first appearances strictly increasing
 	mark    int // highest when the test last marked it
+	dups    int // numbers that came back again
 	err     error
 	done    chan struct{}
 }
@@ -147,6 +148,7 @@ func Stream(t *testing.T, c *websocket.Conn) *Streamer {
 			case n == s.highest+1:
 				s.highest = n
 			case n <= s.highest: // a duplicate of a message the lost instance had not acknowledged
+				s.dups++
 			default:
 				s.mu.Unlock()
 				s.fail(fmt.Errorf("gap: got %d after %d", n, s.highest))
@@ -164,6 +166,15 @@ func (s *Streamer) Resumed() bool {
 	defer s.mu.Unlock()
 	r := s.highest > s.mark+100
 	return r
+}
+
+// Duplicates is how many numbers came back more than once: what an
+// instance had not acknowledged is sent again after a handover or a loss,
+// and only then.
+func (s *Streamer) Duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dups
 }
 
 func (s *Streamer) fail(err error) {
