@@ -458,3 +458,69 @@ func TestDataLinkConfigErrors(t *testing.T) {
 		t.Errorf("every interface with an advertised address: %v", err)
 	}
 }
+
+// TestDataLinkGreetingFlood: connections that open a node's data address
+// and say nothing hold at most 32 places in the handshake; more are closed
+// at once and counted as refused, the links up keep carrying traffic, and
+// the places are free again when the silent connections go.
+func TestDataLinkGreetingFlood(t *testing.T) {
+	const places = 32 // datalink.go's maxGreeting
+	w, a, b := linkedPair(t, direct, direct)
+	waitLinks(t, "links up both ways", a, b)
+	bb := w.beat(t, "lb")
+	refused := b.linkErrs(t, "refused")
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range places {
+		c, err := net.Dial("tcp", bb.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	const more = 8
+	for i := range more {
+		c, err := net.Dial("tcp", bb.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Well under the 10 s a connection has for its handshake.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		if err == nil || isTimeout(err) {
+			t.Fatalf("connection %d past the %d silent ones: read %v, want it closed at once", places+i+1, places, err)
+		}
+	}
+	testutil.WaitFor(t, "the connections past the silent ones counted as refused", 10*time.Second, func() bool {
+		return b.linkErrs(t, "refused") == refused+more
+	})
+
+	streamtest.Echo(t, b.ws+"/dl/", "lb")
+	c := dial(t, a.node, "/dl/x")
+	outBefore := a.linkMsgs(t, "out")
+	if got := roundTrip(t, c, "during"); got != "lb:during" {
+		t.Fatalf("got %q during the flood", got)
+	}
+	if a.linkMsgs(t, "out") <= outBefore || b.links(t) != 1 {
+		t.Fatalf("the links up did not carry the traffic during the flood")
+	}
+
+	for _, c := range silent {
+		c.Close()
+	}
+	silent = nil
+	testutil.WaitFor(t, "the silent connections' handshakes to fail", 10*time.Second, func() bool {
+		return b.linkErrs(t, "refused") == refused+more+places
+	})
+	// A place is free: a stranger gets as far as the hello again.
+	stranger := selfSigned(t)
+	answer, err := strangerTLS(t, bb, &stranger, binary.AppendUvarint([]byte(linkHello), 2))
+	if len(answer) == 0 || answer[0] != 1 || !strings.Contains(string(answer), "not a live peer") || isTimeout(err) {
+		t.Fatalf("after the flood: answer %q, err %v; want the refusal of an unknown node", answer, err)
+	}
+}
