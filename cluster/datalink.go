@@ -544,10 +544,13 @@ func (l *outLink) send(to bool, inst uint64, stamp, frames []byte) bool {
 		_, err := l.conn.Write(b)
 		l.mu.Lock()
 		if err != nil {
-			l.writing = false
+			l.ended = true // this writer runs end: stop (ours or watch's) must not
 			l.mu.Unlock()
 			l.stop(fmt.Errorf("write: %w", err))
-			l.end(b) // stop left end to this writer
+			l.mu.Lock()
+			l.writing = false
+			l.mu.Unlock()
+			l.end(b)
 			return true
 		}
 		l.dp.msgsOut.Add(float64(n))
