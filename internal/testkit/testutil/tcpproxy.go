@@ -73,11 +73,25 @@ func (p *TCPProxy) serve() {
 
 // SetCut cuts (closing every open connection) or restores the proxy.
 func (p *TCPProxy) SetCut(cut bool) {
+	p.cutWith(cut, false)
+}
+
+// Reset cuts the proxy as SetCut(true) does, but resets its connections
+// (TCP RST) instead of closing them: both ends see the connection reset,
+// as when a host between them fails, rather than an orderly close.
+func (p *TCPProxy) Reset() {
+	p.cutWith(true, true)
+}
+
+func (p *TCPProxy) cutWith(cut, reset bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
 		for c := range p.conns {
+			if tc, ok := c.(*net.TCPConn); ok && reset {
+				_ = tc.SetLinger(0)
+			}
 			c.Close()
 		}
 		p.conns = map[net.Conn]struct{}{}
