@@ -60,8 +60,11 @@ func secret(file, what string) (string, error) {
 // starts it with the broker and shuts it down.
 func (f *clusterFlags) setup(node string, log *slog.Logger, reg prometheus.Registerer) error {
 	if f.url == "" {
-		if f.data != "" || f.dataAdvertise != "" {
+		switch {
+		case f.data != "":
 			return usageError{msg: "--cluster-data needs --cluster"}
+		case f.dataAdvertise != "":
+			return usageError{msg: "--cluster-data-advertise needs --cluster (and --cluster-data)"}
 		}
 		return nil
 	}
