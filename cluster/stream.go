@@ -100,8 +100,11 @@ func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 			flags &^= fragMore
 		}
 		var stampBuf [stampOverhead]byte
-		stamp := c.stamp(stampBuf[:0], node, inst, to, flags)
-		if link == nil || !link.send(to, inst, stamp, frames[:n]) {
+		stamp, seq := c.stamp(stampBuf[:0], node, inst, to, flags)
+		// A stream's first message goes over NATS: a receiver takes a
+		// message 1 as a new stream (the sender restarted), so it must
+		// never come twice, as a link's failed write would resend it.
+		if link == nil || seq == 1 || !link.send(to, inst, stamp, frames[:n]) {
 			link = nil
 			buf := stampBufs.Get().(*[]byte)
 			*buf = append(append((*buf)[:0], stamp...), frames[:n]...)
@@ -119,8 +122,9 @@ func (c *Cluster) sendStream(node, inst uint64, to bool, frames []byte) {
 	}
 }
 
-// stamp appends the header of the stream's next message to b.
-func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte) []byte {
+// stamp appends the header of the stream's next message to b, and returns
+// it with the message's sequence number.
+func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte) ([]byte, uint64) {
 	c.seqMu.Lock()
 	k := streamKey{node, inst, to}
 	c.sendSeq[k]++
@@ -128,7 +132,7 @@ func (c *Cluster) stamp(b []byte, node, inst uint64, to bool, flags byte) []byte
 	c.seqMu.Unlock()
 	b = binary.AppendUvarint(b, c.num)
 	b = binary.AppendUvarint(b, seq)
-	return append(b, flags)
+	return append(b, flags), seq
 }
 
 // holdBytes bounds what one stream holds of messages that came by one
@@ -179,8 +183,7 @@ func (c *Cluster) receive(path, inst uint64, to bool, data []byte, owned bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case seq == 1: // the first, or the sender restarted
-		s.held, s.heldBytes = nil, 0
+	case seq == 1: // the first (what is held follows it), or the sender restarted
 		c.take(s, k, path, seq, flags, frames, false)
 	case s.seen && seq <= s.last && path != s.path:
 		return // late by another path: its gap was handled
