@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
-	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -22,29 +18,7 @@ import (
 // without --cluster-data-advertise stops serve with an error that says to
 // give it.
 func TestProductionClusterDataLinks(t *testing.T) {
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Fatal("Debian's nats-server is not installed: run scripts/install-test-deps.sh (apt-get install nats-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Process.Kill(); _ = ns.Wait() })
-	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	testutil.Eventually(t, "nats-server to listen", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	url := "nats://" + startDebianNATS(t, "")
 
 	a := startProdBroker(t, "--node-name", "a", "--cluster", url, "--cluster-data", "127.0.0.1:0")
 	b := startProdBroker(t, "--node-name", "b", "--cluster", url, "--cluster-data", "127.0.0.1:0")
@@ -55,14 +29,7 @@ func TestProductionClusterDataLinks(t *testing.T) {
 	})
 
 	testutil.StartListen(t, b.ws+"/svc/echo/", "--echo", "--credential", b.secret)
-	var c *websocket.Conn
-	testutil.Eventually(t, "node a to know b's service", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var err error
-		c, _, err = websocket.Dial(ctx, a.ws+"/svc/echo/x", nil)
-		return err == nil
-	})
+	c := dialAcross(t, a.ws+"/svc/echo/x")
 	defer c.CloseNow()
 	for i := range 20 {
 		send(t, c, websocket.MessageText, "across "+strconv.Itoa(i))

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,29 +26,7 @@ import (
 // it learns of the newer reload from a's heartbeat and re-reads its file.
 // Last, b reloads a file a does not have: both report the mismatch.
 func TestClusterReloadReachesEveryNode(t *testing.T) {
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Fatal("Debian's nats-server is not installed: run scripts/install-test-deps.sh (apt-get install nats-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Process.Kill(); _ = ns.Wait() })
-	natsAddr := "127.0.0.1:" + strconv.Itoa(port)
-	testutil.Eventually(t, "nats-server to listen", func() bool {
-		c, err := net.Dial("tcp", natsAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	natsAddr := startDebianNATS(t, "")
 	proxy := testutil.NewTCPProxy(t, natsAddr) // node b's way to NATS
 
 	creds := map[string]string{} // name → secret
