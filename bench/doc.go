@@ -25,9 +25,10 @@
 // heap (/metrics) through the run; smoke mode runs it small, in the test
 // suite.
 //
-// The cluster scenario (issue 7) runs two brokers clustered over Debian's
-// nats-server and compares a client on the echo service's node with a
-// client on the other node, on the same processes in the same run.
+// The cluster scenario (issues 7 and 14) runs two brokers clustered over
+// Debian's nats-server, with data links unless Mode.ClusterOverNATS, and
+// compares a client on the echo service's node with a client on the other
+// node, on the same processes in the same run.
 //
 // The package knows processes, sockets and /proc; it knows nothing of the
 // broker's internals: Switchboard is driven through its CLI binary like
