@@ -201,6 +201,15 @@ func (dp *dataPlane) close() {
 	dp.wg.Wait()
 }
 
+// DataAddr is the address the data links listen on, once Start bound it
+// ("" without data links): with DataListen's port 0, the port chosen.
+func (c *Cluster) DataAddr() string {
+	if c.dp == nil || c.dp.ln == nil {
+		return ""
+	}
+	return c.dp.ln.Addr().String()
+}
+
 // link returns the live link to node, or nil.
 func (dp *dataPlane) link(node uint64) *outLink {
 	dp.mu.RLock()
@@ -540,6 +549,7 @@ func (l *outLink) send(to bool, inst uint64, stamp, frames []byte) bool {
 		l.buf, l.count, l.spare = l.spare[:0], 0, nil
 		l.mu.Unlock()
 		l.room.Broadcast()
+		l.dp.msgsOut.Add(float64(n)) // before the write: never behind what the peer got
 		l.conn.SetWriteDeadline(time.Now().Add(linkTimeout))
 		_, err := l.conn.Write(b)
 		l.mu.Lock()
@@ -553,7 +563,6 @@ func (l *outLink) send(to bool, inst uint64, stamp, frames []byte) bool {
 			l.end(b)
 			return true
 		}
-		l.dp.msgsOut.Add(float64(n))
 		if cap(b) <= 4*linkMaxPending {
 			l.spare = b[:0]
 		}

@@ -27,6 +27,8 @@ func dataLinkBreaks(t *testing.T, cut func(*testutil.TCPProxy)) {
 	la, pa := proxiedData(t)
 	lb, pb := proxiedData(t)
 	w, a, b := linkedPair(t, [2]string{la, pa.Addr()}, [2]string{lb, pb.Addr()})
+	pointAt(t, pa, a)
+	pointAt(t, pb, b)
 	waitLinks(t, "links up both ways", a, b)
 	streamtest.EchoLabelled(t, b.ws+"/dl/", "v1")
 	var ss []*streamtest.Streamer
@@ -41,7 +43,7 @@ func dataLinkBreaks(t *testing.T, cut func(*testutil.TCPProxy)) {
 	for _, s := range ss {
 		s.Mark()
 	}
-	natsBefore, dialsBefore := w.natsData(), a.linkErrs(t, "dial")
+	natsBefore, dialsBefore := w.natsData(t), a.linkErrs(t, "dial")
 	cut(pa)
 	cut(pb)
 	testutil.WaitFor(t, "both links lost", 20*time.Second, func() bool {
@@ -62,7 +64,7 @@ func dataLinkBreaks(t *testing.T, cut func(*testutil.TCPProxy)) {
 				return true
 			}
 		}
-		return w.natsData() > natsBefore+100
+		return w.natsData(t) > natsBefore+100
 	})
 
 	pa.SetCut(false)
@@ -83,13 +85,13 @@ func dataLinkBreaks(t *testing.T, cut func(*testutil.TCPProxy)) {
 		}
 	}
 
-	natsBefore, outBefore := w.natsData(), a.linkMsgs(t, "out")
+	natsBefore, outBefore := w.natsData(t), a.linkMsgs(t, "out")
 	s := streamtest.Stream(t, dial(t, a.node, "/dl/new"))
 	streamtest.WaitProgress(t, []*streamtest.Streamer{s}, 1000)
 	if a.linkMsgs(t, "out") <= outBefore {
 		t.Errorf("the new stream did not go over a's new link")
 	}
-	if d := w.natsData() - natsBefore; d != 0 {
+	if d := w.natsData(t) - natsBefore; d != 0 {
 		t.Errorf("%d data messages crossed NATS after the links came back", d)
 	}
 	if d := s.Duplicates(); d != 0 {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,11 +57,22 @@ func startLinkNode(t *testing.T, name, natsURL, listen, advertise string) *linkN
 	return &linkNode{node: n, reg: reg}
 }
 
-// proxiedData returns a data listen address and a proxy in front of it,
-// for a node that advertises the proxy: the tests cut its links there.
+// proxiedData returns a data listen address (a port of the node's choosing)
+// and a proxy to put in front of it, for a node that advertises the proxy:
+// the tests cut its links there. Once the node is up, point the proxy at
+// it (pointAt); until then it refuses.
 func proxiedData(t *testing.T) (listen string, p *testutil.TCPProxy) {
-	listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	return listen, testutil.NewTCPProxy(t, listen)
+	return "127.0.0.1:0", testutil.NewTCPProxy(t, "")
+}
+
+// pointAt sends the proxy's connections to the node's data links.
+func pointAt(t *testing.T, p *testutil.TCPProxy, n *linkNode) {
+	t.Helper()
+	addr := n.c.DataAddr()
+	if addr == "" {
+		t.Fatalf("%s has no data address", n.name)
+	}
+	p.SetTarget(addr)
 }
 
 // metric sums the samples of the metric name, only those with label=value
@@ -109,6 +119,8 @@ func (n *linkNode) linkErrs(t *testing.T, kind string) float64 {
 // natsWatch is a NATS client of the test's own: it counts the data stream
 // messages that cross NATS and keeps each node's latest heartbeat.
 type natsWatch struct {
+	nc    *nats.Conn
+	subs  []*nats.Subscription // of the data subjects
 	data  atomic.Int64
 	mu    sync.Mutex
 	beats map[string]beat
@@ -129,18 +141,20 @@ func watchNATS(t *testing.T, url string) *natsWatch {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	w := &natsWatch{beats: map[string]beat{}}
+	w := &natsWatch{nc: nc, beats: map[string]beat{}}
 	for _, subj := range []string{"switchboard.n.*.to.*", "switchboard.n.*.from.*"} {
-		if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
+		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
 			// A stream's first message goes over NATS by design (it must
 			// never come twice: stream.go); count the others.
 			_, k := binary.Uvarint(m.Data)
 			if seq, k2 := binary.Uvarint(m.Data[max(k, 0):]); k <= 0 || k2 <= 0 || seq != 1 {
 				w.data.Add(1)
 			}
-		}); err != nil {
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
+		w.subs = append(w.subs, sub)
 	}
 	if _, err := nc.Subscribe("switchboard.hb", func(m *nats.Msg) {
 		var b beat
@@ -159,8 +173,26 @@ func watchNATS(t *testing.T, url string) *natsWatch {
 }
 
 // natsData is how many data stream messages crossed NATS so far, but for
-// streams' first messages.
-func (w *natsWatch) natsData() int64 { return w.data.Load() }
+// streams' first messages. It counts every message the server had routed
+// before the call: its delivery to this watcher may lag behind the nodes'
+// (a message published before a link was back, counted after), so it
+// flushes (the server's answer follows what it sent this client before)
+// and waits for the subscriptions to have handed their messages on.
+func (w *natsWatch) natsData(t *testing.T) int64 {
+	t.Helper()
+	if err := w.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the NATS watch to count what it got", 10*time.Second, func() bool {
+		for _, sub := range w.subs {
+			if n, _, err := sub.Pending(); err != nil || n > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return w.data.Load()
+}
 
 // beat waits for a heartbeat of node that announces data links.
 func (w *natsWatch) beat(t *testing.T, node string) beat {
@@ -220,7 +252,7 @@ func TestDataLinkCarriesTraffic(t *testing.T) {
 			t.Errorf("%s: %v links lost at start", n.name, e)
 		}
 	}
-	natsBefore := w.natsData()
+	natsBefore := w.natsData(t)
 	streamtest.EchoLabelled(t, b.ws+"/dl/", "v1")
 	conn := dial(t, a.node, "/dl/x")
 	s := streamtest.Stream(t, conn)
@@ -229,7 +261,7 @@ func TestDataLinkCarriesTraffic(t *testing.T) {
 	if d := s.Duplicates(); d != 0 {
 		t.Errorf("%d echoes came back twice", d)
 	}
-	if d := w.natsData() - natsBefore; d != 0 {
+	if d := w.natsData(t) - natsBefore; d != 0 {
 		t.Errorf("%d data messages crossed NATS with links up both ways", d)
 	}
 	// Everything one side sent, the other received (the close included).
@@ -319,7 +351,7 @@ func TestDataLinkRefusesStrangers(t *testing.T) {
 	expectRefused("a wrong hello")
 
 	// The real links are untouched and carry the traffic.
-	natsBefore, outBefore := w.natsData(), a.linkMsgs(t, "out")
+	natsBefore, outBefore := w.natsData(t), a.linkMsgs(t, "out")
 	streamtest.Echo(t, b.ws+"/dl/", "lb")
 	c := dial(t, a.node, "/dl/x")
 	for _, m := range []string{"one", "two", "three"} {
@@ -330,8 +362,8 @@ func TestDataLinkRefusesStrangers(t *testing.T) {
 	if a.links(t) != 1 || b.links(t) != 1 || a.linkErrs(t, "lost")+b.linkErrs(t, "lost") != 0 {
 		t.Fatalf("the real links suffered: links %v and %v, lost %v", a.links(t), b.links(t), a.linkErrs(t, "lost")+b.linkErrs(t, "lost"))
 	}
-	if a.linkMsgs(t, "out") <= outBefore || w.natsData() != natsBefore {
-		t.Fatalf("traffic after the strangers: %v messages over a's link, %d over NATS", a.linkMsgs(t, "out")-outBefore, w.natsData()-natsBefore)
+	if a.linkMsgs(t, "out") <= outBefore || w.natsData(t) != natsBefore {
+		t.Fatalf("traffic after the strangers: %v messages over a's link, %d over NATS", a.linkMsgs(t, "out")-outBefore, w.natsData(t)-natsBefore)
 	}
 }
 
@@ -409,15 +441,17 @@ func TestDataLinkTakesOverFromNATS(t *testing.T) {
 	pa.SetCut(true)
 	pb.SetCut(true)
 	w, a, b := linkedPair(t, [2]string{la, pa.Addr()}, [2]string{lb, pb.Addr()})
+	pointAt(t, pa, a)
+	pointAt(t, pb, b)
 	testutil.WaitFor(t, "both nodes to try their links and fail", 20*time.Second, func() bool {
 		return a.linkErrs(t, "dial") > 0 && b.linkErrs(t, "dial") > 0
 	})
 	streamtest.EchoLabelled(t, b.ws+"/dl/", "v1")
 	s := streamtest.Stream(t, dial(t, a.node, "/dl/x"))
 	streamtest.WaitProgress(t, []*streamtest.Streamer{s}, 500)
-	if w.natsData() == 0 || a.linkMsgs(t, "out")+b.linkMsgs(t, "out") != 0 || a.links(t)+b.links(t) != 0 {
+	if w.natsData(t) == 0 || a.linkMsgs(t, "out")+b.linkMsgs(t, "out") != 0 || a.links(t)+b.links(t) != 0 {
 		t.Fatalf("with the links refused the stream should go over NATS: %d NATS messages, %v link messages, %v links",
-			w.natsData(), a.linkMsgs(t, "out")+b.linkMsgs(t, "out"), a.links(t)+b.links(t))
+			w.natsData(t), a.linkMsgs(t, "out")+b.linkMsgs(t, "out"), a.links(t)+b.links(t))
 	}
 
 	pa.SetCut(false)
@@ -428,9 +462,9 @@ func TestDataLinkTakesOverFromNATS(t *testing.T) {
 		t.Fatalf("the stream did not move onto the links: out %v and %v, in %v and %v",
 			a.linkMsgs(t, "out"), b.linkMsgs(t, "out"), a.linkMsgs(t, "in"), b.linkMsgs(t, "in"))
 	}
-	natsBefore, outBefore := w.natsData(), a.linkMsgs(t, "out")
+	natsBefore, outBefore := w.natsData(t), a.linkMsgs(t, "out")
 	streamtest.WaitProgress(t, []*streamtest.Streamer{s}, 1000)
-	if d := w.natsData() - natsBefore; d != 0 {
+	if d := w.natsData(t) - natsBefore; d != 0 {
 		t.Errorf("%d data messages still crossed NATS with the links up", d)
 	}
 	if a.linkMsgs(t, "out") <= outBefore {

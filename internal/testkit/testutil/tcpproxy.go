@@ -13,15 +13,15 @@ import (
 // off NATS.
 type TCPProxy struct {
 	ln     net.Listener
-	target string
 	mu     sync.Mutex
+	target string // guarded by mu
 	cut    bool
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
 
 // NewTCPProxy listens on 127.0.0.1 and forwards to target until the test
-// ends.
+// ends; with target "" it refuses connections until SetTarget.
 func NewTCPProxy(t testing.TB, target string) *TCPProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,6 +35,15 @@ func NewTCPProxy(t testing.TB, target string) *TCPProxy {
 	return p
 }
 
+// SetTarget sets where new connections go (for a target that listens on
+// a port of its choosing, known only once the proxy's address was given
+// to it).
+func (p *TCPProxy) SetTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 // Addr is the proxy's host:port.
 func (p *TCPProxy) Addr() string { return p.ln.Addr().String() }
 
@@ -46,7 +55,7 @@ func (p *TCPProxy) serve() {
 			return
 		}
 		p.mu.Lock()
-		if p.cut {
+		if p.cut || p.target == "" {
 			p.mu.Unlock()
 			c.Close()
 			continue
