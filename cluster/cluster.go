@@ -8,7 +8,7 @@
 //
 // Subjects (PREFIX defaults to "switchboard"; see docs/CLUSTER.md):
 //
-//	PREFIX.hb                      every node, every HeartbeatInterval: its name, number and instances (JSON)
+//	PREFIX.hb                      every node, every HeartbeatInterval: its name, number, instances and data link address and pin (JSON)
 //	PREFIX.inst.up / .down         an instance attached to / detached from a node (JSON), ahead of the next heartbeat
 //	PREFIX.n.NODE.to.INSTANCE      service-protocol frames for a real instance on NODE, from proxies elsewhere
 //	PREFIX.n.NODE.from.INSTANCE    frames from INSTANCE for channels whose clients are on NODE
