@@ -258,7 +258,7 @@ func (b *Broker) remoteInstanceUp(info InstanceInfo) error {
 	if inst.window <= 0 {
 		inst.window = b.cfg.Limits.Window
 	}
-	newest := reg.attach(inst, false) // a standby's order already places it
+	newest := reg.attach(inst, false, nil) // a standby's order already places it
 	b.remotes[info.ID] = inst
 	b.mu.Unlock()
 	b.m.instances.Inc()

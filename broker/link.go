@@ -281,13 +281,15 @@ func (b *Broker) hello(ctx context.Context, conn *websocket.Conn, remote netip.A
 		return nil, &linkError{protocol.ErrCodeScope, fmt.Sprintf("scope %s is owned by another credential", sc)}
 	}
 	inst.reg = reg
-	reg.attach(inst, h.Flags&protocol.HelloStandby != 0)
-	b.links[inst.id] = inst
-	// Welcome is queued before b.mu is let go: from then on the instance can
-	// be made active (the active one detaching) and handed State, Open and
+	// Welcome is queued as attach puts the instance in the registration:
+	// from then on it can be made active (the active one detaching, which
+	// takes the registration's lock, not b.mu) and handed State, Open and
 	// Data frames, which must follow it on the link.
-	inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
-		PublicURL: public, Active: !inst.standby, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
+	reg.attach(inst, h.Flags&protocol.HelloStandby != 0, func() {
+		inst.sendFrame(&protocol.Welcome{Version: protocol.Version, Instance: inst.id, Scope: sc.String(),
+			PublicURL: public, Active: !inst.standby, Window: uint64(b.cfg.Limits.Window), MaxMessage: uint64(b.cfg.Limits.MaxMessage)})
+	})
+	b.links[inst.id] = inst
 	b.mu.Unlock()
 
 	attached = true

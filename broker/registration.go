@@ -38,11 +38,18 @@ type Registration struct {
 // With standby (Hello flag HelloStandby), an instance whose label is the
 // live active instance's is placed just before it instead, on every node:
 // it waits, and becomes active when that one goes away; inst.standby says
-// so. Called with b.mu held, before inst is shared.
-func (reg *Registration) attach(inst *Instance, standby bool) bool {
+// so. Called with b.mu held, before inst is shared. welcome (nil for a
+// remote instance) queues the link's Welcome under reg.mu, once standby is
+// known: a detach of the active instance, which takes reg.mu but not b.mu,
+// may make inst active as soon as reg.mu is let go, and its State and Open
+// frames must follow the Welcome.
+func (reg *Registration) attach(inst *Instance, standby bool, welcome func()) bool {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	if reg.gone {
+		if welcome != nil {
+			welcome()
+		}
 		return false
 	}
 	if a := reg.active.Load(); standby && a != nil && !a.dead.Load() && a.label == inst.label && a.order > 0 {
@@ -57,6 +64,9 @@ func (reg *Registration) attach(inst *Instance, standby bool) bool {
 	reg.instances[i] = inst
 	if i == len(reg.instances)-1 {
 		reg.setHoldLocked(inst.hold)
+	}
+	if welcome != nil {
+		welcome()
 	}
 	return i == len(reg.instances)-1
 }
