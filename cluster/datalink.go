@@ -151,6 +151,12 @@ func nodeCert(node string) (tls.Certificate, string, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, hex.EncodeToString(sum[:]), nil
 }
 
+// tlsConfig is what both ends of a link use: TLS 1.3, this node's
+// certificate, full-size records (links are long-lived bulk streams).
+func (dp *dataPlane) tlsConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{dp.cert}, DynamicRecordSizingDisabled: true}
+}
+
 // checkPin accepts exactly the certificate whose SHA-256 is pin.
 func checkPin(cs tls.ConnectionState, pin string) error {
 	if len(cs.PeerCertificates) == 0 {
@@ -305,9 +311,10 @@ func (dp *dataPlane) handshake(addr, pin string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := tls.Client(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true, Certificates: []tls.Certificate{dp.cert},
-		InsecureSkipVerify: true, // the peer's certificate is pinned instead: VerifyConnection
-		VerifyConnection:   func(cs tls.ConnectionState) error { return checkPin(cs, pin) }})
+	cfg := dp.tlsConfig()
+	cfg.InsecureSkipVerify = true // the peer's certificate is pinned instead: VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return checkPin(cs, pin) }
+	conn := tls.Client(rawconn.Wrap(raw), cfg)
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
 	if err := conn.HandshakeContext(ctx); err != nil {
@@ -366,11 +373,10 @@ func (dp *dataPlane) accept() {
 			raw.Close()
 			return
 		}
-		l := &inLink{id: dp.ids.Add(1), conn: tls.Server(rawconn.Wrap(raw), &tls.Config{MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true,
-			Certificates:           []tls.Certificate{dp.cert},
-			ClientAuth:             tls.RequireAnyClientCert, // checked against the node's pin after the hello
-			SessionTicketsDisabled: true,                     // a link is dialed anew, with a fresh check
-		})}
+		cfg := dp.tlsConfig()
+		cfg.ClientAuth = tls.RequireAnyClientCert // checked against the node's pin after the hello
+		cfg.SessionTicketsDisabled = true         // a link is dialed anew, with a fresh check
+		l := &inLink{id: dp.ids.Add(1), conn: tls.Server(rawconn.Wrap(raw), cfg)}
 		dp.in[l] = true
 		dp.wg.Add(1)
 		dp.greeting.Add(1)
@@ -444,14 +450,13 @@ func (dp *dataPlane) serve(l *inLink) {
 			dp.linkEnded(node, err)
 			return
 		}
-		kind := msg[0]
-		inst, k := binary.Uvarint(msg[1:])
-		if k <= 0 || kind != kindTo && kind != kindFrom {
+		to, inst, stamped, ok := linkMessage(msg)
+		if !ok {
 			dp.linkEnded(node, errors.New("bad message header"))
 			return
 		}
 		dp.msgsIn.Inc()
-		dp.c.receive(l.id, inst, kind == kindTo, msg[1+k:], false)
+		dp.c.receive(l.id, inst, to, stamped, false)
 		if cap(buf) > 4<<20 {
 			buf = nil // an outsize one is not kept
 		}
@@ -650,12 +655,24 @@ func (c *Cluster) republish(node uint64, b []byte) {
 		if k <= 0 || uint64(len(b)-k) < n || n < 2 {
 			return
 		}
-		msg := b[k : k+int(n)]
+		to, inst, stamped, ok := linkMessage(b[k : k+int(n)])
 		b = b[k+int(n):]
-		inst, k2 := binary.Uvarint(msg[1:])
-		if k2 <= 0 {
+		if !ok {
 			return
 		}
-		c.publish(c.streamSubject(streamKey{node, inst, msg[0] == kindTo}), msg[1+k2:])
+		c.publish(c.streamSubject(streamKey{node, inst, to}), stamped)
 	}
+}
+
+// linkMessage splits one framed link message (after its length) into its
+// direction, instance and stamped message, as send wrote it.
+func linkMessage(msg []byte) (to bool, inst uint64, stamped []byte, ok bool) {
+	if len(msg) < 2 || msg[0] != kindTo && msg[0] != kindFrom {
+		return false, 0, nil, false
+	}
+	inst, k := binary.Uvarint(msg[1:])
+	if k <= 0 {
+		return false, 0, nil, false
+	}
+	return msg[0] == kindTo, inst, msg[1+k:], true
 }
