@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -146,6 +147,25 @@ func startCluster(ctx context.Context, e env, dir string, dataLinks bool) (singl
 			return probeEcho(ctx, p.wsBase+"probe")
 		}); err != nil {
 			return fail(fmt.Errorf("%s does not echo at %s: %w", p.name, p.wsBase, err))
+		}
+	}
+	if dataLinks {
+		// A node dials its data link when a heartbeat shows it the
+		// peer; until both links are up, streams go over NATS, and the
+		// rounds would measure a mix of the two paths.
+		for _, p := range []*running{single, cross} {
+			if err := pollUntil(ctx, 30*time.Second, func(ctx context.Context) error {
+				if err := p.alive(); err != nil {
+					return err
+				}
+				n, err := brokerMetric(ctx, p, dataLinksLine)
+				if err == nil && n < 1 {
+					err = errors.New("no data link up")
+				}
+				return err
+			}); err != nil {
+				return fail(fmt.Errorf("%s: the broker at %s has no data link: %w", p.name, p.wsBase, err))
+			}
 		}
 	}
 	return single, cross, natsVersion, "", nil
@@ -345,22 +365,7 @@ func (c *Cluster) conns() int {
 func natsPublished(ctx context.Context, paths ...*running) float64 {
 	total := 0.0
 	for _, p := range paths {
-		host := strings.SplitN(strings.TrimPrefix(p.wsBase, "ws://"), "/", 2)[0]
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/metrics", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return -1
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return -1
-		}
-		m := natsOutLine.FindSubmatch(body)
-		if m == nil {
-			return -1
-		}
-		v, err := strconv.ParseFloat(string(m[1]), 64)
+		v, err := brokerMetric(ctx, p, natsOutLine)
 		if err != nil {
 			return -1
 		}
@@ -369,4 +374,35 @@ func natsPublished(ctx context.Context, paths ...*running) float64 {
 	return total
 }
 
-var natsOutLine = regexp.MustCompile(`(?m)^switchboard_cluster_messages_total\{direction="out"\} (\S+)$`)
+// brokerMetric reads the sample line re matches (its first group is the
+// value) from the /metrics of p's broker (dev mode: /metrics is open).
+func brokerMetric(ctx context.Context, p *running, re *regexp.Regexp) (float64, error) {
+	host := strings.SplitN(strings.TrimPrefix(p.wsBase, "ws://"), "/", 2)[0]
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/metrics", nil)
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s: %w", host, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s: %w", host, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s: %w", host, err)
+	}
+	m := re.FindSubmatch(body)
+	if m == nil {
+		return 0, fmt.Errorf("metrics of %s: no line matches %s", host, re)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s: %w", host, err)
+	}
+	return v, nil
+}
+
+var (
+	natsOutLine   = regexp.MustCompile(`(?m)^switchboard_cluster_messages_total\{direction="out"\} (\S+)$`)
+	dataLinksLine = regexp.MustCompile(`(?m)^switchboard_cluster_data_links (\S+)$`)
+)
