@@ -240,6 +240,7 @@ type Counters struct {
 	BytesOut    uint64 `json:"bytes_out"`
 	Connections uint64 `json:"connections"` // client connections accepted, in all
 	Channels    int    `json:"channels"`    // open now, on this node
+	WriteWaits  uint64 `json:"write_waits"` // writes to clients that waited for the socket (slow clients)
 }
 
 // RegistrationStatus describes one registration.
@@ -288,7 +289,7 @@ func (b *Broker) Status() Status {
 	sort.Slice(st.Registrations, func(i, j int) bool { return st.Registrations[i].Scope < st.Registrations[j].Scope })
 	st.Counters = Counters{MessagesIn: counterValue(b.m.msgIn), MessagesOut: counterValue(b.m.msgOut),
 		BytesIn: counterValue(b.m.bytesIn), BytesOut: counterValue(b.m.bytesOut), Connections: counterValue(b.m.clients),
-		Channels: int(gaugeValue(b.m.channels))}
+		Channels: int(gaugeValue(b.m.channels)), WriteWaits: counterValue(b.m.writeWaits)}
 	return st
 }
 

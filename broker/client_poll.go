@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -31,8 +32,10 @@ import (
 type pollClient struct {
 	b       *Broker
 	ch      *Channel
-	conn    net.Conn // the hijacked connection; closing it releases what the server holds for it
+	conn    net.Conn // the hijacked connection (under TLS, the one under it); closing it releases what the server holds for it
 	fd      int
+	tls     *tls.Conn // a wss:// client's TLS session; nil for ws://
+	wire    *tlsWire  // under tls: the socket, read and written by the loop
 	desc    *netpoll.Desc
 	release func() // the server's per-connection accounting, when the connection ends
 
@@ -110,16 +113,22 @@ func (b *Broker) ServePolled(d Decision, conn net.Conn, buffered []byte, deflate
 		b.Abandon(d)
 		return
 	}
-	fd, err := connFD(conn)
-	p, perr := b.poller()
-	if err != nil || perr != nil {
-		b.log.Error("client connection cannot be polled", "err", errors.Join(err, perr))
+	c := &pollClient{b: b, ch: ch, conn: conn, release: release, deflate: deflate}
+	p, err := b.poller()
+	if err == nil {
+		if tc, ok := conn.(*tls.Conn); ok {
+			c.conn, err = c.polledTLS(tc)
+		} else {
+			c.fd, err = connFD(conn)
+		}
+	}
+	if err != nil {
+		b.log.Error("client connection cannot be polled", "err", err)
 		end(ws.StatusInternalServerError, "")
 		b.Abandon(d)
 		b.wg.Done()
 		return
 	}
-	c := &pollClient{b: b, ch: ch, conn: conn, fd: fd, release: release, deflate: deflate}
 	if len(buffered) > 0 {
 		c.rbuf = bufpool.Get(max(pollReadSize, len(buffered)))
 		*c.rbuf = append((*c.rbuf)[:0], buffered...)
@@ -127,7 +136,7 @@ func (b *Broker) ServePolled(d Decision, conn net.Conn, buffered []byte, deflate
 	c.paused = true
 	// Registered for writing only until the channel knows its connection,
 	// so that it can tell it to read again after backpressure.
-	if c.desc, err = p.Add(fd, c, false); err != nil {
+	if c.desc, err = p.Add(c.fd, c, false); err != nil {
 		b.log.Error("client connection cannot be polled", "err", err)
 		bufpool.Put(c.rbuf)
 		end(ws.StatusInternalServerError, "")
@@ -196,7 +205,7 @@ func (c *pollClient) Ready(events uint32) {
 		// error) may have come with it: read until it shows.
 		c.readReady(events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0)
 	}
-	if !c.dead && (c.ctl != nil || c.wblocked && events&unix.EPOLLOUT != 0) { // a pong to send, or room again
+	if !c.dead && (c.ctl != nil || c.wblocked && events&unix.EPOLLOUT != 0 || c.wire != nil && c.wire.pending != nil) { // a pong to send, room again, or TLS answered a record of the client's
 		c.flush()
 	}
 }
@@ -260,9 +269,17 @@ func (c *pollClient) readReady(edge bool) {
 			c.rpos = 0
 		}
 		b := *c.rbuf
-		n, err := netpoll.Read(c.fd, b[len(b):cap(b)])
+		var n int
+		var err error
+		if c.tls == nil {
+			n, err = netpoll.Read(c.fd, b[len(b):cap(b)])
+		} else {
+			n, err = c.readTLS(b[len(b):cap(b)])
+		}
 		if n > 0 {
-			drained = edge && n < cap(b)-len(b)
+			// (A TLS read returns one record's bytes: only EAGAIN says
+			// the socket is drained.)
+			drained = edge && n < cap(b)-len(b) && c.tls == nil
 			*c.rbuf = b[:len(b)+n]
 			c.pingAt.Store(0) // it is alive
 			if c.failed || c.closeRecv {
@@ -546,6 +563,9 @@ func (c *pollClient) teardown() {
 	bufpool.Put(c.msg)
 	bufpool.Put(c.ctl)
 	c.rbuf, c.msg, c.ctl = nil, nil, nil
+	if c.wire != nil {
+		c.wire.free()
+	}
 	if c.out.data != nil {
 		c.ch.wroteOut(c.out, net.ErrClosed)
 		bufpool.Put(c.out.data)
@@ -629,8 +649,11 @@ func (c *pollClient) queueControl(op ws.OpCode, p []byte) {
 // until the socket takes no more (the next EPOLLOUT resumes it).
 func (c *pollClient) flush() {
 	for !c.dead {
+		if c.wire != nil && !c.sendWire() {
+			return // the socket is full, or broke
+		}
 		if c.out.data != nil {
-			if !c.writeOut() {
+			if !c.writeOut() && (c.dead || c.wblocked) {
 				return
 			}
 			continue
@@ -638,11 +661,14 @@ func (c *pollClient) flush() {
 		if c.ctl != nil && c.ctlOff < len(*c.ctl) {
 			n, err := c.write((*c.ctl)[c.ctlOff:], nil)
 			c.ctlOff += n
-			if err != nil {
+			if err != nil || c.dead {
 				return
 			}
 			if c.ctlOff < len(*c.ctl) {
-				return
+				if c.wblocked {
+					return
+				}
+				continue
 			}
 		}
 		if c.ctl != nil {
@@ -702,6 +728,9 @@ func (c *pollClient) writeOut() bool {
 // write writes a then b with one writev. It returns how much was written;
 // a broken connection is torn down (err set), EAGAIN returns no error.
 func (c *pollClient) write(a, b []byte) (int, error) {
+	if c.tls != nil {
+		return c.writeTLS(a, b)
+	}
 	for {
 		c.iov[0].Base = &a[0]
 		c.iov[0].SetLen(len(a))
@@ -716,11 +745,15 @@ func (c *pollClient) write(a, b []byte) (int, error) {
 		switch e {
 		case nil:
 			c.wblocked = r < len(a)+len(b)
+			if c.wblocked {
+				c.b.m.writeWaits.Inc()
+			}
 			return r, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			c.wblocked = true
+			c.b.m.writeWaits.Inc()
 			return 0, nil
 		}
 		c.gone()

@@ -15,13 +15,21 @@
 // channel back when the client's messages or close arrive. Two transports
 // implement it:
 //
-//   - pollClient (client_poll.go, Linux): ws:// clients, with or without
-//     permessage-deflate, on epoll loops (internal/netpoll) with gobwas/ws's
-//     frame rules. ServePolled returns at once; the connection then holds
-//     no goroutine, and a buffer only while a message is in flight.
-//   - wsClient (client_ws.go): wss:// clients (and every client with
-//     server.Config.GoroutineClients), on coder/websocket, with goroutines
-//     per connection.
+//   - pollClient (client_poll.go, Linux): ws:// and wss:// clients, with or
+//     without permessage-deflate, on epoll loops (internal/netpoll) with
+//     gobwas/ws's frame rules. ServePolled returns at once; the connection
+//     then holds no goroutine, and a buffer only while a message is in
+//     flight. A wss:// client keeps its *tls.Conn (crypto/tls did the
+//     handshake in net/http's goroutine); the connection under it is
+//     detoured (Detourer) to a wire of the loop's (client_poll_tls.go):
+//     reads are non-blocking, and the ciphertext of a write waits in the
+//     wire while the socket is full. crypto/tls keeps its record buffers
+//     and keys per connection, which is what a wss:// client costs beyond a
+//     ws:// one.
+//   - wsClient (client_ws.go): clients on other systems than Linux, clients
+//     whose TLS connection did not come from the server's listener or came
+//     over HTTP/2, and every client with server.Config.GoroutineClients, on
+//     coder/websocket, with goroutines per connection.
 //
 // A client that closes first: pollClient passes its close frame to the
 // service (Channel.clientClosing) and goes on writing the service's
@@ -64,11 +72,12 @@
 // A relayed message costs, on the client's side, one read (a read that does
 // not fill the buffer, on an edge of data alone, took all there was) and
 // one writev of header and payload, both raw system calls on the client's
-// loop; on the link's side the frames of many clients share one write and
+// loop (over TLS: reads until EAGAIN, and one write of the record that
+// holds header and payload); on the link's side the frames of many clients share one write and
 // one read (the link's connection reads and writes raw too:
 // internal/rawconn).
 //
-// So N idle ws:// clients over one link cost the broker 1 + GOMAXPROCS + 3
+// So N idle ws:// or wss:// clients over one link cost the broker 1 + GOMAXPROCS + 3
 // goroutines, whatever N; the soak in bench/ (make bench) samples the
 // count through /metrics to check it stays flat under load.
 //

@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +21,9 @@ import (
 type env struct {
 	t    testing.TB
 	b    *broker.Broker
-	ws   string // ws://127.0.0.1:PORT
-	addr string // 127.0.0.1:PORT, for raw sockets
+	ws   string      // ws://127.0.0.1:PORT (wss:// from newEnvTLS)
+	addr string      // 127.0.0.1:PORT, for raw sockets
+	tls  *tls.Config // newEnvTLS: trusts the broker's certificate
 }
 
 func newEnv(t testing.TB, limits broker.Limits) *env {
@@ -34,6 +37,28 @@ func newEnvWith(t testing.TB, s daemon.Settings) *env {
 	t.Helper()
 	b, ws := testutil.StartBroker(t, s, daemon.Options{})
 	return &env{t: t, b: b, ws: ws, addr: strings.TrimPrefix(ws, "ws://")}
+}
+
+// newEnvTLS is newEnv serving wss:// only: clients and service links
+// run over TLS, the clients on the epoll loops as plain ones do.
+func newEnvTLS(t testing.TB, limits broker.Limits) *env {
+	t.Helper()
+	b, wss, conf := testutil.StartBrokerTLS(t, daemon.Settings{Limits: limits}, daemon.Options{})
+	return &env{t: t, b: b, ws: wss, addr: strings.TrimPrefix(wss, "wss://"), tls: conf}
+}
+
+// dialOptions returns opts (a copy; nil: empty) with the env's TLS roots.
+func (e *env) dialOptions(opts *websocket.DialOptions) *websocket.DialOptions {
+	o := websocket.DialOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	if e.tls != nil && o.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = e.tls
+		o.HTTPClient = &http.Client{Transport: tr}
+	}
+	return &o
 }
 
 // svc is a service written against the raw protocol, so these tests check
@@ -65,7 +90,7 @@ func (e *env) attach(hello protocol.Hello) *svc {
 func (e *env) tryAttach(hello protocol.Hello) (*svc, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, e.ws+protocol.LinkPath, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	conn, _, err := websocket.Dial(ctx, e.ws+protocol.LinkPath, e.dialOptions(&websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}}))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +254,7 @@ func (e *env) dial(path string, opts *websocket.DialOptions) *websocket.Conn {
 func (e *env) tryDial(path string, opts *websocket.DialOptions) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, e.ws+path, opts)
+	c, _, err := websocket.Dial(ctx, e.ws+path, e.dialOptions(opts))
 	if err == nil {
 		e.t.Cleanup(func() { c.CloseNow() })
 	}

@@ -36,6 +36,7 @@ type metrics struct {
 	handovers     prometheus.Counter
 	linkErrors    *prometheus.CounterVec
 	buffered      prometheus.GaugeFunc
+	writeWaits    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, buffered func() float64) *metrics {
@@ -78,8 +79,12 @@ func newMetrics(reg prometheus.Registerer, buffered func() float64) *metrics {
 		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_buffered_bytes", Help: "Client message bytes held by the broker (unacknowledged or waiting).",
 		}, buffered),
+		writeWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_client_write_waits_total",
+			Help: "Writes to clients on the epoll loops that the socket did not take whole: the rest waited for it to be writable (slow or stalled clients).",
+		}),
 	}
 	reg.MustRegister(m.clients, m.channels, m.instances, msgs, bytes, m.rejects, m.closes,
-		m.acceptLatency, m.handovers, m.linkErrors, m.buffered)
+		m.acceptLatency, m.handovers, m.linkErrors, m.buffered, m.writeWaits)
 	return m
 }

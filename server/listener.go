@@ -3,10 +3,12 @@ package server
 import (
 	"container/list"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +72,10 @@ type limitConn struct {
 	l    *limitListener
 	addr netip.Addr
 	raw  *rawconn.IO // Linux, plain TCP: reads and writes (see rawconn); nil: Conn's
+
+	// detour, once set, reads and writes instead (broker.Detourer): a
+	// wss:// client handed to the broker's loops, which then own it.
+	detour atomic.Pointer[io.ReadWriter]
 
 	once  sync.Once
 	shake *list.Element // in l.shaking while the handshake is in progress; guarded by l.mu
@@ -157,6 +163,9 @@ func itoa(n int) string {
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
+	if d := c.detour.Load(); d != nil {
+		return (*d).Read(p)
+	}
 	if c.raw == nil {
 		return c.Conn.Read(p)
 	}
@@ -164,11 +173,19 @@ func (c *limitConn) Read(p []byte) (int, error) {
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
+	if d := c.detour.Load(); d != nil {
+		return (*d).Write(p)
+	}
 	if c.raw == nil {
 		return c.Conn.Write(p)
 	}
 	return c.raw.Write(p)
 }
+
+// Detour sends Read and Write to rw from now on (broker.Detourer): the
+// TLS session above this connection goes on, its bytes read and written
+// by the broker's loop.
+func (c *limitConn) Detour(rw io.ReadWriter) { c.detour.Store(&rw) }
 
 // handshaken marks the connection's first request headers as arrived: it
 // no longer counts as a handshake in progress.

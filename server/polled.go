@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -15,10 +16,23 @@ import (
 
 // pollable says whether an accepted client runs on the broker's epoll
 // loops (Broker.ServePolled: no goroutine and no buffer while idle) rather
-// than on coder/websocket with two goroutines (Broker.Serve): it does
-// unless it came over TLS, which the loops do not speak.
+// than on coder/websocket with two goroutines (Broker.Serve). A wss://
+// client does when its TLS connection came from the server's Listener,
+// whose connections the loops can take over (broker.Detourer), over
+// HTTP/1.1.
 func (s *Server) pollable(r *http.Request) bool {
-	return runtime.GOOS == "linux" && r.TLS == nil && !s.cfg.GoroutineClients
+	if runtime.GOOS != "linux" || s.cfg.GoroutineClients {
+		return false
+	}
+	if r.TLS == nil {
+		return true
+	}
+	tc, ok := r.Context().Value(connKey{}).(*tls.Conn)
+	if !ok || r.ProtoMajor != 1 {
+		return false
+	}
+	_, ok = tc.NetConn().(broker.Detourer)
+	return ok
 }
 
 // servePolled writes the 101 with gobwas/ws on the hijacked connection and

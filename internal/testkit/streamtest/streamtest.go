@@ -6,7 +6,9 @@ package streamtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -228,20 +230,29 @@ func WaitProgress(t *testing.T, ss []*Streamer, more int) {
 // messages back, prefixed with tag+":" when tag is not empty.
 func Echo(t testing.TB, scopeURL, tag string) *sdk.Listener {
 	t.Helper()
-	return echo(t, scopeURL, tag, tag)
+	return echo(t, scopeURL, tag, tag, nil)
+}
+
+// EchoTLS is Echo without a tag on a wss:// broker, its link dialled with
+// conf (the test CA's roots).
+func EchoTLS(t testing.TB, scopeURL string, conf *tls.Config) *sdk.Listener {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = conf
+	return echo(t, scopeURL, "", "", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 }
 
 // EchoLabelled is Echo without a prefix, for Stream, from an instance
 // labelled version.
 func EchoLabelled(t testing.TB, scopeURL, version string) *sdk.Listener {
 	t.Helper()
-	return echo(t, scopeURL, version, "")
+	return echo(t, scopeURL, version, "", nil)
 }
 
-func echo(t testing.TB, scopeURL, version, tag string) *sdk.Listener {
+func echo(t testing.TB, scopeURL, version, tag string, dial *websocket.DialOptions) *sdk.Listener {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := sdk.Listen(ctx, scopeURL, &sdk.ListenOptions{Version: version})
+	l, err := sdk.Listen(ctx, scopeURL, &sdk.ListenOptions{Version: version, Dial: dial})
 	if err != nil {
 		cancel()
 		t.Fatalf("echo service on %s: %v", scopeURL, err)

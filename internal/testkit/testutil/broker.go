@@ -2,8 +2,10 @@ package testutil
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,24 @@ func StartBroker(t testing.TB, s daemon.Settings, o daemon.Options) (*broker.Bro
 		}
 	})
 	return d.Broker(), "ws://" + ln.Addr().String()
+}
+
+// StartBrokerTLS is StartBroker serving wss:// (o.TLS) with a certificate
+// for 127.0.0.1 from a test CA. It returns the broker, its wss:// base URL
+// and a client TLS configuration that trusts the CA.
+func StartBrokerTLS(t testing.TB, s daemon.Settings, o daemon.Options) (*broker.Broker, string, *tls.Config) {
+	t.Helper()
+	ca := NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, certFile, keyFile)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	b, ws := StartBroker(t, s, o)
+	return b, "wss://" + strings.TrimPrefix(ws, "ws://"), &tls.Config{RootCAs: ca.Pool}
 }
 
 // TestLogger writes to the test log under -v, and nowhere otherwise.

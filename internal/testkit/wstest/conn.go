@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -95,7 +96,19 @@ func HandshakeRequest(host, path string, extra http.Header, key string) []byte {
 // test ends. Failing to dial, write or read ends the test.
 func RawHandshake(t testing.TB, addr, path string, extraHeaders http.Header) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, DefaultTimeout)
+	return rawHandshake(t, addr, path, extraHeaders, nil)
+}
+
+// rawHandshake is RawHandshake, over TLS when tlsConf is not nil.
+func rawHandshake(t testing.TB, addr, path string, extraHeaders http.Header, tlsConf *tls.Config) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	var nc net.Conn
+	var err error
+	if tlsConf != nil {
+		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: DefaultTimeout}, "tcp", addr, tlsConf)
+	} else {
+		nc, err = net.DialTimeout("tcp", addr, DefaultTimeout)
+	}
 	if err != nil {
 		t.Fatalf("wstest: dial %s: %v", addr, err)
 	}
@@ -288,11 +301,23 @@ func (c *Conn) Unread(m Message) { c.unread = &m }
 // ends.
 func Dial(t testing.TB, u string, extraHeaders http.Header) (*Conn, *http.Response) {
 	t.Helper()
+	return DialTLS(t, u, extraHeaders, nil)
+}
+
+// DialTLS is Dial for ws:// and wss:// URLs: a wss:// one is dialled with
+// tlsConf (nil: the system's roots).
+func DialTLS(t testing.TB, u string, extraHeaders http.Header, tlsConf *tls.Config) (*Conn, *http.Response) {
+	t.Helper()
 	addr, path, err := SplitURL(u)
 	if err != nil {
 		t.Fatalf("wstest: %v", err)
 	}
-	nc, br, resp := RawHandshake(t, addr, path, extraHeaders)
+	if strings.HasPrefix(u, "wss:") && tlsConf == nil {
+		tlsConf = &tls.Config{}
+	} else if !strings.HasPrefix(u, "wss:") {
+		tlsConf = nil
+	}
+	nc, br, resp := rawHandshake(t, addr, path, extraHeaders, tlsConf)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("wstest: handshake with %s answered %s, want 101", u, resp.Status)
 	}
@@ -300,18 +325,19 @@ func Dial(t testing.TB, u string, extraHeaders http.Header) (*Conn, *http.Respon
 }
 
 // SplitURL returns the dial address (port defaulted) and the request
-// target of a ws:// URL.
+// target of a ws:// or wss:// URL.
 func SplitURL(u string) (addr, path string, err error) {
 	pu, err := url.Parse(u)
 	if err != nil {
 		return "", "", fmt.Errorf("parse URL %q: %w", u, err)
 	}
-	if pu.Scheme != "ws" {
-		return "", "", fmt.Errorf("URL %q: only ws:// is supported", u)
+	port := map[string]string{"ws": "80", "wss": "443"}[pu.Scheme]
+	if port == "" {
+		return "", "", fmt.Errorf("URL %q: only ws:// and wss:// are supported", u)
 	}
 	addr = pu.Host
 	if pu.Port() == "" {
-		addr = net.JoinHostPort(pu.Hostname(), "80")
+		addr = net.JoinHostPort(pu.Hostname(), port)
 	}
 	return addr, pu.RequestURI(), nil
 }

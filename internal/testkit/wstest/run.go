@@ -2,6 +2,7 @@ package wstest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"slices"
@@ -16,6 +17,8 @@ type Options struct {
 	// this size is echoed, one byte more is closed with 1009. Required, and
 	// at least MinMessageSize.
 	MaxMessageSize int
+	// TLS configures the client for a wss:// URL (its roots above all).
+	TLS *tls.Config
 	// Header is added to every handshake (an Origin, a credential, a
 	// subprotocol offer).
 	Header http.Header
@@ -123,7 +126,7 @@ func Run(t *testing.T, url string, opts Options) {
 // not go as c.Want says. A failed handshake ends the test.
 func RunCase(t testing.TB, url string, opts Options, c Case) error {
 	t.Helper()
-	conn, _ := Dial(t, url, opts.Header)
+	conn, _ := DialTLS(t, url, opts.Header, opts.TLS)
 	conn.Timeout = opts.Timeout
 	conn.MaxPayload = int64(opts.MaxMessageSize) + 1<<20
 
